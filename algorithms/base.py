@@ -1,0 +1,231 @@
+"""The adapter interface: the only thing a new algorithm writes.
+
+An adapter wraps one nearest-neighbour method. The harness builds it with one set of build
+parameters, calls `fit` once, then for each set of query parameters calls `set_query_params`
+and `search`. Adapters never see files, clocks, records or plots: the runner owns those.
+
+Parameters are declared up front as `Param` objects so that they can be validated in the
+constructor (as scikit-learn does), listed by `python -m harness list`, and checked in sweep
+files before anything runs.
+
+All vectors reaching an adapter are float32 and Euclidean: angular datasets are normalised
+by the loader, so Euclidean distance on them ranks exactly as cosine distance does.
+"""
+from __future__ import annotations
+
+import abc
+import difflib
+from dataclasses import dataclass, field
+from typing import Any, Callable, ClassVar, Mapping
+
+import numpy as np
+
+from harness.errors import ParameterError
+
+_MISSING = object()
+
+
+@dataclass(frozen=True)
+class Param:
+    """One declared parameter: its type, default, the values allowed, and what it means.
+
+    `check` returns None when the value is fine, else a sentence saying what is allowed.
+    `choices` restricts the value to a fixed set.
+    """
+
+    type: type | tuple[type, ...]
+    default: Any = _MISSING
+    help: str = ""
+    check: Callable[[Any], str | None] | None = None
+    choices: tuple[Any, ...] | None = None
+
+    @property
+    def required(self) -> bool:
+        return self.default is _MISSING
+
+    def describe(self) -> str:
+        types = self.type if isinstance(self.type, tuple) else (self.type,)
+        text = "|".join(t.__name__ for t in types)
+        if self.choices:
+            text += " in {" + ", ".join(map(str, self.choices)) + "}"
+        text += " (required)" if self.required else f" = {self.default!r}"
+        return f"{text}: {self.help}" if self.help else text
+
+
+def positive(value: Any) -> str | None:
+    return None if value > 0 else "must be > 0"
+
+
+def at_least(bound: float) -> Callable[[Any], str | None]:
+    def check(value: Any) -> str | None:
+        return None if value >= bound else f"must be >= {bound}"
+
+    return check
+
+
+def in_range(low: float, high: float) -> Callable[[Any], str | None]:
+    def check(value: Any) -> str | None:
+        return None if low <= value <= high else f"must be in [{low}, {high}]"
+
+    return check
+
+
+def validate_params(
+    owner: str, declared: Mapping[str, Param], given: Mapping[str, Any], kind: str
+) -> dict[str, Any]:
+    """Return `given` completed with defaults, or raise ParameterError naming what is wrong.
+
+    `owner` and `kind` ("build" or "query") only serve the message.
+    """
+    unknown = [name for name in given if name not in declared]
+    if unknown:
+        name = unknown[0]
+        close = difflib.get_close_matches(name, list(declared), n=3)
+        allowed = ", ".join(declared) or "none"
+        hint = f"did you mean {' or '.join(close)}?" if close else f"{kind} parameters of {owner}: {allowed}"
+        raise ParameterError(f"{owner}: unknown {kind} parameter {name!r}", hint)
+    values: dict[str, Any] = {}
+    for name, param in declared.items():
+        if name in given:
+            value = given[name]
+        elif param.required:
+            raise ParameterError(f"{owner}: {kind} parameter {name!r} is required", param.describe())
+        else:
+            value = param.default
+        values[name] = _check_value(owner, name, param, value)
+    return values
+
+
+def _check_value(owner: str, name: str, param: Param, value: Any) -> Any:
+    types = param.type if isinstance(param.type, tuple) else (param.type,)
+    if value is None and type(None) in types:
+        return value
+    if float in types and isinstance(value, int) and not isinstance(value, bool):
+        value = float(value)
+    if isinstance(value, bool) and bool not in types or not isinstance(value, types):
+        expected = " or ".join(t.__name__ for t in types)
+        raise ParameterError(
+            f"{owner}: parameter {name!r} must be {expected}, got {value!r} ({type(value).__name__})",
+            param.describe(),
+        )
+    if param.choices is not None and value not in param.choices:
+        close = difflib.get_close_matches(str(value), [str(c) for c in param.choices], n=1)
+        hint = f"did you mean {close[0]!r}?" if close else f"allowed: {', '.join(map(str, param.choices))}"
+        raise ParameterError(f"{owner}: parameter {name!r} = {value!r} is not allowed", hint)
+    if param.check is not None:
+        problem = param.check(value)
+        if problem:
+            raise ParameterError(f"{owner}: parameter {name!r} = {value!r} {problem}", param.describe())
+    return value
+
+
+@dataclass
+class SearchStats:
+    """Per-query statistics of the last `search` call; arrays of length n_queries, or None.
+
+    `extra` carries further per-query arrays (e.g. converged-onto-NN flags) and `scalars`
+    carries per-search numbers an adapter wants recorded (e.g. the length scale it used).
+    """
+
+    iterations: np.ndarray | None = None
+    dist_comps: np.ndarray | None = None
+    extra: dict[str, np.ndarray] = field(default_factory=dict)
+    scalars: dict[str, float] = field(default_factory=dict)
+
+
+class Adapter(abc.ABC):
+    """Base class of every algorithm adapter.
+
+    Subclasses declare `build_params` and `query_params`, and implement `_fit` and `_search`.
+    The constructor takes the build parameters plus `device`, `threads` and `seed`;
+    `set_query_params` takes the query parameters.
+    """
+
+    build_params: ClassVar[dict[str, Param]] = {}
+    query_params: ClassVar[dict[str, Param]] = {}
+    devices: ClassVar[tuple[str, ...]] = ("cpu",)
+    #: set by the registry: the name the adapter is registered under
+    name: ClassVar[str] = ""
+
+    def __init__(self, *, device: str = "cpu", threads: int = 1, seed: int = 0, **params: Any) -> None:
+        owner = self.name or type(self).__name__
+        if device not in self.devices:
+            raise ParameterError(
+                f"{owner}: device {device!r} is not supported", f"supported devices: {', '.join(self.devices)}"
+            )
+        if threads < 1:
+            raise ParameterError(f"{owner}: threads must be >= 1, got {threads}")
+        self.device = device
+        self.threads = threads
+        self.seed = seed
+        self.params = validate_params(owner, self.build_params, params, "build")
+        self.query_values = validate_params(owner, self.query_params, {}, "query") if self._defaults_complete() else {}
+        self.n_train = 0
+        self.dimension = 0
+        self._stats = SearchStats()
+
+    def _defaults_complete(self) -> bool:
+        return all(not p.required for p in self.query_params.values())
+
+    # -- lifecycle -------------------------------------------------------------------------
+    def fit(self, X: np.ndarray) -> None:
+        """Build the index on `X` (n, d) float32."""
+        X = np.ascontiguousarray(X, dtype=np.float32)
+        self.n_train, self.dimension = X.shape
+        self._fit(X)
+
+    def set_query_params(self, **params: Any) -> None:
+        """Validate and apply query parameters; unspecified ones take their defaults."""
+        self.query_values = validate_params(self.name or type(self).__name__, self.query_params, params, "query")
+        self.check_query_params(self.query_values)
+        self._apply_query_params(self.query_values)
+
+    def search(self, Q: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """Return (ids int64 (nq, k), distances float32 (nq, k)), nearest first; -1 for missing."""
+        if k < 1:
+            raise ParameterError(f"{self.name}: k must be >= 1, got {k}")
+        if k > self.n_train:
+            raise ParameterError(
+                f"{self.name}: k = {k} is larger than the number of points ({self.n_train})",
+                "lower --count",
+            )
+        Q = np.ascontiguousarray(Q, dtype=np.float32)
+        self._stats = SearchStats()
+        ids, dists = self._search(Q, k)
+        return np.asarray(ids, dtype=np.int64), np.asarray(dists, dtype=np.float32)
+
+    def stats(self) -> SearchStats:
+        """Per-query statistics of the last `search` (iterations, distance computations, ...)."""
+        return self._stats
+
+    # -- descriptive -----------------------------------------------------------------------
+    @property
+    def label(self) -> str:
+        """A short human label built from the parameters, e.g. `hnswlib(M=16,efc=200) ef=40`."""
+        build = ",".join(f"{k}={_fmt(v)}" for k, v in self.params.items())
+        query = " ".join(f"{k}={_fmt(v)}" for k, v in self.query_values.items())
+        text = f"{self.name}({build})" if build else self.name
+        return f"{text} {query}".strip()
+
+    def index_bytes(self) -> int | None:
+        """Memory held by the index, in bytes, when the adapter can tell; else None."""
+        return None
+
+    # -- hooks for subclasses ---------------------------------------------------------------
+    def check_query_params(self, values: Mapping[str, Any]) -> None:
+        """Cross-parameter checks that need the fitted index (e.g. nprobe <= nlist)."""
+
+    def _apply_query_params(self, values: Mapping[str, Any]) -> None:
+        """Push query parameters into the index; by default they are read from `self.query_values`."""
+
+    @abc.abstractmethod
+    def _fit(self, X: np.ndarray) -> None: ...
+
+    @abc.abstractmethod
+    def _search(self, Q: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]: ...
+
+
+def _fmt(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:g}"
+    return str(value)

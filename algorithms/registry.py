@@ -1,0 +1,121 @@
+"""Name -> adapter registry, filled by importing every module under `algorithms/`.
+
+A new algorithm is a new module in `algorithms/` that decorates its adapter class with
+`@register("name")`; nothing in `harness/` needs editing. One adapter class may be registered
+under several names with different fixed build parameters (e.g. one potential adapter, one
+entry per potential), each with its own default sweep.
+"""
+from __future__ import annotations
+
+import difflib
+import importlib
+import pkgutil
+from dataclasses import dataclass, field
+from typing import Any, Callable, Mapping, TypeVar
+
+from harness.errors import ConfigError
+
+from .base import Adapter
+
+A = TypeVar("A", bound=type[Adapter])
+
+
+@dataclass(frozen=True)
+class AlgorithmSpec:
+    """A registered algorithm: the adapter class, build parameters it fixes, its default sweep.
+
+    `sweep` has the form of one entry of a sweep file: {"build": {param: [values]},
+    "query": {param: [values]}, ...}; None means "use the default sweep file's entry, else one
+    configuration at the adapter's defaults".
+    """
+
+    name: str
+    adapter: type[Adapter]
+    fixed: Mapping[str, Any] = field(default_factory=dict)
+    sweep: Mapping[str, Any] | None = None
+    description: str = ""
+
+    def make(self, **kwargs: Any) -> Adapter:
+        params = {**self.fixed, **kwargs}
+        return self.adapter(**params)
+
+
+_REGISTRY: dict[str, AlgorithmSpec] = {}
+_IMPORT_PROBLEMS: dict[str, str] = {}
+_DISCOVERED = False
+
+
+def register(
+    name: str,
+    *,
+    fixed: Mapping[str, Any] | None = None,
+    sweep: Mapping[str, Any] | None = None,
+    description: str | None = None,
+) -> Callable[[A], A]:
+    """Class decorator: register an adapter under `name` (may be stacked for several names)."""
+
+    def decorate(cls: A) -> A:
+        add(name, cls, fixed=fixed, sweep=sweep, description=description)
+        return cls
+
+    return decorate
+
+
+def add(
+    name: str,
+    cls: type[Adapter],
+    *,
+    fixed: Mapping[str, Any] | None = None,
+    sweep: Mapping[str, Any] | None = None,
+    description: str | None = None,
+) -> AlgorithmSpec:
+    """Register `cls` under `name`; the functional form of `register`."""
+    existing = _REGISTRY.get(name)
+    if existing is not None and existing.adapter is not cls:
+        raise ValueError(f"algorithm name {name!r} is already registered by {existing.adapter.__qualname__}")
+    if not cls.name:
+        cls.name = name
+    doc = description or ((cls.__doc__ or "").strip().splitlines() or [""])[0]
+    spec = AlgorithmSpec(name=name, adapter=cls, fixed=dict(fixed or {}), sweep=sweep, description=doc)
+    _REGISTRY[name] = spec
+    return spec
+
+
+def discover() -> None:
+    """Import every module of the `algorithms` package once, so that their decorators run.
+
+    A module whose import fails (a missing optional library) is remembered with the reason
+    and reported by `python -m harness list`; it does not stop the others.
+    """
+    global _DISCOVERED
+    if _DISCOVERED:
+        return
+    _DISCOVERED = True
+    package = importlib.import_module("algorithms")
+    for info in pkgutil.walk_packages(package.__path__, prefix="algorithms."):
+        if info.name.rsplit(".", 1)[-1].startswith("_"):
+            continue
+        try:
+            importlib.import_module(info.name)
+        except ImportError as exc:
+            _IMPORT_PROBLEMS[info.name] = f"{type(exc).__name__}: {exc}"
+
+
+def get(name: str) -> AlgorithmSpec:
+    """The spec registered under `name`, or a ConfigError with close matches."""
+    discover()
+    if name in _REGISTRY:
+        return _REGISTRY[name]
+    close = difflib.get_close_matches(name, list(_REGISTRY), n=3, cutoff=0.5)
+    hint = f"did you mean {' or '.join(close)}?" if close else "run `python -m harness list` to see the algorithms"
+    raise ConfigError(f"unknown algorithm {name!r}", hint)
+
+
+def all_algorithms() -> dict[str, AlgorithmSpec]:
+    discover()
+    return dict(sorted(_REGISTRY.items()))
+
+
+def import_problems() -> dict[str, str]:
+    discover()
+    return dict(_IMPORT_PROBLEMS)

@@ -1,0 +1,180 @@
+"""The result store: one record per (algorithm, build params, query params, mode, k, queries).
+
+A record is two plain files under `results/<dataset>/<algorithm>/`:
+- `<stem>.json`: parameters, metrics, status and provenance (readable by any JSON tool);
+- `<stem>.h5`: the per-query arrays (ids, distances, iterations, dist_comps, latencies, ...).
+
+The JSON is written last, to a temporary name then renamed, and names the SHA-256 of the
+arrays file: a record whose JSON is missing, unparsable, or whose arrays do not match the
+checksum is not a record (it reads as "incomplete" and is recomputed).
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import tempfile
+from pathlib import Path
+from typing import Any, Iterator, Mapping
+
+import h5py
+import numpy as np
+
+from .errors import HarnessError
+
+SCHEMA = "gpnn-record/1"
+
+
+def record_key(
+    algorithm: str, build_params: Mapping[str, Any], query_params: Mapping[str, Any], mode: str, k: int, n_queries: int
+) -> str:
+    """A stable identity for a configuration: what decides whether a record can be reused."""
+    payload = json.dumps(
+        [algorithm, dict(build_params), dict(query_params), mode, k, n_queries], sort_keys=True, default=str
+    )
+    return hashlib.sha256(payload.encode()).hexdigest()[:12]
+
+
+def record_stem(algorithm: str, build_params: Mapping[str, Any], query_params: Mapping[str, Any], key: str) -> str:
+    """A file stem a person can read: the parameters, shortened, then the key."""
+    parts = [f"{k}={v}" for k, v in {**build_params, **query_params}.items()]
+    readable = re.sub(r"[^A-Za-z0-9=.,_-]+", "-", "_".join(parts))[:80].strip("-_")
+    return f"{readable}__{key}" if readable else key
+
+
+def safe_component(name: str) -> str:
+    """A dataset or algorithm name made safe as one path component (no separators, no '..')."""
+    cleaned = re.sub(r"[^A-Za-z0-9._+-]+", "_", name).strip(".")
+    return cleaned or "_"
+
+
+def record_dir(results_dir: Path, dataset: str, algorithm: str) -> Path:
+    return Path(results_dir) / safe_component(dataset) / safe_component(algorithm)
+
+
+def sha256_file(path: Path, block: int = 1 << 20) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while chunk := handle.read(block):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _atomic_write_bytes(path: Path, data: bytes) -> None:
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_record(directory: Path, stem: str, document: dict[str, Any], arrays: Mapping[str, np.ndarray]) -> Path:
+    """Write arrays then the JSON document atomically; return the JSON path.
+
+    Raises HarnessError when the directory cannot be written, before anything is replaced.
+    """
+    directory = Path(directory)
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        arrays_path = directory / f"{stem}.h5"
+        fd, tmp = tempfile.mkstemp(prefix=f".{stem}.", suffix=".h5.tmp", dir=directory)
+        os.close(fd)
+        try:
+            with h5py.File(tmp, "w") as handle:
+                for name, value in arrays.items():
+                    if value is not None:
+                        handle.create_dataset(name, data=np.asarray(value), compression="gzip", compression_opts=4)
+            os.replace(tmp, arrays_path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+        document = dict(document)
+        document["schema"] = SCHEMA
+        document["arrays"] = {"file": arrays_path.name, "sha256": sha256_file(arrays_path)}
+        json_path = directory / f"{stem}.json"
+        text = json.dumps(_jsonable(document), indent=1, sort_keys=False, allow_nan=False)
+        _atomic_write_bytes(json_path, text.encode())
+        return json_path
+    except PermissionError as exc:
+        raise HarnessError(
+            f"cannot write results into {directory}: {exc.strerror}",
+            "choose a writable directory with --results-dir",
+        ) from None
+    except OSError as exc:
+        raise HarnessError(f"cannot write results into {directory}: {exc}", "check the disk and --results-dir") from None
+
+
+def _jsonable(value: Any) -> Any:
+    """Plain JSON types only; NaN and infinities become null (strict JSON)."""
+    if isinstance(value, Mapping):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, np.ndarray):
+        return _jsonable(value.tolist())
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float) and not np.isfinite(value):
+        return None
+    if isinstance(value, Path):
+        return str(value)
+    return value
+
+
+class IncompleteRecord(Exception):
+    """A record on disk that is not whole: interrupted write, missing or corrupt arrays."""
+
+
+def read_record(json_path: Path, verify: bool = True) -> dict[str, Any]:
+    """The record's JSON document, with `_path` set; raises IncompleteRecord if it is not whole."""
+    json_path = Path(json_path)
+    try:
+        document = json.loads(json_path.read_text())
+    except (OSError, ValueError) as exc:
+        raise IncompleteRecord(f"{json_path}: unreadable JSON ({exc})") from None
+    if not isinstance(document, dict) or document.get("schema") != SCHEMA:
+        raise IncompleteRecord(f"{json_path}: not a {SCHEMA} record")
+    arrays = document.get("arrays") or {}
+    arrays_path = json_path.parent / str(arrays.get("file", ""))
+    if verify:
+        if not arrays_path.is_file():
+            raise IncompleteRecord(f"{json_path}: arrays file {arrays_path.name} is missing")
+        if sha256_file(arrays_path) != arrays.get("sha256"):
+            raise IncompleteRecord(f"{json_path}: arrays file {arrays_path.name} does not match its checksum")
+    document["_path"] = str(json_path)
+    return document
+
+
+def load_arrays(document: Mapping[str, Any]) -> dict[str, np.ndarray]:
+    """The per-query arrays of a record read by `read_record`."""
+    path = Path(document["_path"]).parent / document["arrays"]["file"]
+    with h5py.File(path, "r") as handle:
+        return {name: handle[name][()] for name in handle}
+
+
+def iter_record_files(results_dir: Path, dataset: str | None = None) -> Iterator[Path]:
+    root = Path(results_dir)
+    if dataset is not None:
+        root = root / safe_component(dataset)
+    if root.is_dir():
+        yield from sorted(p for p in root.rglob("*.json") if not p.name.startswith("."))
+
+
+def load_records(
+    results_dir: Path, dataset: str | None = None, verify: bool = True, problems: list[str] | None = None
+) -> list[dict[str, Any]]:
+    """Every whole record under `results_dir` (one dataset or all); incomplete ones go to `problems`."""
+    records = []
+    for path in iter_record_files(results_dir, dataset):
+        try:
+            records.append(read_record(path, verify=verify))
+        except IncompleteRecord as exc:
+            if problems is not None:
+                problems.append(str(exc))
+    return records
