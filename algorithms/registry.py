@@ -36,8 +36,10 @@ class AlgorithmSpec:
     description: str = ""
 
     def make(self, **kwargs: Any) -> Adapter:
-        params = {**self.fixed, **kwargs}
-        return self.adapter(**params)
+        """An adapter instance named after this entry (one class may serve several entries)."""
+        adapter = self.adapter(**{**self.fixed, **kwargs})
+        adapter.name = self.name
+        return adapter
 
 
 _REGISTRY: dict[str, AlgorithmSpec] = {}
@@ -73,8 +75,8 @@ def add(
     existing = _REGISTRY.get(name)
     if existing is not None and existing.adapter is not cls:
         raise ValueError(f"algorithm name {name!r} is already registered by {existing.adapter.__qualname__}")
-    if not cls.name:
-        cls.name = name
+    if "name" not in cls.__dict__:
+        cls.name = name  # a subclass of a registered adapter gets its own name, not its parent's
     doc = description or ((cls.__doc__ or "").strip().splitlines() or [""])[0]
     spec = AlgorithmSpec(name=name, adapter=cls, fixed=dict(fixed or {}), sweep=sweep, description=doc)
     _REGISTRY[name] = spec
@@ -84,8 +86,9 @@ def add(
 def discover() -> None:
     """Import every module of the `algorithms` package once, so that their decorators run.
 
-    A module whose import fails (a missing optional library) is remembered with the reason
-    and reported by `python -m harness list`; it does not stop the others.
+    A module whose import fails (a missing optional library, a bug in a user's new module) is
+    remembered with the reason and reported by `python -m harness list` and by the error for
+    an unknown algorithm; it does not stop the others.
     """
     global _DISCOVERED
     if _DISCOVERED:
@@ -97,7 +100,7 @@ def discover() -> None:
             continue
         try:
             importlib.import_module(info.name)
-        except ImportError as exc:
+        except Exception as exc:  # noqa: BLE001 - one broken module must not hide the others
             _IMPORT_PROBLEMS[info.name] = f"{type(exc).__name__}: {exc}"
 
 
@@ -108,6 +111,8 @@ def get(name: str) -> AlgorithmSpec:
         return _REGISTRY[name]
     close = difflib.get_close_matches(name, list(_REGISTRY), n=3, cutoff=0.5)
     hint = f"did you mean {' or '.join(close)}?" if close else "run `python -m harness list` to see the algorithms"
+    if _IMPORT_PROBLEMS:
+        hint += "; modules that failed to import: " + "; ".join(f"{m} ({p})" for m, p in _IMPORT_PROBLEMS.items())
     raise ConfigError(f"unknown algorithm {name!r}", hint)
 
 

@@ -21,13 +21,19 @@ def normalise(X: np.ndarray) -> np.ndarray:
     return X / np.where(norms == 0, 1, norms)
 
 
-def row_distances(metric: str, queries: np.ndarray, points: np.ndarray, ids: np.ndarray) -> np.ndarray:
-    """Distance (float64) from query i to points[ids[i, j]]; NaN where ids is -1.
+def row_distances(
+    metric: str, queries: np.ndarray, points: np.ndarray, ids: np.ndarray, chunk: int = 1024
+) -> np.ndarray:
+    """Distance (float64) from query i to points[ids[i, j]]; NaN where ids is -1 or out of range.
 
     Computed in float64 from the vectors, never taken from an adapter, so every algorithm's
-    answer is scored with the same arithmetic.
+    answer is scored with the same arithmetic. Chunked over queries to bound memory.
     """
     ids = np.asarray(ids, dtype=np.int64)
+    if len(ids) > chunk:
+        return np.concatenate(
+            [row_distances(metric, queries[part], points, ids[part], chunk) for part in _chunks(len(ids), chunk)]
+        )
     valid = (ids >= 0) & (ids < len(points))
     safe = np.where(valid, ids, 0)
     q = np.asarray(queries, dtype=np.float64)[:, None, :]

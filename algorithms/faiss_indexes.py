@@ -1,0 +1,243 @@
+"""FAISS baselines: exact flat search, IVF-Flat, IVF-PQ and HNSW-Flat (CPU).
+
+These are the reference points the gradient-potential method is compared with, so they are
+run the way FAISS users run them: default training (k-means seeded from the adapter's seed,
+so that two builds with the same seed are identical), squared-L2 metric with the square root
+taken on the way out, and FAISS's own thread pool sized to the adapter's `threads`.
+
+Distance computations come from FAISS's global counters (`indexIVF_stats`, `hnsw_stats`),
+which count in aggregate over a search call: `SearchStats.dist_comps` therefore holds the
+*mean* per query repeated for every query, not a per-query count.
+"""
+from __future__ import annotations
+
+from typing import Any, Mapping
+
+import faiss
+import numpy as np
+
+from harness.errors import ParameterError
+
+from ._threads import faiss_threads
+from .base import Adapter, Param, at_least, in_range, positive
+from .registry import register
+
+
+def _to_distances(squared: np.ndarray, ids: np.ndarray) -> np.ndarray:
+    """FAISS returns squared L2 (and a huge sentinel where no result was found): take the root."""
+    dists = np.sqrt(np.maximum(squared, 0.0)).astype(np.float32)
+    dists[ids < 0] = np.inf
+    return dists
+
+
+def _divisors(d: int) -> list[int]:
+    return [m for m in range(1, d + 1) if d % m == 0]
+
+
+class _FaissAdapter(Adapter):
+    """Shared lifecycle: build, train and add under FAISS threads; search with counters."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._index: Any = None
+        self._serialized_bytes: int | None = None
+
+    def _make_index(self, X: np.ndarray) -> Any:
+        """Return an untrained index for `X`; raise ParameterError if the build params do not fit it."""
+        raise NotImplementedError
+
+    def _prepare_search(self, k: int) -> None:
+        """Push query parameters into the index and refuse ones that cannot give k results."""
+
+    def _reset_counters(self) -> None:
+        """Zero the FAISS counters this index family updates."""
+
+    def _read_counters(self, n_queries: int) -> np.ndarray | None:
+        """Mean distance computations per query since `_reset_counters`, one entry per query."""
+        return None
+
+    def _fit(self, X: np.ndarray) -> None:
+        with faiss_threads(self.threads):
+            index = self._make_index(X)
+            if not index.is_trained:
+                index.train(X)
+            index.add(X)
+        self._index = index
+        self._serialized_bytes = None
+
+    def _search(self, Q: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        self._prepare_search(k)
+        with faiss_threads(self.threads):
+            self._reset_counters()
+            squared, ids = self._index.search(Q, k)
+            self._stats.dist_comps = self._read_counters(len(Q))
+        return ids, _to_distances(squared, ids)
+
+    def index_bytes(self) -> int | None:
+        """Size of the serialized index: what FAISS would write to disk, close to what it holds."""
+        if self._index is None:
+            return None
+        if self._serialized_bytes is None:
+            self._serialized_bytes = int(faiss.serialize_index(self._index).size)
+        return self._serialized_bytes
+
+
+@register("faiss-flat", description="FAISS IndexFlatL2: exact brute force (BLAS), no parameters")
+class FaissFlat(_FaissAdapter):
+    """FAISS exact search; the CPU reference for what brute force costs with a tuned BLAS."""
+
+    def _make_index(self, X: np.ndarray) -> Any:
+        return faiss.IndexFlatL2(X.shape[1])
+
+    def _read_counters(self, n_queries: int) -> np.ndarray:
+        return np.full(n_queries, float(self.n_train))
+
+
+def _refuse_nlist_above_n(owner: str, nlist: int, n_train: int) -> None:
+    if nlist > n_train:
+        raise ParameterError(
+            f"{owner}: nlist = {nlist} is larger than the number of training points ({n_train})",
+            f"k-means cannot make more lists than points; use nlist <= {n_train} (about sqrt(n) = {int(n_train**0.5)} is usual)",
+        )
+
+
+class _IVFAdapter(_FaissAdapter):
+    """What IVF-Flat and IVF-PQ share: `nlist` k-means cells, `nprobe` of them scanned per query.
+
+    Not registered itself: the registry names a class after its first registration, so the
+    registered IVF variants are siblings rather than subclasses of one another.
+    dist_comps counts the `nlist` coarse-quantizer distances plus the list entries scanned,
+    so it can be compared with brute force's n per query.
+    """
+
+    build_params = {
+        "nlist": Param(int, 100, "number of k-means cells (inverted lists)", check=at_least(1)),
+    }
+    query_params = {
+        "nprobe": Param(int, 1, "cells scanned per query; nprobe = nlist is exact", check=at_least(1)),
+    }
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        #: kept here too so the coarse quantizer outlives any SWIG ownership mix-up
+        self._quantizer: Any = None
+
+    def _make_quantizer_and_check(self, X: np.ndarray) -> Any:
+        _refuse_nlist_above_n(self.name, self.params["nlist"], len(X))
+        self._quantizer = faiss.IndexFlatL2(X.shape[1])
+        return self._quantizer
+
+    def _seed_training(self, index: Any) -> Any:
+        index.cp.seed = self.seed
+        return index
+
+    def check_query_params(self, values: Mapping[str, Any]) -> None:
+        nlist = self.params["nlist"]
+        if values["nprobe"] > nlist:
+            raise ParameterError(
+                f"{self.name}: nprobe = {values['nprobe']} is larger than nlist = {nlist}",
+                f"nprobe counts lists to scan; use 1 <= nprobe <= {nlist} (nprobe = nlist scans everything)",
+            )
+
+    def _prepare_search(self, k: int) -> None:
+        self._index.nprobe = self.query_values["nprobe"]
+
+    def _reset_counters(self) -> None:
+        faiss.cvar.indexIVF_stats.reset()
+
+    def _read_counters(self, n_queries: int) -> np.ndarray:
+        scanned = faiss.cvar.indexIVF_stats.ndis / max(1, n_queries)
+        return np.full(n_queries, scanned + self.params["nlist"])
+
+
+@register("faiss-ivf", description="FAISS IVF-Flat: k-means lists, exact distances within the probed lists")
+class FaissIVF(_IVFAdapter):
+    """Inverted file holding the exact vectors: distances within probed lists are exact."""
+
+    def _make_index(self, X: np.ndarray) -> Any:
+        quantizer = self._make_quantizer_and_check(X)
+        index = faiss.IndexIVFFlat(quantizer, X.shape[1], self.params["nlist"], faiss.METRIC_L2)
+        return self._seed_training(index)
+
+
+@register("faiss-ivfpq", description="FAISS IVF-PQ: k-means lists holding product-quantized codes")
+class FaissIVFPQ(_IVFAdapter):
+    """Inverted file with product-quantized residuals: `m` sub-quantizers of `nbits` bits each.
+
+    Returned distances are PQ approximations (the harness recomputes true ones from the ids),
+    and dist_comps counts code distances (table look-ups), which are cheaper than exact ones.
+    """
+
+    build_params = {
+        **_IVFAdapter.build_params,
+        "m": Param(
+            (int, type(None)),
+            None,
+            "sub-quantizers, must divide d; None picks the divisor of d closest to d/4 (4-dim sub-vectors)",
+            check=positive,
+        ),
+        "nbits": Param(int, 8, "bits per sub-quantizer code (2**nbits centroids each)", check=in_range(1, 16)),
+    }
+
+    def _sub_quantizers(self, d: int) -> int:
+        m = self.params["m"]
+        allowed = _divisors(d)
+        if m is None:
+            return min(allowed, key=lambda c: (abs(c - d / 4), c))
+        if d % m:
+            raise ParameterError(
+                f"{self.name}: parameter 'm' = {m} does not divide the dimension d = {d}",
+                f"m splits each vector into m equal sub-vectors; allowed for d = {d}: {', '.join(map(str, allowed))}",
+            )
+        return m
+
+    def _make_index(self, X: np.ndarray) -> Any:
+        d = X.shape[1]
+        m, nbits = self._sub_quantizers(d), self.params["nbits"]
+        self.params["m"] = m  # the label shows the m actually used when it was chosen automatically
+        if 2**nbits > len(X):
+            raise ParameterError(
+                f"{self.name}: nbits = {nbits} needs at least 2**{nbits} = {2**nbits} training points, got {len(X)}",
+                "lower nbits",
+            )
+        quantizer = self._make_quantizer_and_check(X)
+        index = faiss.IndexIVFPQ(quantizer, d, self.params["nlist"], m, nbits, faiss.METRIC_L2)
+        index.pq.cp.seed = self.seed
+        return self._seed_training(index)
+
+
+@register("faiss-hnsw", description="FAISS HNSW-Flat: navigable small-world graph over exact vectors")
+class FaissHNSW(_FaissAdapter):
+    """FAISS's HNSW graph: `M` links per node, `efConstruction`/`efSearch` beam widths.
+
+    FAISS draws node levels from a fixed internal seed and builds in parallel, so builds are
+    only reproducible with threads = 1; `seed` has no effect here.
+    """
+
+    build_params = {
+        "M": Param(int, 32, "links per node (layer 0 keeps 2*M)", check=at_least(2)),
+        "efConstruction": Param(int, 40, "beam width while inserting", check=at_least(1)),
+    }
+    query_params = {
+        "efSearch": Param(int, 16, "beam width while searching; must be >= k", check=at_least(1)),
+    }
+
+    def _make_index(self, X: np.ndarray) -> Any:
+        index = faiss.IndexHNSWFlat(X.shape[1], self.params["M"], faiss.METRIC_L2)
+        index.hnsw.efConstruction = self.params["efConstruction"]
+        return index
+
+    def _prepare_search(self, k: int) -> None:
+        ef = self.query_values["efSearch"]
+        if ef < k:
+            raise ParameterError(
+                f"{self.name}: efSearch = {ef} is smaller than k = {k}",
+                f"the search beam must hold k results; use efSearch >= {k}",
+            )
+        self._index.hnsw.efSearch = ef
+
+    def _reset_counters(self) -> None:
+        faiss.cvar.hnsw_stats.reset()
+
+    def _read_counters(self, n_queries: int) -> np.ndarray:
+        return np.full(n_queries, faiss.cvar.hnsw_stats.ndis / max(1, n_queries))

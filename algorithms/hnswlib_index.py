@@ -1,0 +1,66 @@
+"""hnswlib baseline: the graph index that tops most ann-benchmarks Pareto plots on CPU.
+
+Run as its users run it: space 'l2' (squared distances, rooted on the way out), level
+generation seeded from the adapter's seed, hnswlib's own thread pool sized to `threads`.
+hnswlib inserts in parallel, so two builds with the same seed are identical only with
+threads = 1. It keeps no distance counters, so `dist_comps` stays None.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import hnswlib
+import numpy as np
+
+from harness.errors import ParameterError
+
+from .base import Adapter, Param, at_least
+from .registry import register
+
+
+@register("hnswlib", description="hnswlib HNSW graph (M, ef_construction; query ef)")
+class Hnswlib(Adapter):
+    """hnswlib's HNSW: `M` links per node, `ef_construction` / `ef` beam widths."""
+
+    build_params = {
+        "M": Param(int, 16, "links per node (layer 0 keeps 2*M)", check=at_least(2)),
+        "ef_construction": Param(int, 200, "beam width while inserting", check=at_least(1)),
+    }
+    query_params = {
+        "ef": Param(int, 50, "beam width while searching; must be >= k", check=at_least(1)),
+    }
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._index: hnswlib.Index | None = None
+
+    def _fit(self, X: np.ndarray) -> None:
+        index = hnswlib.Index(space="l2", dim=X.shape[1])
+        index.init_index(
+            max_elements=len(X),
+            M=self.params["M"],
+            ef_construction=self.params["ef_construction"],
+            random_seed=self.seed,
+        )
+        index.set_num_threads(self.threads)
+        index.add_items(X, np.arange(len(X)), num_threads=self.threads)
+        self._index = index
+
+    def _search(self, Q: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        assert self._index is not None, "fit must run before search"
+        ef = self.query_values["ef"]
+        if ef < k:
+            raise ParameterError(
+                f"{self.name}: ef = {ef} is smaller than k = {k}",
+                f"the search beam must hold k results; use ef >= {k}",
+            )
+        self._index.set_ef(ef)
+        labels, squared = self._index.knn_query(Q, k=k, num_threads=self.threads)
+        dists = np.sqrt(np.maximum(squared, 0.0)).astype(np.float32)
+        return labels.astype(np.int64), dists
+
+    def index_bytes(self) -> int | None:
+        """hnswlib's own size of the index (data, links and level lists), as it would save it."""
+        if self._index is None:
+            return None
+        return int(self._index.index_file_size())

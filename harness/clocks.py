@@ -1,0 +1,56 @@
+"""Clocks for one timed call: wall (perf_counter), process CPU time, and GPU time.
+
+GPU time is measured with CUDA events recorded on the current stream around the call, and
+read after a synchronise, so it is the device time of the work the call enqueued. Wall time
+of a CUDA call is taken after that synchronise as well: queries are not done until the GPU is.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any, Callable, TypeVar
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Timing:
+    wall_s: float
+    cpu_s: float
+    gpu_s: float | None
+
+
+def timed(call: Callable[[], T], device: str = "cpu") -> tuple[T, Timing]:
+    """Run `call()` once and return its result with its wall, CPU and (on CUDA) GPU time."""
+    if device.startswith("cuda"):
+        return _timed_cuda(call)
+    cpu0, wall0 = time.process_time(), time.perf_counter()
+    result = call()
+    wall, cpu = time.perf_counter() - wall0, time.process_time() - cpu0
+    return result, Timing(wall, cpu, None)
+
+
+def _timed_cuda(call: Callable[[], Any]) -> tuple[Any, Timing]:
+    import torch
+
+    torch.cuda.synchronize()
+    start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+    cpu0, wall0 = time.process_time(), time.perf_counter()
+    start.record()
+    result = call()
+    end.record()
+    torch.cuda.synchronize()
+    wall, cpu = time.perf_counter() - wall0, time.process_time() - cpu0
+    return result, Timing(wall, cpu, start.elapsed_time(end) / 1000.0)
+
+
+def rss_bytes() -> int | None:
+    """Resident set size of this process now (Linux /proc), or None where unavailable."""
+    try:
+        with open("/proc/self/statm") as handle:
+            pages = int(handle.read().split()[1])
+    except (OSError, ValueError, IndexError):
+        return None
+    import os
+
+    return pages * os.sysconf("SC_PAGE_SIZE")

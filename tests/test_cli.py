@@ -1,0 +1,93 @@
+"""The command line as a user meets it: exit codes, messages, outputs."""
+from __future__ import annotations
+
+import csv
+import io
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from harness.cli import main
+
+CSV_COLUMNS = (
+    "dataset, algorithm, build_params, query_params, mode, k, recall_at_1, recall_at_1_id, recall_at_k, qps, "
+    "build_s, index_bytes, query_wall_s, query_cpu_s, query_gpu_s, iterations_mean, dist_comps_mean, status"
+).split(", ")
+
+
+@pytest.fixture
+def dirs(tmp_path):
+    return ["--results-dir", str(tmp_path / "results"), "--plots-dir", str(tmp_path / "plots")]
+
+
+def test_run_then_results_csv_and_table(make_tiny_dataset, dirs, capsys):
+    path = make_tiny_dataset(n_train=400, n_test=20)
+    assert main(["--dataset", str(path), "--algorithms", "faiss-flat,faiss-ivf", "--runs", "1", "--no-plots", "--no-progress", *dirs]) == 0
+    out = capsys.readouterr().out
+    assert "records: 7 written" in out
+    assert main(["results", "--dataset", str(path), "--format", "csv", *dirs]) == 0
+    rows = list(csv.DictReader(io.StringIO(capsys.readouterr().out)))
+    assert len(rows) == 7 and set(CSV_COLUMNS) <= set(rows[0])
+    assert {r["algorithm"] for r in rows} == {"faiss-flat", "faiss-ivf"}
+    assert main(["results", "--dataset", path.stem, "--format", "table", *dirs]) == 0
+    assert "faiss-ivf" in capsys.readouterr().out
+
+
+def test_unknown_dataset_suggests(dirs, capsys):
+    assert main(["--dataset", "sift-12", *dirs]) == 2
+    err = capsys.readouterr().err
+    assert "unknown dataset" in err.lower() and "sift-128" in err and "Traceback" not in err
+
+
+def test_unknown_algorithm_suggests(make_tiny_dataset, dirs, capsys):
+    assert main(["--dataset", str(make_tiny_dataset()), "--algorithms", "hnswlb", *dirs]) == 2
+    err = capsys.readouterr().err
+    assert "unknown algorithm 'hnswlb'" in err and "hnswlib" in err
+
+
+def test_offline_download_names_url_and_path(tmp_path, dirs, capsys):
+    code = main(["--dataset", "sift-128", "--data-dir", str(tmp_path / "data"), *dirs])
+    err = capsys.readouterr().err
+    assert code != 0
+    assert "sift-128-euclidean.hdf5" in err and str(tmp_path / "data" / "sift-128-euclidean.hdf5") in err
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has a GPU: --device cuda is valid here")
+def test_cuda_without_gpu_is_a_clear_error(make_tiny_dataset, dirs, capsys):
+    assert main(["--dataset", str(make_tiny_dataset()), "--device", "cuda", *dirs]) == 2
+    assert "no CUDA GPU" in capsys.readouterr().err
+
+
+def test_unwritable_results_dir(make_tiny_dataset, tmp_path, capsys):
+    blocker = tmp_path / "not-a-dir"
+    blocker.write_text("")
+    code = main(["--dataset", str(make_tiny_dataset()), "--algorithms", "faiss-flat", "--results-dir", str(blocker / "r")])
+    assert code == 2 and "cannot write into the results directory" in capsys.readouterr().err
+
+
+def test_list_shows_algorithms_and_parameters(capsys):
+    assert main(["list"]) == 0
+    out = capsys.readouterr().out
+    for name in ("bruteforce", "faiss-ivf", "faiss-ivfpq", "faiss-hnsw", "hnswlib"):
+        assert name in out
+    assert "nprobe" in out and "ef_construction" in out
+
+
+def test_datasets_list(capsys, tmp_path):
+    assert main(["datasets", "list", "--data-dir", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "sift-128-euclidean" in out and "random-xs-20-euclidean" in out and "glove-100-angular" in out
+
+
+def test_help_teaches_and_python_m_works():
+    done = subprocess.run([sys.executable, "-m", "harness", "--help"], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0
+    assert "--dataset" in done.stdout and "examples:" in done.stdout and "results" in done.stdout
+
+
+def test_bad_count_is_refused(make_tiny_dataset, dirs, capsys):
+    path = make_tiny_dataset(n_train=50)
+    assert main(["--dataset", str(path), "--count", "60", "--algorithms", "faiss-flat", *dirs]) == 2
+    assert "--count 60" in capsys.readouterr().err

@@ -1,0 +1,104 @@
+"""Sweep files: Cartesian products, defaults, and errors that name the file, line and key."""
+import textwrap
+
+import pytest
+
+from algorithms import registry
+from algorithms.base import Adapter, Param, positive
+from harness import sweeps
+from harness.errors import ConfigError
+
+
+class _Toy(Adapter):
+    """A toy adapter for sweep tests."""
+
+    build_params = {"size": Param(int, 4, check=positive)}
+    query_params = {"probe": Param(int, 1, check=positive)}
+
+    def _fit(self, X):
+        pass
+
+    def _search(self, Q, k):
+        raise NotImplementedError
+
+
+registry.add("toy-sweep", _Toy, sweep={"build": {"size": [1, 2]}, "query": {"probe": [1, 2, 3]}})
+
+
+def _file(tmp_path, text):
+    path = tmp_path / "sweep.yaml"
+    path.write_text(textwrap.dedent(text))
+    return path
+
+
+def test_product_of_build_and_query(tmp_path):
+    entries = sweeps.read_sweep_file(_file(tmp_path, """
+        toy-sweep:
+          build: {size: [2, 8]}
+          query: {probe: [1, 2, 4]}
+        small:
+          algorithm: toy-sweep
+          build: {size: 3}
+          max_queries: 10
+    """))
+    configs = sweeps.expand(entries, n_train=1000)
+    assert [c.build_params for c in configs] == [{"size": 2}, {"size": 8}, {"size": 3}]
+    assert [q["probe"] for q in configs[0].query_params] == [1, 2, 4]
+    assert configs[2].entry == "small" and configs[2].max_queries == 10 and configs[2].query_params == [{}]
+
+
+def test_large_overrides_apply_above_threshold(tmp_path):
+    entries = sweeps.read_sweep_file(_file(tmp_path, """
+        toy-sweep:
+          build: {size: [2]}
+          large: {build: {size: [64]}}
+    """))
+    assert sweeps.expand(entries, 10)[0].build_params == {"size": 2}
+    assert sweeps.expand(entries, sweeps.LARGE_TRAIN)[0].build_params == {"size": 64}
+
+
+def test_registered_sweep_is_used_without_a_file_entry():
+    [entry] = sweeps.default_entries(["toy-sweep"])
+    configs = sweeps.expand([entry], 100)
+    assert len(configs) == 2 and len(configs[0].query_params) == 3
+
+
+def test_default_file_parses_and_validates():
+    entries = sweeps.read_sweep_file(sweeps.DEFAULT_SWEEP_FILE)
+    assert {"bruteforce", "faiss-ivf", "hnswlib"} <= {e.name for e in entries}
+    assert sweeps.expand(entries, 10_000) and sweeps.expand(entries, 1_000_000)
+
+
+@pytest.mark.parametrize(
+    "text, pattern",
+    [
+        ("toy-sweep:\n  build: {size: [1, 2]\n", r"line \d+.*not valid YAML"),
+        ("toy-sweep:\n  biuld: {size: [1]}\n", r"line 2: unknown key 'biuld'.*"),
+        ("toy-sweeep:\n  build: {size: [1]}\n", r"line 1: unknown algorithm 'toy-sweeep'"),
+        ("toy-sweep:\n  build:\n    sise: [1]\n", r"unknown build parameter 'sise'"),
+        ("toy-sweep:\n  query:\n    probe: [0]\n", r"'probe' = 0 must be > 0"),
+        ("toy-sweep:\n  build:\n    size: ['a']\n", r"'size' must be int"),
+        ("toy-sweep:\n  build:\n    size: []\n", r"line 3: build parameter 'size' has no values"),
+        ("- just a list\n", r"top level must be a mapping"),
+        ("", r"is empty"),
+    ],
+)
+def test_malformed_files_name_the_problem(tmp_path, text, pattern):
+    path = _file(tmp_path, text)
+    with pytest.raises(ConfigError, match=pattern) as info:
+        sweeps.expand(sweeps.read_sweep_file(path), 100)
+    assert str(path) in str(info.value)
+
+
+def test_unknown_param_suggests_close_match(tmp_path):
+    path = _file(tmp_path, "toy-sweep:\n  query:\n    prob: [1]\n")
+    with pytest.raises(ConfigError) as info:
+        sweeps.expand(sweeps.read_sweep_file(path), 100)
+    assert "probe" in info.value.hint
+
+
+def test_select_by_name_with_suggestions(tmp_path):
+    entries = sweeps.read_sweep_file(_file(tmp_path, "toy-sweep: {}\n"))
+    assert sweeps.select(entries, ["toy-sweep"]) == entries
+    with pytest.raises(ConfigError, match="no entry"):
+        sweeps.select(entries, ["toy-swep"])
