@@ -239,8 +239,9 @@ def cmd_plot(args: argparse.Namespace) -> int:
 def _dataset_key(name: str) -> str:
     """Records are stored under the dataset's canonical name: resolve aliases and paths."""
     from .datasets import resolve
+    from .loader import is_path_spec
 
-    if name.endswith((".hdf5", ".h5")) or os.sep in name:
+    if is_path_spec(name):
         return Path(name).stem
     try:
         return resolve(name).name

@@ -1,0 +1,186 @@
+"""The dataset registry: which datasets exist, where they come from, where they live on disk.
+
+Names follow ann-benchmarks (`sift-128-euclidean`, `glove-100-angular`, ...) so that results
+can be compared with theirs; short aliases (`sift-128`, `mnist`) save typing. Remote files
+come from ann-benchmarks' server, whose base URL can be moved with `GPNN_DATASET_URL` (tests
+point it at a local server; a mirror can be used offline). Generated datasets are built
+locally by `harness.generate` and never downloaded.
+
+Only the distances the harness supports (see `harness.distances.SUPPORTED`) are listed;
+ann-benchmarks datasets in other metrics are known by name so that asking for one is refused
+with the reason rather than an "unknown dataset".
+"""
+from __future__ import annotations
+
+import difflib
+import os
+import re
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from .distances import SUPPORTED
+from .errors import ConfigError, DatasetError
+
+DEFAULT_BASE_URL = "https://ann-benchmarks.com"
+URL_ENV = "GPNN_DATASET_URL"
+DATA_DIR_ENV = "GPNN_DATA_DIR"
+LIST_HINT = "run `python -m harness datasets list` to see the datasets known by name"
+
+
+@dataclass(frozen=True)
+class DatasetInfo:
+    """What the harness knows about a dataset before opening its file.
+
+    `size_bytes` and `sha256` are checked after a download when known; `None` means unknown
+    (the file is then trusted only after the loader's structural validation).
+    """
+
+    name: str
+    distance: str
+    dimension: int
+    n_train: int
+    n_test: int
+    url: str | None = None
+    size_bytes: int | None = None
+    sha256: str | None = None
+    generated: bool = False
+    description: str = ""
+
+
+def _remote(name: str, distance: str, dimension: int, n_train: int, n_test: int, description: str) -> DatasetInfo:
+    # The URL is filled in by `resolve`, so that GPNN_DATASET_URL is read when it is used.
+    return DatasetInfo(name, distance, dimension, n_train, n_test, description=description)
+
+
+def _generated(name: str, distance: str, dimension: int, n_train: int, n_test: int, description: str) -> DatasetInfo:
+    return DatasetInfo(name, distance, dimension, n_train, n_test, generated=True, description=description)
+
+
+_GLOVE = "GloVe word vectors (Twitter, 1.2M words), {d} dims"
+_BLOBS = "Gaussian blobs as ann-benchmarks makes them ({c} centres), 90/10 train/test split"
+
+_REGISTRY: dict[str, DatasetInfo] = {
+    info.name: info
+    for info in (
+        _remote("sift-128-euclidean", "euclidean", 128, 1_000_000, 10_000, "SIFT image descriptors (ANN_SIFT1M)"),
+        _remote("gist-960-euclidean", "euclidean", 960, 1_000_000, 1_000, "GIST image descriptors (ANN_GIST1M)"),
+        _remote("glove-25-angular", "angular", 25, 1_183_514, 10_000, _GLOVE.format(d=25)),
+        _remote("glove-50-angular", "angular", 50, 1_183_514, 10_000, _GLOVE.format(d=50)),
+        _remote("glove-100-angular", "angular", 100, 1_183_514, 10_000, _GLOVE.format(d=100)),
+        _remote("glove-200-angular", "angular", 200, 1_183_514, 10_000, _GLOVE.format(d=200)),
+        _remote("fashion-mnist-784-euclidean", "euclidean", 784, 60_000, 10_000, "Fashion-MNIST images as pixels"),
+        _remote("mnist-784-euclidean", "euclidean", 784, 60_000, 10_000, "MNIST digit images as pixels"),
+        _remote("nytimes-256-angular", "angular", 256, 290_000, 10_000, "NYTimes bag-of-words, 256-dim projection"),
+        _remote("deep-image-96-angular", "angular", 96, 9_990_000, 10_000, "Deep1B image embeddings (10M subset)"),
+        _generated("random-xs-20-euclidean", "euclidean", 20, 9_000, 1_000, _BLOBS.format(c=100)),
+        _generated("random-xs-20-angular", "angular", 20, 9_000, 1_000, _BLOBS.format(c=100)),
+        _generated("random-s-100-euclidean", "euclidean", 100, 90_000, 10_000, _BLOBS.format(c=1000)),
+        _generated("random-s-100-angular", "angular", 100, 90_000, 10_000, _BLOBS.format(c=1000)),
+        _generated(
+            "uniform-64-euclidean", "euclidean", 64, 1_000, 1_000,
+            "the seed note's setting: data uniform in [0,2]^64, queries uniform in [0,1]^64",
+        ),
+    )
+}
+
+# ann-benchmarks datasets whose metric the harness does not implement: refused with the reason.
+_UNSUPPORTED: dict[str, str] = {
+    "lastfm-64-dot": "dot",
+    "kosarak-jaccard": "jaccard",
+    "movielens10m-jaccard": "jaccard",
+    "sift-256-hamming": "hamming",
+    "word2bits-800-hamming": "hamming",
+}
+
+_EXTRA_ALIASES: dict[str, str] = {
+    "sift": "sift-128-euclidean",
+    "gist": "gist-960-euclidean",
+    "fashion-mnist": "fashion-mnist-784-euclidean",
+    "mnist": "mnist-784-euclidean",
+    "nytimes": "nytimes-256-angular",
+    "deep-image": "deep-image-96-angular",
+    "deep": "deep-image-96-angular",
+    "glove": "glove-100-angular",
+    "random-xs": "random-xs-20-euclidean",
+    "random-xs-20": "random-xs-20-euclidean",
+    "random-s": "random-s-100-euclidean",
+    "random-s-100": "random-s-100-euclidean",
+    "uniform-64": "uniform-64-euclidean",
+    "uniform": "uniform-64-euclidean",
+}
+
+
+def _suffix_aliases() -> dict[str, str]:
+    """Each name without its distance suffix, kept only where that is unambiguous."""
+    stems: dict[str, list[str]] = {}
+    for name, info in _REGISTRY.items():
+        stems.setdefault(name.removesuffix(f"-{info.distance}"), []).append(name)
+    return {stem: names[0] for stem, names in stems.items() if len(names) == 1}
+
+
+ALIASES: dict[str, str] = {**_suffix_aliases(), **_EXTRA_ALIASES}
+
+
+def base_url() -> str:
+    """Where remote datasets are fetched from: `$GPNN_DATASET_URL` or ann-benchmarks' server."""
+    return (os.environ.get(URL_ENV) or DEFAULT_BASE_URL).rstrip("/")
+
+
+def _with_url(info: DatasetInfo) -> DatasetInfo:
+    return info if info.generated else replace(info, url=f"{base_url()}/{info.name}.hdf5")
+
+
+def registered() -> list[DatasetInfo]:
+    """Every supported dataset known by name, with its current URL, in a stable order."""
+    return [_with_url(info) for info in _REGISTRY.values()]
+
+
+def resolve(name: str) -> DatasetInfo:
+    """The dataset called `name` (full name or alias, case-insensitive).
+
+    Raises ConfigError for a name in an unsupported metric (saying which) or an unknown name
+    (with the closest known names, since a typo is the usual cause).
+    """
+    key = name.strip().lower()
+    key = ALIASES.get(key, key)
+    if key in _REGISTRY:
+        return _with_url(_REGISTRY[key])
+    if key in _UNSUPPORTED:
+        raise ConfigError(
+            f"dataset {name!r} uses the {_UNSUPPORTED[key]!r} distance, which the harness does not support "
+            f"(supported: {', '.join(SUPPORTED)})",
+            hint=LIST_HINT,
+        )
+    known = sorted({*_REGISTRY, *ALIASES})
+    close = difflib.get_close_matches(key, known, n=3, cutoff=0.5)
+    suggestion = f"; did you mean {', '.join(close)}?" if close else ""
+    raise ConfigError(f"unknown dataset {name!r}{suggestion}", hint=LIST_HINT)
+
+
+def default_data_dir() -> Path:
+    """`$GPNN_DATA_DIR` if set, else `./datasets` under the current directory."""
+    return Path(os.environ.get(DATA_DIR_ENV) or "datasets")
+
+
+_SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+-]*")
+
+
+def dataset_path(info: DatasetInfo, data_dir: Path) -> Path:
+    """`<data_dir>/<name>.hdf5`, refusing any name that could point outside `data_dir`."""
+    name = info.name
+    if not _SAFE_NAME.fullmatch(name) or ".." in name:
+        raise DatasetError(
+            f"dataset name {name!r} cannot be used as a file name: expected letters, digits, '.', '_', '+', '-' "
+            "without path separators or '..'"
+        )
+    root = Path(data_dir)
+    path = root / f"{name}.hdf5"
+    # abspath, not resolve: a file symlinked from another disk is a legitimate choice.
+    if Path(os.path.abspath(path)).parent != Path(os.path.abspath(root)):
+        raise DatasetError(f"dataset name {name!r} resolves outside the data directory {os.path.abspath(root)}")
+    return path
+
+
+def list_datasets(data_dir: Path) -> list[tuple[DatasetInfo, bool]]:
+    """Every known dataset and whether its file is present in `data_dir`."""
+    return [(info, dataset_path(info, data_dir).is_file()) for info in registered()]
