@@ -27,11 +27,24 @@ SCHEMA = "gpnn-record/1"
 
 
 def record_key(
-    algorithm: str, build_params: Mapping[str, Any], query_params: Mapping[str, Any], mode: str, k: int, n_queries: int
+    algorithm: str,
+    build_params: Mapping[str, Any],
+    query_params: Mapping[str, Any],
+    mode: str,
+    k: int,
+    n_queries: int,
+    device: str = "cpu",
+    threads: int = 1,
 ) -> str:
-    """A stable identity for a configuration: what decides whether a record can be reused."""
+    """A stable identity for a measurement: what decides whether a record can be reused.
+
+    Device and threads are part of it: a CUDA run and a CPU run of the same parameters are
+    two measurements, and one must never overwrite the other.
+    """
     payload = json.dumps(
-        [algorithm, dict(build_params), dict(query_params), mode, k, n_queries], sort_keys=True, default=str
+        [algorithm, dict(build_params), dict(query_params), mode, k, n_queries, device, threads],
+        sort_keys=True,
+        default=str,
     )
     return hashlib.sha256(payload.encode()).hexdigest()[:12]
 

@@ -92,11 +92,13 @@ def device_for(config: BuildConfig, requested: str) -> str:
     return requested if requested in config.spec.adapter.devices else "cpu"
 
 
-def _plan(dataset: Dataset, config: BuildConfig, options: RunOptions, n_queries: int) -> list[_Query]:
+def _plan(dataset: Dataset, config: BuildConfig, options: RunOptions, n_queries: int, device: str) -> list[_Query]:
     directory = records.record_dir(options.results_dir, dataset.name, config.entry)
     plan = []
     for params in config.query_params:
-        key = records.record_key(config.entry, config.build_params, params, options.mode, options.k, n_queries)
+        key = records.record_key(
+            config.entry, config.build_params, params, options.mode, options.k, n_queries, device, options.threads
+        )
         stem = records.record_stem(config.entry, config.build_params, params, key)
         plan.append(_Query(params, key, stem, directory / f"{stem}.json"))
     return plan
@@ -122,14 +124,14 @@ def run_build_config(
 ) -> None:
     """Build one index, then run and record each of its query configurations not yet on disk."""
     n_queries = query_count(dataset, options, config)
-    plan = _plan(dataset, config, options, n_queries)
+    device = device_for(config, options.device)
+    plan = _plan(dataset, config, options, n_queries, device)
     todo = [q for q in plan if not _reusable(q, options.force)]
     summary.reused.extend(q.path for q in plan if q not in todo)
     if not todo:
         return
     if n_queries < dataset.n_test:
         report(f"  note: {config.entry} runs on the first {n_queries} of {dataset.n_test} test queries")
-    device = device_for(config, options.device)
     base = _base_document(dataset, config, options, provenance, n_queries, device)
     try:
         adapter, build = _build(dataset, config, options, device)

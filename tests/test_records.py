@@ -56,3 +56,9 @@ def test_unwritable_directory_is_a_clear_error(tmp_path):
     blocker.write_text("")
     with pytest.raises(HarnessError, match="cannot write results"):
         records.write_record(blocker / "sub", "a", {"status": "ok"}, {})
+
+
+def test_device_and_threads_are_part_of_the_identity():
+    base = ("alg", {"a": 1}, {"q": 3}, "batch", 10, 100)
+    keys = {records.record_key(*base), records.record_key(*base, "cuda", 1), records.record_key(*base, "cpu", 2)}
+    assert len(keys) == 3

@@ -1,0 +1,364 @@
+"""Figures from run records: recall against speed, time, iterations, build cost and memory.
+
+Every figure is drawn from records alone (design.md section 6: a plot never reruns anything) and
+written as PNG (for the report and quick looks) and SVG (for papers). Choices worth knowing:
+
+- Each series (an algorithm, tagged with device and mode when not batch CPU; see
+  `harness.summary.series_name`) is drawn as its Pareto front, a line, over all its points, faint.
+- Log-scale axes cannot show values <= 0: such points are left out of that figure, and the
+  figure says how many. Recall is on a linear axis, so a recall of 0 is always shown.
+- A figure with nothing to show (no GPU runs, no iterative method) is still written, with a note
+  in its middle saying why. The set of files is then the same for every results directory, and
+  the report and the reader never wonder whether a figure failed.
+- Colours and markers come from `harness.style`, so an algorithm looks the same in every figure.
+- Figures are built with `matplotlib.figure.Figure`, never pyplot: no global state, no GUI
+  backend, nothing left open after a long run.
+"""
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Mapping, Sequence
+
+import numpy as np
+from matplotlib import rc_context
+from matplotlib.axes import Axes
+from matplotlib.axis import Axis
+from matplotlib.figure import Figure
+from matplotlib.ticker import LogFormatter
+
+from .pareto import pareto_front
+from .records import load_arrays
+from .style import linestyle_for, style_for
+from .summary import compact_json, is_ok, metric, series_name
+
+Record = Mapping[str, Any]
+
+FIGURE_TITLES: dict[str, str] = {
+    "recall1-qps": "Recall@1 against queries per second",
+    "recallk-qps": "Recall@k against queries per second",
+    "recall1-cpu-time": "Recall@1 against CPU time per query",
+    "recall1-gpu-time": "Recall@1 against GPU time per query",
+    "recall1-iterations": "Recall@1 against mean iterations per query (iterative methods)",
+    "iterations-distribution": "Iterations per query, for the configurations on each front",
+    "build-time": "Build time against the best recall@1 each index reaches",
+    "index-memory": "Index size against the best recall@1 each index reaches",
+}
+FORMATS: tuple[str, ...] = ("png", "svg")
+MAX_DISTRIBUTIONS = 12
+_DPI = 110
+_MIB = float(1 << 20)
+
+
+@dataclass
+class FigureInfo:
+    """What one figure shows: for the report, the CLI's messages and tests."""
+
+    name: str
+    title: str
+    paths: list[Path]
+    series: list[str] = field(default_factory=list)
+    algorithms: list[str] = field(default_factory=list)
+    n_points: int = 0
+    notes: list[str] = field(default_factory=list)
+
+
+@dataclass
+class _Point:
+    x: float
+    y: float
+    series: str
+    record: Record
+
+
+def make_plots(records: Sequence[Record], out_dir: Path, dataset: str) -> list[Path]:
+    """Write every figure for `dataset` into `out_dir` (PNG and SVG); return the files."""
+    return [path for info in plot_all(records, out_dir, dataset) for path in info.paths]
+
+
+def plot_all(
+    records: Sequence[Record], out_dir: Path, dataset: str, names: Sequence[str] | None = None
+) -> list[FigureInfo]:
+    """Write every figure for `dataset` (or only those in `names`), returning what each shows.
+
+    Records of other datasets and records that are not "ok" are ignored here; the report lists
+    failed runs in its table instead.
+    """
+    unknown = sorted(set(names or ()) - set(FIGURE_TITLES))
+    if unknown:
+        raise ValueError(f"unknown figure name(s) {unknown}; known: {list(FIGURE_TITLES)}")
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    ok = [r for r in records if is_ok(r) and r.get("dataset", dataset) == dataset]
+    caption = figure_caption([r for r in records if r.get("dataset", dataset) == dataset], dataset)
+    k_label = _k_label(ok)
+    builders: list[tuple[str, Callable[[Axes], FigureInfo]]] = [
+        ("recall1-qps", lambda ax: _record_tradeoff(ax, ok, "recall_at_1", "qps", True)),
+        ("recallk-qps", lambda ax: _record_tradeoff(ax, ok, "recall_at_k", "qps", True)),
+        ("recall1-cpu-time", lambda ax: _record_tradeoff(ax, ok, "recall_at_1", "query_cpu_s", False)),
+        ("recall1-gpu-time", lambda ax: _record_tradeoff(
+            ax, ok, "recall_at_1", "query_gpu_s", False, empty="no GPU runs: no record has a GPU time")),
+        ("recall1-iterations", lambda ax: _record_tradeoff(
+            ax, ok, "recall_at_1", "iterations_mean", False, log_y=None,
+            empty="no iterative runs: no record has iterations_mean")),
+        ("iterations-distribution", lambda ax: _iterations_distribution(ax, ok)),
+        ("build-time", lambda ax: _index_tradeoff(ax, ok, "build_s", 1.0)),
+        ("index-memory", lambda ax: _index_tradeoff(ax, ok, "index_bytes", 1.0 / _MIB)),
+    ]
+    infos = []
+    for name, draw in builders:
+        if names is not None and name not in names:
+            continue
+        figure = Figure(figsize=(8.5, 5.2), layout="constrained")
+        ax = figure.add_subplot()
+        info = draw(ax)
+        info.name, info.title = name, FIGURE_TITLES[name]
+        _label_axes(ax, name, k_label)
+        figure.suptitle(f"{FIGURE_TITLES[name]}\n{caption}", fontsize=9)
+        if info.series and name != "iterations-distribution":
+            ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0.0, fontsize=8,
+                      title="front (line), all runs (faint)", title_fontsize=7)
+        info.paths = _save(figure, out_dir, name)
+        infos.append(info)
+    return infos
+
+
+_AXIS_LABELS: dict[str, tuple[str, str]] = {
+    "recall1-qps": ("Recall@1 (fraction of queries)", "Queries per second (1/s, log scale)"),
+    "recallk-qps": ("Recall@{k} (fraction of true neighbours)", "Queries per second (1/s, log scale)"),
+    "recall1-cpu-time": ("Recall@1 (fraction of queries)", "CPU time per query (s, log scale)"),
+    "recall1-gpu-time": ("Recall@1 (fraction of queries)", "GPU time per query (s, log scale)"),
+    "recall1-iterations": ("Recall@1 (fraction of queries)", "Mean iterations per query (steps)"),
+    "iterations-distribution": ("Iterations per query (steps)", ""),
+    "build-time": ("Best recall@1 over the query parameters of an index", "Build time (s, log scale)"),
+    "index-memory": ("Best recall@1 over the query parameters of an index", "Index size (MiB, log scale)"),
+}
+
+
+def _label_axes(ax: Axes, name: str, k_label: str) -> None:
+    xlabel, ylabel = _AXIS_LABELS[name]
+    ax.set_xlabel(xlabel.format(k=k_label))
+    if ylabel:
+        ax.set_ylabel(ylabel)
+    ax.grid(True, which="major", alpha=0.3)
+
+
+def _k_label(records: Sequence[Record]) -> str:
+    """The k of recall@k: a number when every run used the same k, else "k"."""
+    ks = {r.get("k") for r in records}
+    return str(ks.pop()) if len(ks) == 1 else "k"
+
+
+def figure_caption(records: Sequence[Record], dataset: str) -> str:
+    """Dataset, dates and hardware of the runs (two lines), for the figure's title and the report."""
+    provenance = [r.get("provenance") or {} for r in records]
+    cpus = sorted({str(p["cpu_model"]) for p in provenance if p.get("cpu_model")})
+    gpus = sorted({str(p["gpu_name"]) for p in provenance if p.get("gpu_name")})
+    days = sorted({str(p.get("finished") or p.get("started") or "")[:10] for p in provenance} - {""})
+    first = records[0] if records else {}
+    shape = ", ".join(
+        part for part in (
+            first.get("distance"),
+            f"n={first['n_train']:,}" if first.get("n_train") else None,
+            f"d={first['dimension']}" if first.get("dimension") else None,
+        ) if part
+    )
+    cpu = "; ".join(cpus) if len(cpus) <= 2 else f"{len(cpus)} CPU models"
+    gpu = "; ".join(gpus) if gpus else "none"
+    when = days[0] if len(days) == 1 else (f"{days[0]} to {days[-1]}" if days else "date unknown")
+    head = f"{dataset} ({shape})" if shape else dataset
+    return f"{head} | runs: {when}\nCPU: {cpu or 'unknown'} | GPU: {gpu}"
+
+
+def _record_tradeoff(
+    ax: Axes, records: Sequence[Record], x_metric: str, y_metric: str, y_larger_better: bool,
+    log_y: bool | None = True, empty: str = "no successful runs to show",
+) -> FigureInfo:
+    """One point per record: x and y metrics, NaN (not measured) left out."""
+    points = [
+        _Point(metric(r, x_metric), metric(r, y_metric), series_name(r), r)
+        for r in records
+    ]
+    points = [p for p in points if math.isfinite(p.x) and math.isfinite(p.y)]
+    return _draw_tradeoff(ax, points, y_larger_better, log_y, empty, y_metric)
+
+
+def _index_tradeoff(ax: Axes, records: Sequence[Record], y_metric: str, y_scale: float) -> FigureInfo:
+    """One point per index (series + build parameters): best recall@1 against a build cost."""
+    groups: dict[tuple[str, str], list[Record]] = defaultdict(list)
+    for record in records:
+        groups[(series_name(record), compact_json(record.get("build_params")))].append(record)
+    points = []
+    for (series, _), members in sorted(groups.items()):
+        recall = max(metric(r, "recall_at_1") for r in members)
+        costs = [metric(r, y_metric) for r in members if math.isfinite(metric(r, y_metric))]
+        if costs and math.isfinite(recall):
+            best = max(members, key=lambda r: metric(r, "recall_at_1"))
+            points.append(_Point(recall, float(np.median(costs)) * y_scale, series, best))
+    return _draw_tradeoff(ax, points, False, True, f"no index has a recorded {y_metric}", y_metric)
+
+
+def _draw_tradeoff(
+    ax: Axes, points: list[_Point], y_larger_better: bool, log_y: bool | None, empty: str, y_name: str
+) -> FigureInfo:
+    """Each series' front as a line over its points drawn faint; recall (x) is maximised."""
+    info = FigureInfo(name="", title="", paths=[])
+    if log_y is None:
+        log_y = _wants_log([p.y for p in points])
+    if log_y:
+        dropped = [p for p in points if p.y <= 0]
+        points = [p for p in points if p.y > 0]
+        _set_log(ax.yaxis)
+        if dropped:
+            info.notes.append(f"{len(dropped)} point(s) with {y_name} <= 0 not shown (log scale)")
+    by_series: dict[str, list[_Point]] = defaultdict(list)
+    for point in points:
+        by_series[point.series].append(point)
+    for series in sorted(by_series):
+        _draw_series(ax, series, by_series[series], y_larger_better)
+    info.series = sorted(by_series)
+    info.algorithms = sorted({str(p.record.get("algorithm")) for p in points})
+    info.n_points = len(points)
+    if not points:
+        info.notes.insert(0, empty)
+    _write_notes(ax, info.notes, centred=not points)
+    return info
+
+
+def _draw_series(ax: Axes, series: str, points: list[_Point], y_larger_better: bool) -> None:
+    first = points[0].record
+    style = style_for(str(first.get("algorithm")))
+    xs = np.array([p.x for p in points])
+    ys = np.array([p.y for p in points])
+    front = pareto_front(xs, ys, x_larger_better=True, y_larger_better=y_larger_better)
+    ax.scatter(xs, ys, color=style.colour, marker=style.marker, alpha=0.25, s=22)
+    ax.plot(
+        xs[front], ys[front], color=style.colour, marker=style.marker, markersize=5,
+        linestyle=linestyle_for(first.get("device"), first.get("mode")), linewidth=1.4, label=series,
+    )
+
+
+def _set_log(axis: Axis) -> None:
+    """Log scale with plain numbers (0.9, 2, 300) instead of 9x10^-1 on narrow ranges."""
+    if axis is axis.axes.xaxis:
+        axis.axes.set_xscale("log")
+    else:
+        axis.axes.set_yscale("log")
+    axis.set_major_formatter(_PlainLogFormatter(labelOnlyBase=False))
+    axis.set_minor_formatter(_PlainLogFormatter(labelOnlyBase=False, minor_thresholds=(1.5, 0.6)))
+
+
+class _PlainLogFormatter(LogFormatter):
+    """matplotlib's choice of which log ticks to label, written as plain numbers ("%g")."""
+
+    def __call__(self, x: float, pos: int | None = None) -> str:
+        return f"{x:g}" if super().__call__(x, pos) else ""
+
+
+def _wants_log(values: Sequence[float]) -> bool:
+    """Log scale when positive values span more than a factor of 50."""
+    positive = [v for v in values if v > 0]
+    return bool(positive) and max(positive) / min(positive) > 50
+
+
+def _write_notes(ax: Axes, notes: list[str], centred: bool) -> None:
+    if not notes:
+        return
+    if centred:
+        ax.text(0.5, 0.5, "\n".join(notes), transform=ax.transAxes, ha="center", va="center",
+                fontsize=11, color="#444444")
+        ax.set_xticks([])
+        ax.set_yticks([])
+    else:
+        ax.text(0.01, 0.01, "\n".join(notes), transform=ax.transAxes, ha="left", va="bottom",
+                fontsize=7, color="#666666")
+
+
+def front_configurations(records: Sequence[Record]) -> list[Record]:
+    """Runs of iterative methods on their series' recall@1 / mean-iterations front.
+
+    Sorted by series then recall; thinned evenly to MAX_DISTRIBUTIONS so the figure stays legible.
+    """
+    iterative = [r for r in records if math.isfinite(metric(r, "iterations_mean"))]
+    by_series: dict[str, list[Record]] = defaultdict(list)
+    for record in iterative:
+        by_series[series_name(record)].append(record)
+    chosen: list[Record] = []
+    for series in sorted(by_series):
+        members = by_series[series]
+        front = pareto_front([metric(r, "recall_at_1") for r in members],
+                             [metric(r, "iterations_mean") for r in members], y_larger_better=False)
+        chosen.extend(members[i] for i in front)
+    if len(chosen) > MAX_DISTRIBUTIONS:
+        keep = np.unique(np.linspace(0, len(chosen) - 1, MAX_DISTRIBUTIONS).round().astype(int))
+        chosen = [chosen[i] for i in keep]
+    return chosen
+
+
+def _iterations_distribution(ax: Axes, records: Sequence[Record]) -> FigureInfo:
+    """Per front configuration: p5-p95 whisker, p25-p75 box, median bar, mean diamond, max cross."""
+    info = FigureInfo(name="", title="", paths=[])
+    rows: list[tuple[Record, np.ndarray]] = []
+    for record in front_configurations(records):
+        counts = _iteration_counts(record)
+        if counts is None:
+            info.notes.append(f"no iterations array for {record.get('label')}")
+        else:
+            rows.append((record, counts))
+    for position, (record, counts) in enumerate(rows):
+        _draw_distribution(ax, position, counts, style_for(str(record.get("algorithm"))).colour)
+    ax.set_yticks(range(len(rows)), [_row_label(record) for record, _ in rows], fontsize=7)
+    if rows and _wants_log([float(c.max()) for _, c in rows] + [float(c.min()) for _, c in rows]):
+        _set_log(ax.xaxis)
+    info.series = [str(record.get("label")) for record, _ in rows]
+    info.algorithms = sorted({str(record.get("algorithm")) for record, _ in rows})
+    info.n_points = len(rows)
+    if not rows:
+        info.notes.insert(0, "no iterative runs with per-query iteration counts")
+    else:
+        ax.set_title("whisker p5-p95, box p25-p75, | median, diamond mean, x max", fontsize=8)
+        ax.set_ylim(len(rows) - 0.5, -0.5)
+    _write_notes(ax, info.notes, centred=not rows)
+    return info
+
+
+def _iteration_counts(record: Record) -> np.ndarray | None:
+    """The record's per-query iteration counts, or None when its arrays file lacks them."""
+    try:
+        arrays = load_arrays(record)
+    except (OSError, KeyError, TypeError):
+        return None
+    counts = arrays.get("iterations")
+    if counts is None or np.size(counts) == 0:
+        return None
+    return np.asarray(counts, dtype=float).ravel()
+
+
+def _draw_distribution(ax: Axes, position: int, counts: np.ndarray, colour: str) -> None:
+    p5, p25, p50, p75, p95 = np.percentile(counts, [5, 25, 50, 75, 95])
+    ax.hlines(position, p5, p95, color=colour, linewidth=1)
+    ax.hlines(position, p25, p75, color=colour, linewidth=7, alpha=0.45)
+    ax.plot([p50], [position], marker="|", markersize=12, color=colour, linestyle="none")
+    ax.plot([counts.mean()], [position], marker="D", markersize=4, color="black", linestyle="none")
+    ax.plot([counts.max()], [position], marker="x", markersize=5, color=colour, linestyle="none")
+
+
+def _row_label(record: Record, width: int = 52) -> str:
+    label = str(record.get("label") or series_name(record))
+    if len(label) > width:
+        label = label[: width - 3] + "..."
+    return f"{label}  R@1={metric(record, 'recall_at_1'):.3f}"
+
+
+def _save(figure: Figure, out_dir: Path, name: str) -> list[Path]:
+    """Write the figure in every format; SVGs are byte-stable (fixed hash salt, no date)."""
+    paths = []
+    with rc_context({"svg.hashsalt": "gpnn-harness", "svg.fonttype": "path"}):
+        for fmt in FORMATS:
+            path = out_dir / f"{name}.{fmt}"
+            metadata: dict[str, Any] = {"Date": None} if fmt == "svg" else {}
+            figure.savefig(path, format=fmt, dpi=_DPI, metadata=metadata)
+            paths.append(path)
+    return paths

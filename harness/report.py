@@ -1,0 +1,210 @@
+"""The HTML report: one self-contained page per dataset, readable offline and mailable.
+
+Everything the page shows is inside the file: figures as base64 data URIs (PNG preferred, since
+every browser and mail client renders it; SVG when a figure has no PNG), CSS in a <style>
+element, no scripts, fonts or links to load. Next to each figure there are plain links to the
+PNG/SVG files written beside the page, which work when the directory is kept together and break
+harmlessly when only the page is copied. All text from records passes through `html.escape`.
+"""
+from __future__ import annotations
+
+import base64
+import datetime as _dt
+import html
+from collections import defaultdict
+from pathlib import Path
+from typing import Any, Iterable, Mapping, Sequence
+
+from . import __version__
+from .plots import FIGURE_TITLES, figure_caption
+from .summary import RESULT_COLUMNS, SUMMARY_COLUMNS, format_value, results_table, summary_rows
+
+Record = Mapping[str, Any]
+
+_MIME = {".png": "image/png", ".svg": "image/svg+xml"}
+_CSS = """
+body { font-family: system-ui, sans-serif; margin: 1.5em; color: #222; }
+h1 { font-size: 1.5em; } h2 { margin-top: 2em; border-bottom: 1px solid #ccc; }
+figure { margin: 1.5em 0; } figure img { max-width: 100%; height: auto; border: 1px solid #eee; }
+figcaption { font-size: 0.9em; color: #444; }
+table { border-collapse: collapse; font-size: 0.8em; margin: 0.5em 0; }
+th, td { border: 1px solid #ccc; padding: 2px 6px; text-align: left; vertical-align: top; }
+td.num { text-align: right; font-variant-numeric: tabular-nums; }
+tr.failed td { background: #fde8e8; } tr.timeout td { background: #fff4d6; }
+.scroll { overflow-x: auto; } code { font-size: 0.95em; }
+"""
+
+
+def write_report(records: Sequence[Record], out_dir: Path, dataset: str, figures: list[Path]) -> Path:
+    """Write `out_dir/index.html` for `dataset` and return its path.
+
+    `figures` are the files `harness.plots.make_plots` returned; each figure (one stem, several
+    formats) is embedded once. Records of other datasets are ignored.
+    """
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    mine = [r for r in records if r.get("dataset", dataset) == dataset]
+    sections = [
+        _header(mine, dataset),
+        _section("Figures", _figures_html(figures, out_dir)),
+        _section("Summary: best queries per second reaching each recall@1", _summary_html(mine)),
+        _section("All runs", _results_html(mine)),
+        _section("Provenance", _provenance_html(mine)),
+    ]
+    page = (
+        "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n"
+        f"<title>{_e(dataset)}: nearest-neighbour benchmark report</title>\n"
+        f"<style>{_CSS}</style>\n</head>\n<body>\n" + "\n".join(sections) + "\n</body>\n</html>\n"
+    )
+    path = out_dir / "index.html"
+    path.write_text(page, encoding="utf-8")
+    return path
+
+
+def _e(value: Any) -> str:
+    return html.escape("" if value is None else str(value), quote=True)
+
+
+def _section(title: str, body: str) -> str:
+    return f"<section>\n<h2>{_e(title)}</h2>\n{body}\n</section>"
+
+
+def _header(records: Sequence[Record], dataset: str) -> str:
+    ok = sum(1 for r in records if r.get("status") == "ok")
+    generated = _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    caption = figure_caption(records, dataset).replace("\n", " | ")
+    return (
+        f"<h1>{_e(dataset)}: nearest-neighbour benchmark report</h1>\n"
+        f"<p>{_e(caption)}</p>\n"
+        f"<p>{len(records)} run(s), {ok} successful, {len(records) - ok} failed or timed out. "
+        f"Generated {_e(generated)} by harness {_e(__version__)}.</p>"
+    )
+
+
+def _figures_html(figures: Iterable[Path], out_dir: Path) -> str:
+    """One <figure> per stem, embedding the PNG (else the SVG) as a data URI."""
+    by_stem: dict[str, list[Path]] = defaultdict(list)
+    for path in figures:
+        by_stem[Path(path).stem].append(Path(path))
+    if not by_stem:
+        return "<p>No figures were made.</p>"
+    blocks = []
+    for stem, paths in by_stem.items():
+        embedded = _pick_embedded(paths)
+        if embedded is None:
+            continue
+        title = FIGURE_TITLES.get(stem, stem)
+        data = base64.b64encode(embedded.read_bytes()).decode("ascii")
+        links = " ".join(
+            f'<a href="{_e(_relative(p, out_dir))}">{_e(p.suffix.lstrip(".").upper())}</a>' for p in sorted(paths)
+        )
+        blocks.append(
+            f'<figure id="fig-{_e(stem)}">\n'
+            f'<img src="data:{_MIME[embedded.suffix.lower()]};base64,{data}" alt="{_e(title)}">\n'
+            f"<figcaption>{_e(title)} ({_e(stem)}). Files: {links}</figcaption>\n</figure>"
+        )
+    return "\n".join(blocks)
+
+
+def _pick_embedded(paths: Sequence[Path]) -> Path | None:
+    for suffix in (".png", ".svg"):
+        for path in paths:
+            if path.suffix.lower() == suffix and path.is_file():
+                return path
+    return None
+
+
+def _relative(path: Path, base: Path) -> str:
+    try:
+        return path.resolve().relative_to(base.resolve()).as_posix()
+    except ValueError:
+        return path.name
+
+
+def _table(rows: Sequence[Mapping[str, Any]], columns: Sequence[str], row_class: str | None = None) -> str:
+    """An HTML table; numbers right-aligned; rows classed by `row_class` (e.g. status)."""
+    head = "".join(f"<th>{_e(c)}</th>" for c in columns)
+    body = []
+    for row in rows:
+        css = f' class="{_e(row.get(row_class))}"' if row_class and row.get(row_class) else ""
+        cells = []
+        for column in columns:
+            value = row.get(column)
+            numeric = isinstance(value, (int, float)) and not isinstance(value, bool)
+            cell_class = ' class="num"' if numeric else ""
+            cells.append(f"<td{cell_class}>{_e(format_value(column, value))}</td>")
+        body.append(f"<tr{css}>{''.join(cells)}</tr>")
+    return (
+        f'<div class="scroll"><table>\n<thead><tr>{head}</tr></thead>\n<tbody>\n'
+        + "\n".join(body) + "\n</tbody>\n</table></div>"
+    )
+
+
+def _summary_html(records: Sequence[Record]) -> str:
+    rows = summary_rows(records)
+    if not rows:
+        return "<p>No successful runs to summarise.</p>"
+    note = "<p>A dash means the series never reaches that recall. Recall is recall@1 (distance-based).</p>"
+    return note + "\n" + _table(rows, [c for c in SUMMARY_COLUMNS if c != "dataset"])
+
+
+def _results_html(records: Sequence[Record]) -> str:
+    rows = results_table(records)
+    if not rows:
+        return "<p>No runs recorded.</p>"
+    return _table(rows, [c for c in RESULT_COLUMNS if c != "dataset"], row_class="status")
+
+
+def _provenance_html(records: Sequence[Record]) -> str:
+    """Distinct machines, software, code versions, dataset files and commands of the runs."""
+    provenance = [r.get("provenance") or {} for r in records]
+    if not provenance:
+        return "<p>No runs recorded.</p>"
+    machine_keys = ("hostname", "platform", "cpu_model", "cpu_count", "gpu_name", "python", "torch", "cuda")
+    parts = [
+        "<h3>Machines</h3>",
+        _table(_distinct(provenance, machine_keys), machine_keys),
+        "<h3>Libraries</h3>",
+        _table(_libraries(provenance), ("library", "versions")),
+        "<h3>Code</h3>",
+        _table(_distinct(provenance, ("git_commit", "git_dirty", "harness_version")),
+               ("git_commit", "git_dirty", "harness_version")),
+        "<h3>Dataset files</h3>",
+        _table(_distinct(provenance, ("dataset_path", "dataset_sha256")), ("dataset_path", "dataset_sha256")),
+        "<h3>Commands</h3>",
+        _list(sorted({str(p["command"]) for p in provenance if p.get("command")})),
+        f"<p>Runs between {_e(_earliest(provenance, 'started'))} and {_e(_latest(provenance, 'finished'))}.</p>",
+    ]
+    return "\n".join(parts)
+
+
+def _distinct(provenance: Sequence[Mapping[str, Any]], keys: Sequence[str]) -> list[dict[str, Any]]:
+    seen: dict[tuple[str, ...], dict[str, Any]] = {}
+    for entry in provenance:
+        row = {key: entry.get(key) for key in keys}
+        seen.setdefault(tuple(str(row[key]) for key in keys), row)
+    return [seen[key] for key in sorted(seen)]
+
+
+def _libraries(provenance: Sequence[Mapping[str, Any]]) -> list[dict[str, str]]:
+    versions: dict[str, set[str]] = defaultdict(set)
+    for entry in provenance:
+        for name, version in (entry.get("libraries") or {}).items():
+            versions[str(name)].add(str(version))
+    return [{"library": name, "versions": ", ".join(sorted(v))} for name, v in sorted(versions.items())]
+
+
+def _list(items: Sequence[str]) -> str:
+    if not items:
+        return "<p>None recorded.</p>"
+    return "<ul>\n" + "\n".join(f"<li><code>{_e(item)}</code></li>" for item in items) + "\n</ul>"
+
+
+def _earliest(provenance: Sequence[Mapping[str, Any]], key: str) -> str:
+    values = sorted(str(p[key]) for p in provenance if p.get(key))
+    return values[0] if values else "unknown"
+
+
+def _latest(provenance: Sequence[Mapping[str, Any]], key: str) -> str:
+    values = sorted(str(p[key]) for p in provenance if p.get(key))
+    return values[-1] if values else "unknown"

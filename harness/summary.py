@@ -1,0 +1,184 @@
+"""Tables from records: the per-dataset summary and the flat results table (text, CSV, HTML).
+
+The summary answers the question a reader asks first: at recall 0.9 / 0.95 / 0.99, how fast is
+each algorithm, and with which parameters. The results table is one flat row per record, for
+spreadsheets and for the report's full listing (failed runs included, with their error).
+
+Runs of one algorithm on another device or in single-query mode are different trade-offs (a GPU
+brute force is not a CPU brute force), so they form their own series: see `series_name`.
+"""
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+from collections import defaultdict
+from typing import Any, Iterable, Mapping, Sequence
+
+DEFAULT_THRESHOLDS: tuple[float, ...] = (0.9, 0.95, 0.99)
+
+RESULT_COLUMNS: tuple[str, ...] = (
+    "dataset", "algorithm", "label", "build_params", "query_params", "mode", "device", "k",
+    "recall_at_1", "recall_at_1_id", "recall_at_k", "qps", "build_s", "index_bytes",
+    "query_wall_s", "query_cpu_s", "query_gpu_s", "iterations_mean", "dist_comps_mean",
+    "status", "error",
+)
+_METRIC_COLUMNS = (
+    "recall_at_1", "recall_at_1_id", "recall_at_k", "qps", "build_s", "index_bytes",
+    "query_wall_s", "query_cpu_s", "query_gpu_s", "iterations_mean", "dist_comps_mean",
+)
+SUMMARY_COLUMNS: tuple[str, ...] = ("dataset", "metric", "threshold", "series", "qps", "recall", "k", "label")
+# Tolerance for a recall stored as 0.8999999999 meaning 0.9 (a float sum of 0/1 hits).
+_THRESHOLD_SLACK = 1e-9
+
+
+def is_ok(record: Mapping[str, Any]) -> bool:
+    """Whether a record holds measurements (failed and timed-out runs are listed, never plotted)."""
+    return record.get("status") == "ok" and bool(record.get("metrics"))
+
+
+def metric(record: Mapping[str, Any], name: str) -> float:
+    """A metric as a float, NaN when absent or null, so callers can filter with one test."""
+    value = (record.get("metrics") or {}).get(name)
+    if value is None or isinstance(value, (list, dict, str)):
+        return math.nan
+    return float(value)
+
+
+def series_name(record: Mapping[str, Any]) -> str:
+    """The algorithm, tagged with device and mode when they are not the batch-CPU default."""
+    name = str(record.get("algorithm", "?"))
+    tags = []
+    if record.get("device", "cpu") != "cpu":
+        tags.append(str(record.get("device")))
+    if record.get("mode", "batch") != "batch":
+        tags.append(str(record.get("mode")))
+    return f"{name} [{', '.join(tags)}]" if tags else name
+
+
+def compact_json(params: Any) -> str:
+    """Parameters as short, stable JSON (sorted keys, no spaces) for one table cell."""
+    return json.dumps(params if params is not None else {}, sort_keys=True, separators=(",", ":"), default=str)
+
+
+def summary_rows(
+    records: Iterable[Mapping[str, Any]],
+    thresholds: Sequence[float] = DEFAULT_THRESHOLDS,
+    metric: str = "recall_at_1",
+) -> list[dict[str, Any]]:
+    """Per dataset, threshold and series: the best QPS among runs whose `metric` reaches it.
+
+    A series that never reaches a threshold still gets a row, with qps/recall/label None, so
+    the table shows "not reached" rather than hiding the algorithm.
+    """
+    metric_name = metric
+    groups: dict[tuple[str, str], list[Mapping[str, Any]]] = defaultdict(list)
+    for record in records:
+        if is_ok(record):
+            groups[(str(record.get("dataset")), series_name(record))].append(record)
+    rows = []
+    for (dataset, series), members in groups.items():
+        for threshold in thresholds:
+            rows.append(_best_row(dataset, series, members, float(threshold), metric_name))
+    rows.sort(key=lambda r: (r["dataset"], r["threshold"], r["qps"] is None, -(r["qps"] or 0.0), r["series"]))
+    return rows
+
+
+def _best_row(
+    dataset: str, series: str, members: list[Mapping[str, Any]], threshold: float, metric_name: str
+) -> dict[str, Any]:
+    """The fastest member reaching the threshold (ties: higher recall, then label)."""
+    reaching = [
+        r for r in members
+        if metric(r, metric_name) >= threshold - _THRESHOLD_SLACK and math.isfinite(metric(r, "qps"))
+    ]
+    row: dict[str, Any] = {
+        "dataset": dataset, "metric": metric_name, "threshold": threshold, "series": series,
+        "algorithm": members[0].get("algorithm"), "qps": None, "recall": None, "k": None,
+        "label": None, "build_params": None, "query_params": None,
+    }
+    if reaching:
+        best = min(reaching, key=lambda r: (-metric(r, "qps"), -metric(r, metric_name), str(r.get("label"))))
+        row.update(
+            qps=metric(best, "qps"), recall=metric(best, metric_name), k=best.get("k"), label=best.get("label"),
+            build_params=compact_json(best.get("build_params")), query_params=compact_json(best.get("query_params")),
+        )
+    return row
+
+
+def format_summary(rows: Sequence[Mapping[str, Any]]) -> str:
+    """The summary as an aligned text table; "-" where a threshold is not reached."""
+    if not rows:
+        return "no successful runs to summarise\n"
+    return format_table(rows, SUMMARY_COLUMNS)
+
+
+def results_table(records: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """One flat row per record (failed ones too), sorted by dataset, algorithm and label."""
+    rows = []
+    for record in records:
+        metrics = record.get("metrics") or {}
+        row: dict[str, Any] = {
+            "dataset": record.get("dataset"),
+            "algorithm": record.get("algorithm"),
+            "label": record.get("label"),
+            "build_params": compact_json(record.get("build_params")),
+            "query_params": compact_json(record.get("query_params")),
+            "mode": record.get("mode"),
+            "device": record.get("device"),
+            "k": record.get("k"),
+        }
+        for column in _METRIC_COLUMNS:
+            row[column] = metrics.get(column)
+        row["status"] = record.get("status")
+        row["error"] = record.get("error")
+        rows.append(row)
+    rows.sort(key=lambda r: (str(r["dataset"]), str(r["algorithm"]), str(r["label"]), str(r["mode"])))
+    return rows
+
+
+def format_value(column: str, value: Any) -> str:
+    """A cell for people: recalls to 4 decimals, times and rates to 4 significant digits."""
+    if value is None:
+        return "-"
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return str(value)
+    if isinstance(value, float) and not math.isfinite(value):
+        return "-"
+    if column.startswith("recall") or column == "threshold":
+        return f"{value:.4f}"
+    if column == "qps":
+        return f"{value:,.1f}"
+    if isinstance(value, int):
+        return str(value)
+    return f"{value:.4g}"
+
+
+def format_table(rows: Sequence[Mapping[str, Any]], columns: Sequence[str] | None = None) -> str:
+    """Rows as an aligned text table; numbers right-aligned, text left-aligned."""
+    columns = list(columns or (rows[0].keys() if rows else RESULT_COLUMNS))
+    cells = [[format_value(c, row.get(c)) for c in columns] for row in rows]
+    widths = [max([len(c)] + [len(line[i]) for line in cells]) for i, c in enumerate(columns)]
+    numeric = [all(_is_number(row.get(c)) for row in rows) and bool(rows) for c in columns]
+    def render(values: Sequence[str]) -> str:
+        parts = [v.rjust(w) if num else v.ljust(w) for v, w, num in zip(values, widths, numeric)]
+        return "  ".join(parts).rstrip()
+    lines = [render(columns), "  ".join("-" * w for w in widths)]
+    lines.extend(render(line) for line in cells)
+    return "\n".join(lines) + "\n"
+
+
+def _is_number(value: Any) -> bool:
+    return value is None or (isinstance(value, (int, float)) and not isinstance(value, bool))
+
+
+def format_csv(rows: Sequence[Mapping[str, Any]], columns: Sequence[str] | None = None) -> str:
+    """Rows as CSV with full precision; empty cells for missing values."""
+    columns = list(columns or (rows[0].keys() if rows else RESULT_COLUMNS))
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(columns)
+    for row in rows:
+        writer.writerow(["" if row.get(c) is None else row.get(c) for c in columns])
+    return buffer.getvalue()

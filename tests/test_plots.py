@@ -1,0 +1,152 @@
+"""Figures drawn from synthetic records on disk: files, image validity, series drawn, styles."""
+from __future__ import annotations
+
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import matplotlib.image
+import pytest
+
+from harness.plots import FIGURE_TITLES, FORMATS, figure_caption, make_plots, plot_all
+from harness.records import load_records
+from harness.style import KNOWN_STYLES, linestyle_for, style_for
+from records_factory import DEFAULT_DATASET, write_synthetic_records
+
+DATASET = DEFAULT_DATASET
+
+
+def _render(tmp_path_factory: pytest.TempPathFactory, gpu: bool):
+    root = tmp_path_factory.mktemp("gpu" if gpu else "cpu")
+    write_synthetic_records(root / "results", DATASET, gpu=gpu)
+    records = load_records(root / "results", DATASET)
+    infos = plot_all(records, root / "plots", DATASET)
+    return records, {info.name: info for info in infos}
+
+
+@pytest.fixture(scope="module")
+def cpu_run(tmp_path_factory):
+    return _render(tmp_path_factory, gpu=False)
+
+
+@pytest.fixture(scope="module")
+def gpu_records(tmp_path_factory):
+    root = tmp_path_factory.mktemp("gpu")
+    write_synthetic_records(root / "results", DATASET, gpu=True)
+    return load_records(root / "results", DATASET)
+
+
+def test_every_figure_written_in_every_format(cpu_run):
+    _, infos = cpu_run
+    assert list(infos) == list(FIGURE_TITLES)
+    for info in infos.values():
+        assert sorted(p.suffix for p in info.paths) == sorted(f".{fmt}" for fmt in FORMATS)
+        for path in info.paths:
+            assert path.is_file() and path.stat().st_size > 1000
+
+
+def test_png_files_are_images_and_svg_files_parse(cpu_run):
+    _, infos = cpu_run
+    for info in infos.values():
+        for path in info.paths:
+            if path.suffix == ".png":
+                pixels = matplotlib.image.imread(path)
+                assert pixels.ndim == 3 and pixels.shape[0] > 200 and pixels.shape[1] > 200
+            else:
+                root = ET.parse(path).getroot()
+                assert root.tag.endswith("svg")
+
+
+def test_recall_qps_figures_show_every_successful_algorithm(cpu_run):
+    records, infos = cpu_run
+    ok_algorithms = {r["algorithm"] for r in records if r["status"] == "ok"}
+    assert ok_algorithms == {"bruteforce", "faiss-ivf", "hnswlib", "potential-gaussian"}
+    for name in ("recall1-qps", "recallk-qps", "recall1-cpu-time", "build-time"):
+        assert set(infos[name].algorithms) == ok_algorithms, name
+    assert "hnswlib [single]" in infos["recall1-qps"].series
+    n_ok = sum(1 for r in records if r["status"] == "ok")
+    assert infos["recall1-qps"].n_points == n_ok  # failed record not drawn, every ok one is
+
+
+def test_figure_caption_names_dataset_hardware_and_date(cpu_run):
+    records, _ = cpu_run
+    caption = figure_caption(records, DATASET)
+    assert DATASET in caption and "Synthetic CPU" in caption and "2025-03-01" in caption and "GPU: none" in caption
+
+
+def test_gpu_figure_without_gpu_runs_says_so(cpu_run):
+    _, infos = cpu_run
+    gpu = infos["recall1-gpu-time"]
+    assert gpu.series == [] and gpu.n_points == 0
+    assert any("no GPU runs" in note for note in gpu.notes)
+    assert all(path.is_file() for path in gpu.paths)
+
+
+def test_gpu_figure_with_gpu_runs(gpu_records, tmp_path):
+    names = ["recall1-qps", "recall1-gpu-time"]
+    infos = {i.name: i for i in plot_all(gpu_records, tmp_path, DATASET, names=names)}
+    assert list(infos) == names
+    assert set(infos["recall1-gpu-time"].series) == {"bruteforce [cuda]", "potential-gaussian [cuda]"}
+    assert "bruteforce" in infos["recall1-qps"].series and "bruteforce [cuda]" in infos["recall1-qps"].series
+    assert "GPU: NVIDIA H100" in figure_caption(gpu_records, DATASET)
+
+
+def test_unknown_figure_name_is_refused(tmp_path):
+    with pytest.raises(ValueError, match="unknown figure"):
+        plot_all([], tmp_path, DATASET, names=["recall-qps"])
+
+
+def test_iteration_figures_only_show_iterative_methods(cpu_run):
+    _, infos = cpu_run
+    assert infos["recall1-iterations"].algorithms == ["potential-gaussian"]
+    distribution = infos["iterations-distribution"]
+    assert distribution.algorithms == ["potential-gaussian"]
+    assert distribution.n_points >= 2
+    assert all(label.startswith("potential-gaussian(") for label in distribution.series)
+
+
+def test_index_memory_skips_indexes_without_size(cpu_run):
+    _, infos = cpu_run
+    # the potential method records index_bytes = None: nothing to plot for it
+    assert "potential-gaussian" not in infos["index-memory"].algorithms
+    assert "hnswlib" in infos["index-memory"].algorithms
+
+
+def test_non_positive_values_on_log_axes_are_dropped_with_a_note(tmp_path):
+    write_synthetic_records(tmp_path / "results", DATASET, include_failed=False)
+    records = load_records(tmp_path / "results", DATASET)
+    records[0]["metrics"]["qps"] = 0.0
+    [info] = plot_all(records, tmp_path / "plots", DATASET, names=["recall1-qps"])
+    assert info.n_points == len(records) - 1
+    assert any("not shown (log scale)" in note for note in info.notes)
+
+
+def test_no_records_still_writes_every_figure(tmp_path):
+    paths = make_plots([], tmp_path, DATASET)
+    assert len(paths) == len(FIGURE_TITLES) * len(FORMATS)
+    assert all(Path(p).is_file() for p in paths)
+
+
+def test_other_datasets_are_ignored(tmp_path):
+    write_synthetic_records(tmp_path / "results", "other-8-angular", include_failed=False)
+    records = load_records(tmp_path / "results")
+    infos = plot_all(records, tmp_path / "plots", DATASET, names=["recall1-qps", "build-time"])
+    assert [info.n_points for info in infos] == [0, 0]
+
+
+def test_known_styles_are_fixed_and_distinct():
+    assert style_for("hnswlib") == KNOWN_STYLES["hnswlib"]
+    colours = [s.colour for s in KNOWN_STYLES.values()]
+    assert len(set(colours)) == len(colours)
+
+
+def test_unknown_names_get_a_stable_style():
+    first = style_for("my-new-method")
+    assert style_for("my-new-method") == first
+    assert first.colour not in {s.colour for s in KNOWN_STYLES.values()}
+    assert len({style_for(f"algo-{i}") for i in range(20)}) > 5  # spread, not one style for all
+
+
+def test_linestyles_tell_device_and_mode_apart():
+    styles = {linestyle_for(d, m) for d in ("cpu", "cuda") for m in ("batch", "single")}
+    assert len(styles) == 4
+    assert linestyle_for(None, None) == "-"

@@ -1,0 +1,170 @@
+"""Summary and results tables, and the self-contained HTML report."""
+from __future__ import annotations
+
+import base64
+import csv
+import io
+from html.parser import HTMLParser
+from pathlib import Path
+
+import pytest
+
+from harness.plots import make_plots
+from harness.records import load_records
+from harness.report import write_report
+from harness.summary import (
+    RESULT_COLUMNS, format_csv, format_summary, format_table, results_table, series_name, summary_rows,
+)
+from records_factory import DEFAULT_DATASET, make_document, write_synthetic_records
+
+DATASET = DEFAULT_DATASET
+VOID = {"area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta", "source", "track", "wbr"}
+
+
+class PageParser(HTMLParser):
+    """Collects text, images, links and tables, and checks that tags nest properly."""
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.stack: list[str] = []
+        self.errors: list[str] = []
+        self.text: list[str] = []
+        self.images: list[str] = []
+        self.links: list[str] = []
+        self.tables = 0
+        self.external: list[str] = []
+        self.doctype = None
+
+    def handle_decl(self, decl: str) -> None:
+        self.doctype = decl
+
+    def handle_starttag(self, tag, attrs):
+        attrs = dict(attrs)
+        if tag == "img":
+            self.images.append(attrs.get("src", ""))
+        if tag == "a":
+            self.links.append(attrs.get("href", ""))
+        if tag in ("script", "link") or (tag == "img" and not attrs.get("src", "").startswith("data:")):
+            self.external.append(tag)
+        if tag == "table":
+            self.tables += 1
+        if tag not in VOID:
+            self.stack.append(tag)
+
+    def handle_endtag(self, tag):
+        if not self.stack or self.stack[-1] != tag:
+            self.errors.append(f"unexpected </{tag}> with open {self.stack[-3:]}")
+        else:
+            self.stack.pop()
+
+    def handle_data(self, data):
+        self.text.append(data)
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory):
+    root = tmp_path_factory.mktemp("report")
+    write_synthetic_records(root / "results", DATASET, gpu=True)
+    records = load_records(root / "results", DATASET)
+    figures = make_plots(records, root / "plots", DATASET)
+    page = write_report(records, root / "plots", DATASET, figures)
+    parser = PageParser()
+    parser.feed(page.read_text(encoding="utf-8"))
+    parser.close()
+    return records, figures, page, parser
+
+
+def test_report_is_well_formed_html5(site):
+    _, _, page, parser = site
+    assert page.name == "index.html"
+    assert parser.doctype and parser.doctype.lower() == "doctype html"
+    assert parser.errors == [] and parser.stack == []
+
+
+def test_report_embeds_every_figure_and_loads_nothing_external(site):
+    _, figures, _, parser = site
+    stems = {Path(f).stem for f in figures}
+    assert len(parser.images) == len(stems)
+    assert all(src.startswith("data:image/png;base64,") for src in parser.images)
+    for src in parser.images:
+        assert base64.b64decode(src.split(",", 1)[1])[:8] == b"\x89PNG\r\n\x1a\n"
+    assert parser.external == []
+    for figure in figures:
+        assert Path(figure).name in parser.links
+
+
+def test_report_lists_every_record_summary_and_provenance(site):
+    records, _, _, parser = site
+    text = "".join(parser.text)
+    for record in records:
+        assert record["label"] in text
+    assert "ParameterError: ef_construction=4 must be &gt;= M=64" not in text  # unescaped by parser
+    assert "ParameterError: ef_construction=4 must be >= M=64" in text
+    assert "Summary" in text and "0.9000" in text and "0.9900" in text
+    assert parser.tables >= 4
+    for needle in ("Synthetic CPU @ 3.0GHz", "NVIDIA H100", "f30824a0", "ab" * 32, "hnswlib", "python -m harness run"):
+        assert needle in text
+
+
+def test_report_escapes_text_from_records(tmp_path):
+    document = make_document(DATASET, "hnswlib", {"M": 4}, {"ef": 1}, 0.5, 10.0, status="failed",
+                             error="<script>alert('x')</script>")
+    document["_path"] = str(tmp_path / "x.json")
+    page = write_report([document], tmp_path, DATASET, [])
+    content = page.read_text()
+    assert "<script>" not in content and "&lt;script&gt;" in content
+
+
+def test_summary_best_qps_per_threshold(site):
+    records, _, _, _ = site
+    rows = summary_rows(records)
+    by = {(r["series"], r["threshold"]): r for r in rows}
+    hnsw = by[("hnswlib", 0.9)]
+    assert hnsw["recall"] >= 0.9
+    reaching = [r for r in records if series_name(r) == "hnswlib" and r["status"] == "ok"
+                and r["metrics"]["recall_at_1"] >= 0.9]
+    assert hnsw["qps"] == max(r["metrics"]["qps"] for r in reaching)
+    assert hnsw["label"] in {r["label"] for r in reaching}
+    potential = by[("potential-gaussian", 0.99)]
+    assert potential["qps"] is None and potential["label"] is None
+    assert {r["threshold"] for r in rows} == {0.9, 0.95, 0.99}
+    text = format_summary(rows)
+    assert "hnswlib" in text and text.count("\n") == len(rows) + 2
+
+
+def test_summary_other_metric_and_thresholds(site):
+    records, _, _, _ = site
+    rows = summary_rows(records, thresholds=(0.5,), metric="recall_at_k")
+    assert {r["metric"] for r in rows} == {"recall_at_k"}
+    assert all(r["recall"] >= 0.5 for r in rows if r["qps"] is not None)
+
+
+def test_results_table_has_one_row_per_record_with_failures(site):
+    records, _, _, _ = site
+    rows = results_table(records)
+    assert len(rows) == len(records)
+    assert all(list(row) == list(RESULT_COLUMNS) for row in rows)
+    failed = [r for r in rows if r["status"] == "failed"]
+    assert len(failed) == 1 and failed[0]["recall_at_1"] is None and "ParameterError" in failed[0]["error"]
+    assert failed[0]["build_params"] == '{"M":64,"ef_construction":4}'
+
+
+def test_csv_round_trips(site):
+    records, _, _, _ = site
+    rows = results_table(records)
+    parsed = list(csv.DictReader(io.StringIO(format_csv(rows))))
+    assert len(parsed) == len(rows)
+    assert parsed[0].keys() == set(RESULT_COLUMNS) or list(parsed[0]) == list(RESULT_COLUMNS)
+    for original, back in zip(rows, parsed):
+        assert back["label"] == original["label"]
+        if original["qps"] is not None:
+            assert float(back["qps"]) == original["qps"]
+
+
+def test_text_table_is_aligned(site):
+    records, _, _, _ = site
+    text = format_table(results_table(records))
+    lines = text.rstrip("\n").split("\n")
+    assert len(lines) == len(records) + 2
+    assert lines[0].split()[:3] == ["dataset", "algorithm", "label"]
+    assert format_table([]).startswith("dataset")
