@@ -96,6 +96,19 @@ def per_query_summary(iterations: np.ndarray | None, dist_comps: np.ndarray | No
     return out
 
 
+def position_to_true_nn(positions: np.ndarray, train: np.ndarray, true_ids: np.ndarray) -> np.ndarray:
+    """Per-query float64 distance from a final position to the query's true nearest neighbour.
+
+    For methods that move a point (the potential method): the seed note's own success measure
+    is the fraction of these under 1e-3 in the data's units. `true_ids` is (Q,) or the (Q, K)
+    ground-truth table, whose first column is used.
+    """
+    ids = np.asarray(true_ids)
+    ids = ids[:, 0] if ids.ndim == 2 else ids
+    nearest = np.asarray(train, dtype=np.float64)[ids]
+    return np.linalg.norm(np.asarray(positions, dtype=np.float64) - nearest, axis=1)
+
+
 def merge(*parts: Mapping[str, Any]) -> dict[str, Any]:
     merged: dict[str, Any] = {}
     for part in parts:

@@ -120,7 +120,7 @@ def plot_all(
         if info.series and name != "iterations-distribution":
             ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0.0, fontsize=8,
                       title="front (line), all runs (faint)", title_fontsize=7)
-        info.paths = _save(figure, out_dir, name)
+        info.paths = save_figure(figure, out_dir, name)
         infos.append(info)
     return infos
 
@@ -352,7 +352,7 @@ def _row_label(record: Record, width: int = 52) -> str:
     return f"{label}  R@1={metric(record, 'recall_at_1'):.3f}"
 
 
-def _save(figure: Figure, out_dir: Path, name: str) -> list[Path]:
+def save_figure(figure: Figure, out_dir: Path, name: str) -> list[Path]:
     """Write the figure in every format; SVGs are byte-stable (fixed hash salt, no date)."""
     paths = []
     with rc_context({"svg.hashsalt": "gpnn-harness", "svg.fonttype": "path"}):

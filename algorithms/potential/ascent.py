@@ -1,0 +1,193 @@
+"""Ascent rules, swappable by name as torch.optim optimisers are, and the climbing loop.
+
+A rule is a small object with `step(q, evaluation) -> new q` and per-query state that it
+can shrink when queries leave the active batch. `climb` runs every query until its own step
+is shorter than `tol` (scale units) or `max_iters` is reached; converged queries are dropped
+from the batch, so they cost nothing more.
+
+Step length is the shorter of the last step and the two-step displacement |q_t - q_{t-2}|:
+a fixed-length step (the note's normalised rule) never shrinks, but around a cone-shaped peak
+it settles into a 2-cycle straddling the peak, which the two-step displacement sees as zero.
+"""
+from __future__ import annotations
+
+import abc
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import torch
+
+from harness.errors import ConfigError, ParameterError
+
+from .potentials import Evaluation, Field, Hyper, Potential
+
+
+class AscentRule(abc.ABC):
+    """One way of moving every active query uphill; holds per-query state, if any."""
+
+    name: ClassVar[str] = ""
+    default_rate: ClassVar[float | None] = None
+    #: needs Evaluation.mean (only potentials with `has_mean`, i.e. the Gaussian)
+    needs_mean: ClassVar[bool] = False
+
+    def __init__(self, rate: float | None = None, **options: Any) -> None:
+        self.rate = self.default_rate if rate is None else rate
+        self.options = options
+
+    def start(self, n: int, like: torch.Tensor) -> None:
+        """Reset per-query state for a batch of n queries shaped like `like` (n x D)."""
+
+    def keep(self, mask: torch.Tensor) -> None:
+        """Keep the state of the queries where `mask` is True (the others converged)."""
+
+    @abc.abstractmethod
+    def step(self, q: torch.Tensor, ev: Evaluation) -> torch.Tensor:
+        """New positions of the active queries."""
+
+
+class Normalised(AscentRule):
+    """The note's step q += rate * g / |g|^power.
+
+    The note's code computes gd * (sum gd^2)^(-1/2 - 0.05), i.e. g / |g|^1.1 (design.md
+    says 1.05, the code says 1.1; the code is followed). The step length rate * |g|^-0.1 grows
+    where the gradient vanishes, the note's remedy for flat regions.
+    """
+
+    name = "normalised"
+    default_rate = 5e-4
+
+    def step(self, q: torch.Tensor, ev: Evaluation) -> torch.Tensor:
+        power = self.options.get("power", 1.1)
+        norm = ev.grad.norm(dim=1, keepdim=True)
+        scale = torch.where(norm > 0, norm.clamp_min(torch.finfo(norm.dtype).tiny) ** -power, 0.0)
+        return q + self.rate * ev.grad * scale
+
+
+class Adam(AscentRule):
+    """torch-style Adam on the ascent direction, with per-query moments.
+
+    Adam is invariant to the gradient's magnitude, so vanishing gradients far from every
+    point do not stall it; the note found it "good enough" for potential_1.
+    """
+
+    name = "adam"
+    default_rate = 1e-2
+
+    def start(self, n: int, like: torch.Tensor) -> None:
+        self.m = torch.zeros_like(like)
+        self.v = torch.zeros_like(like)
+        self.t = 0
+
+    def keep(self, mask: torch.Tensor) -> None:
+        self.m, self.v = self.m[mask], self.v[mask]
+
+    def step(self, q: torch.Tensor, ev: Evaluation) -> torch.Tensor:
+        beta1, beta2 = self.options.get("betas", (0.9, 0.999))
+        eps = self.options.get("adam_eps", 1e-8)
+        self.t += 1
+        self.m.mul_(beta1).add_(ev.grad, alpha=1 - beta1)
+        self.v.mul_(beta2).addcmul_(ev.grad, ev.grad, value=1 - beta2)
+        m_hat = self.m / (1 - beta1**self.t)
+        v_hat = self.v / (1 - beta2**self.t)
+        return q + self.rate * m_hat / (v_hat.sqrt() + eps)
+
+
+class MeanShift(AscentRule):
+    """Gaussian mean-shift: q <- softmax_x(-beta ||x - q||^2 / 2)-weighted mean of the data.
+
+    No step size, and log Psi never decreases (it is an EM / minorise-maximise step).
+    """
+
+    name = "meanshift"
+    needs_mean = True
+
+    def step(self, q: torch.Tensor, ev: Evaluation) -> torch.Tensor:
+        assert ev.mean is not None, "meanshift needs a potential that provides the weighted mean"
+        return ev.mean
+
+
+_RULES: dict[str, type[AscentRule]] = {}
+
+
+def register_rule(cls: type[AscentRule]) -> type[AscentRule]:
+    _RULES[cls.name] = cls
+    return cls
+
+
+for _rule in (Normalised, Adam, MeanShift):
+    register_rule(_rule)
+
+
+def rule_names() -> list[str]:
+    return list(_RULES)
+
+
+def make_rule(name: str, potential: Potential, rate: float | None = None, **options: Any) -> AscentRule:
+    """The rule `name`, after checking it applies to `potential`."""
+    if name not in _RULES:
+        raise ConfigError(f"unknown ascent rule {name!r}", f"known rules: {', '.join(_RULES)}")
+    cls = _RULES[name]
+    if cls.needs_mean and not potential.has_mean:
+        raise ParameterError(
+            f"ascent rule {name!r} is only defined for the gaussian potential, not {potential.name!r}",
+            "use ascent 'normalised' or 'adam' with this potential",
+        )
+    return cls(rate=rate, **options)
+
+
+@dataclass
+class Climb:
+    """Where each query ended: positions (scale units), iterations, last step, top contributors."""
+
+    positions: torch.Tensor
+    iterations: torch.Tensor
+    last_step: torch.Tensor
+    top_ids: torch.Tensor | None
+
+
+def climb(
+    start: torch.Tensor,
+    potential: Potential,
+    field: Field,
+    hp: Hyper,
+    rule: AscentRule,
+    *,
+    max_iters: int,
+    tol: float,
+    track_m: int = 0,
+    trace: list[torch.Tensor] | None = None,
+) -> Climb:
+    """Climb every query from `start` until its step is under `tol` or `max_iters` is reached.
+
+    With `trace`, a copy of every query's position is appended after each iteration (for the
+    landscape figures; converged queries stay where they stopped).
+    """
+    n = len(start)
+    pos = start.clone()
+    before = start.clone()
+    iterations = torch.zeros(n, dtype=torch.long, device=start.device)
+    last_step = torch.full((n,), float("inf"), dtype=start.dtype, device=start.device)
+    top_ids = torch.zeros((n, track_m), dtype=torch.long, device=start.device) if track_m else None
+    active = torch.arange(n, device=start.device)
+    rule.start(n, start)
+    for it in range(max_iters):
+        if len(active) == 0:
+            break
+        current = pos[active]
+        ev = potential.evaluate(current, field, hp, track_m)
+        new = rule.step(current, ev)
+        moved = (new - current).norm(dim=1)
+        if it > 0:
+            moved = torch.minimum(moved, (new - before[active]).norm(dim=1))
+        before[active] = current
+        pos[active] = new
+        iterations[active] += 1
+        last_step[active] = moved
+        if top_ids is not None:
+            top_ids[active] = ev.top_ids
+        if trace is not None:
+            trace.append(pos.clone())
+        going = ~(moved < tol)
+        active = active[going]
+        rule.keep(going)
+    return Climb(positions=pos, iterations=iterations, last_step=last_step, top_ids=top_ids)

@@ -1,0 +1,61 @@
+"""Block sizes from a memory budget, and a running top-m over data blocks.
+
+Every potential streams over the data: the largest tensor ever alive is one
+(query block x data block [x width]) block, so a 1M-point dataset and a laptop's memory
+get along. `width` is 1 for potentials computed from matrix products (radial, Gaussian) and
+the dimension for those that need per-coordinate terms (potential_2, naive), which is why
+the latter chunk over queries *and* data.
+"""
+from __future__ import annotations
+
+from typing import Iterator
+
+import torch
+
+#: live temporaries per block element (differences, squares, exponentials, weights, ...);
+#: a generous count, so the budget is an upper bound rather than a hope.
+TEMPORARIES = 8
+
+
+def block_shape(
+    n_queries: int, n_points: int, width: int, itemsize: int, memory_mb: float
+) -> tuple[int, int]:
+    """(query rows, data rows) per block so that TEMPORARIES blocks fit in `memory_mb` MiB.
+
+    Whole data passes are preferred (fewer merges); the data is split only when a single
+    query row over all points would already exceed the budget.
+    """
+    elements = max(1, int(memory_mb * 2**20) // (itemsize * TEMPORARIES * max(1, width)))
+    if elements >= n_points:
+        return max(1, min(n_queries, elements // n_points)), n_points
+    return 1, elements
+
+
+def blocks(n: int, size: int) -> Iterator[slice]:
+    """Consecutive slices of length `size` (the last may be shorter) covering range(n)."""
+    for start in range(0, n, size):
+        yield slice(start, min(n, start + size))
+
+
+class RunningTopM:
+    """The m highest scores seen so far per query row, merged block by block.
+
+    Used to remember the top contributors to the potential during an evaluation, so that the
+    snap step can pick among them without another pass over the data.
+    """
+
+    def __init__(self, rows: int, m: int, like: torch.Tensor) -> None:
+        self.m = m
+        self.scores = torch.full((rows, 0), float("-inf"), dtype=like.dtype, device=like.device)
+        self.ids = torch.zeros((rows, 0), dtype=torch.long, device=like.device)
+
+    def update(self, scores: torch.Tensor, offset: int) -> None:
+        """Merge a (rows x block) score block whose column 0 is data point `offset`."""
+        take = min(self.m, scores.shape[1])
+        top_scores, top_cols = scores.topk(take, dim=1)
+        merged_scores = torch.cat([self.scores, top_scores], dim=1)
+        merged_ids = torch.cat([self.ids, top_cols + offset], dim=1)
+        if merged_scores.shape[1] > self.m:
+            merged_scores, order = merged_scores.topk(self.m, dim=1)
+            merged_ids = merged_ids.gather(1, order)
+        self.scores, self.ids = merged_scores, merged_ids

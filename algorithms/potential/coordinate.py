@@ -1,0 +1,81 @@
+"""Potentials built from per-coordinate differences (the note's low-dimensional pieces).
+
+The note splits the space into small coordinate groups (single coordinates for the naive
+potential, cyclic pairs for potential_2) hoping each piece is cheap on its own. Evaluating
+them needs the (queries x points x D) differences, which a matrix product cannot give, so
+these potentials are chunked over queries *and* data to keep that block inside the budget.
+"""
+from __future__ import annotations
+
+from typing import Any, Callable, Mapping
+
+import torch
+
+from algorithms.base import Param
+
+from .chunks import RunningTopM, block_shape, blocks
+from .potentials import Evaluation, Field, Hyper, Potential, _concat, register_potential
+
+
+class CoordinatePotential(Potential):
+    """Psi(q) = sum_x f(x - q), with f a per-point contribution of the coordinate differences.
+
+    Subclasses define `contributions(diff)` -> (queries x points); `terms` adds the gradient
+    with respect to q summed over the points, by autograd unless a subclass knows it.
+    Top contributors are ranked by contribution.
+    """
+
+    def contributions(self, diff: torch.Tensor, hp: Hyper) -> torch.Tensor:
+        raise NotImplementedError
+
+    def terms(self, diff: torch.Tensor, hp: Hyper) -> tuple[torch.Tensor, torch.Tensor]:
+        """(contributions (q x n), gradient w.r.t. q summed over points (q x D))."""
+        with torch.enable_grad():
+            d = diff.detach().requires_grad_(True)
+            contrib = self.contributions(d, hp)
+            (g,) = torch.autograd.grad(contrib.sum(), d)
+        # diff = x - q, so d/dq = -d/d(diff)
+        return contrib.detach(), -g.sum(1)
+
+    def evaluate(self, Q: torch.Tensor, field: Field, hp: Hyper, track_m: int = 0) -> Evaluation:
+        qc, nc = block_shape(len(Q), field.n, Q.shape[1], Q.element_size(), field.memory_mb)
+        parts = [self._evaluate_rows(Q[rows], field, hp, nc, track_m) for rows in blocks(len(Q), qc)]
+        return _concat(parts)
+
+    def _evaluate_rows(self, q: torch.Tensor, field: Field, hp: Hyper, nc: int, track_m: int) -> Evaluation:
+        value = q.new_zeros(len(q))
+        grad = torch.zeros_like(q)
+        top = RunningTopM(len(q), track_m, q) if track_m else None
+        for cols in blocks(field.n, nc):
+            contrib, g = self.terms(field.X[cols][None, :, :] - q[:, None, :], hp)
+            value += contrib.sum(1)
+            grad += g
+            if top is not None:
+                top.update(contrib, cols.start)
+        return Evaluation(value=value, grad=grad, top_ids=None if top is None else top.ids)
+
+
+def coordinate_potential(
+    name: str,
+    *,
+    params: Mapping[str, Param] | None = None,
+    sweep: Mapping[str, Any] | None = None,
+    description: str = "",
+) -> Callable[[Callable[..., torch.Tensor]], Potential]:
+    """Decorator: register f(diff, **hyper) -> (queries x points) as a coordinate potential.
+
+    `diff` is x - q with shape (queries, points, D), in scale units; the gradient is by autograd.
+    """
+
+    def decorate(fn: Callable[..., torch.Tensor]) -> Potential:
+        attrs: dict[str, Any] = {
+            "name": name,
+            "params": dict(params or {}),
+            "sweep": sweep,
+            "description": description or (fn.__doc__ or "").strip().split("\n")[0],
+            "contributions": lambda self, diff, hp: fn(diff, **hp),
+        }
+        cls = type(f"Coordinate_{name}", (CoordinatePotential,), attrs)
+        return register_potential(cls())
+
+    return decorate

@@ -1,0 +1,215 @@
+"""Potentials: a peak on every data point, their sum climbed from the query.
+
+A potential is a registered object that, given a batch of positions (Q x D) and the data
+(N x D, already centred and measured in scale units), returns the potential, its gradient and
+the ids of the top contributors. Two families cover the note and most new ideas:
+
+- `RadialPotential`: a function psi(r) of the distance r = ||x - q||. Distances come from
+  matrix products (||q||^2 + ||x||^2 - 2 q.x), so an evaluation costs about one brute-force
+  pass. Its gradient is sum_x psi'(r) (q - x) / r: two more matrix-vector style reductions.
+- `CoordinatePotential` (coordinate.py): a function of the per-coordinate differences
+  x - q, for potentials that split the space into low-dimensional pieces (potential_2, naive).
+
+A new variant defines psi(r) (or a per-point contribution of the differences) and nothing
+else: the derivative then comes from autograd, elementwise, which is exact and still cheap.
+Registering it (`register_potential`, or the `radial_potential` decorator) also registers an
+algorithm `potential-<name>` with the harness, see adapter.py.
+"""
+from __future__ import annotations
+
+import abc
+from dataclasses import dataclass
+from typing import Any, Callable, ClassVar, Mapping
+
+import torch
+
+from algorithms.base import Param
+from harness.errors import ConfigError
+
+from .chunks import RunningTopM, block_shape, blocks
+
+Hyper = Mapping[str, Any]
+
+
+@dataclass
+class Field:
+    """The data a potential is summed over: centred, in scale units, on the compute device."""
+
+    X: torch.Tensor
+    sq_norms: torch.Tensor
+    memory_mb: float = 128.0
+
+    @classmethod
+    def of(cls, X: torch.Tensor, memory_mb: float = 128.0) -> "Field":
+        return cls(X=X, sq_norms=(X * X).sum(1), memory_mb=memory_mb)
+
+    @property
+    def n(self) -> int:
+        return self.X.shape[0]
+
+
+@dataclass
+class Evaluation:
+    """The potential at a batch of positions.
+
+    `value` and `grad` are of the potential itself, except for log-domain potentials (the
+    Gaussian), where they are of log Psi: the same ascent direction, without underflow.
+    `top_ids` are the m data points contributing most. `mean` is the softmax-weighted mean
+    of the data, which only the Gaussian defines: the mean-shift fixed point map.
+    """
+
+    value: torch.Tensor
+    grad: torch.Tensor
+    top_ids: torch.Tensor | None = None
+    mean: torch.Tensor | None = None
+
+
+class Potential(abc.ABC):
+    """A registered potential: its name, hyper-parameters (scale units) and evaluation."""
+
+    name: str = ""
+    params: ClassVar[dict[str, Param]] = {}
+    description: str = ""
+    #: default sweep of the algorithm this potential is registered as (None: adapter's default)
+    sweep: Mapping[str, Any] | None = None
+    #: value and gradient are of log Psi (see Evaluation)
+    log_domain: bool = False
+    #: whether Evaluation.mean is filled, i.e. whether the mean-shift rule applies
+    has_mean: bool = False
+
+    @abc.abstractmethod
+    def evaluate(self, Q: torch.Tensor, field: Field, hp: Hyper, track_m: int = 0) -> Evaluation:
+        """Potential, gradient and (if track_m > 0) top-m contributor ids at positions Q."""
+
+    def __call__(self, Q: torch.Tensor, field: Field, hp: Hyper) -> torch.Tensor:
+        return self.evaluate(Q, field, hp).value
+
+
+class RadialPotential(Potential):
+    """Psi(q) = sum_x psi(||x - q||) with psi decreasing in r (a peak on every point).
+
+    Subclasses define `psi`, and `dpsi` when they know it; otherwise autograd supplies it.
+    Top contributors are ranked by distance, which for a decreasing psi is the same order
+    and is not spoiled by contributions that underflow to equal zeros.
+    """
+
+    def psi(self, r: torch.Tensor, hp: Hyper) -> torch.Tensor:
+        raise NotImplementedError
+
+    def dpsi(self, r: torch.Tensor, hp: Hyper) -> torch.Tensor:
+        """d psi / d r, elementwise; by autograd unless a subclass knows it analytically."""
+        with torch.enable_grad():
+            rr = r.detach().requires_grad_(True)
+            (grad,) = torch.autograd.grad(self.psi(rr, hp).sum(), rr)
+        return grad
+
+    def psi_and_dpsi(self, r: torch.Tensor, hp: Hyper) -> tuple[torch.Tensor, torch.Tensor]:
+        """Both at once: autograd gets them in one pass, analytic forms share exponentials."""
+        if type(self).dpsi is not RadialPotential.dpsi:
+            return self.psi(r, hp), self.dpsi(r, hp)
+        with torch.enable_grad():
+            rr = r.detach().requires_grad_(True)
+            value = self.psi(rr, hp)
+            (grad,) = torch.autograd.grad(value.sum(), rr)
+        return value.detach(), grad
+
+    def evaluate(self, Q: torch.Tensor, field: Field, hp: Hyper, track_m: int = 0) -> Evaluation:
+        qc, nc = block_shape(len(Q), field.n, 1, Q.element_size(), field.memory_mb)
+        parts = [self._evaluate_rows(Q[rows], field, hp, nc, track_m) for rows in blocks(len(Q), qc)]
+        return _concat(parts)
+
+    def _evaluate_rows(self, q: torch.Tensor, field: Field, hp: Hyper, nc: int, track_m: int) -> Evaluation:
+        q_sq = (q * q).sum(1, keepdim=True)
+        value = q.new_zeros(len(q))
+        weight_sum = q.new_zeros(len(q))
+        weighted_x = torch.zeros_like(q)
+        top = RunningTopM(len(q), track_m, q) if track_m else None
+        for cols in blocks(field.n, nc):
+            x = field.X[cols]
+            d2 = (q_sq + field.sq_norms[cols] - 2.0 * (q @ x.T)).clamp_min_(0.0)
+            r = d2.sqrt()
+            contrib, slope = self.psi_and_dpsi(r, hp)
+            value += contrib.sum(1)
+            # psi'(r)/r; at r = 0 the direction is undefined (a cone tip): no pull
+            w = slope.div_(r.clamp_min(torch.finfo(r.dtype).tiny)).masked_fill_(r == 0, 0.0)
+            weight_sum += w.sum(1)
+            weighted_x += w @ x
+            if top is not None:
+                top.update(-d2, cols.start)
+        grad = q * weight_sum[:, None] - weighted_x
+        return Evaluation(value=value, grad=grad, top_ids=None if top is None else top.ids)
+
+
+def _concat(parts: list[Evaluation]) -> Evaluation:
+    """Join evaluations of consecutive query blocks."""
+
+    def cat(name: str) -> torch.Tensor | None:
+        items = [getattr(p, name) for p in parts]
+        return None if items[0] is None else torch.cat(items)
+
+    return Evaluation(value=cat("value"), grad=cat("grad"), top_ids=cat("top_ids"), mean=cat("mean"))
+
+
+# -- registry -------------------------------------------------------------------------------
+_POTENTIALS: dict[str, Potential] = {}
+_LISTENERS: list[Callable[[Potential], None]] = []
+
+
+def register_potential(potential: Potential) -> Potential:
+    """Make `potential` available by name; listeners (the adapter module) are told of it."""
+    if not potential.name:
+        raise ValueError("a potential needs a non-empty name")
+    existing = _POTENTIALS.get(potential.name)
+    if existing is not None and type(existing) is not type(potential):
+        raise ValueError(f"potential {potential.name!r} is already registered by {type(existing).__qualname__}")
+    _POTENTIALS[potential.name] = potential
+    for listener in _LISTENERS:
+        listener(potential)
+    return potential
+
+
+def on_register(listener: Callable[[Potential], None]) -> None:
+    """Call `listener` for every potential registered so far and every one registered later."""
+    _LISTENERS.append(listener)
+    for potential in list(_POTENTIALS.values()):
+        listener(potential)
+
+
+def get_potential(name: str) -> Potential:
+    if name not in _POTENTIALS:
+        raise ConfigError(f"unknown potential {name!r}", f"registered potentials: {', '.join(sorted(_POTENTIALS))}")
+    return _POTENTIALS[name]
+
+
+def potential_names() -> list[str]:
+    return sorted(_POTENTIALS)
+
+
+def radial_potential(
+    name: str,
+    *,
+    params: Mapping[str, Param] | None = None,
+    sweep: Mapping[str, Any] | None = None,
+    description: str = "",
+    dpsi: Callable[..., torch.Tensor] | None = None,
+) -> Callable[[Callable[..., torch.Tensor]], Potential]:
+    """Decorator: register psi(r, **hyper) as a radial potential named `name`.
+
+    The decorated function receives the distances (scale units) and the hyper-parameters
+    declared in `params` as keyword arguments. Without `dpsi` the derivative is by autograd.
+    """
+
+    def decorate(fn: Callable[..., torch.Tensor]) -> Potential:
+        attrs: dict[str, Any] = {
+            "name": name,
+            "params": dict(params or {}),
+            "sweep": sweep,
+            "description": description or (fn.__doc__ or "").strip().split("\n")[0],
+            "psi": lambda self, r, hp: fn(r, **hp),
+        }
+        if dpsi is not None:
+            attrs["dpsi"] = lambda self, r, hp: dpsi(r, **hp)
+        cls = type(f"Radial_{name}", (RadialPotential,), attrs)
+        return register_potential(cls())
+
+    return decorate

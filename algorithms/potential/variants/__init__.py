@@ -1,0 +1,1 @@
+"""Example potential variants: one small file each, found by the registry's package walk."""

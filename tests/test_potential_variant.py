@@ -1,0 +1,70 @@
+"""A new potential is one small definition: registered by name, it becomes a sweepable algorithm."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from algorithms import registry
+from algorithms.base import Param, positive
+from algorithms.potential import coordinate_potential, potentials, radial_potential
+
+
+@pytest.fixture
+def scratch_registries(monkeypatch):
+    """Registrations made in a test vanish afterwards (both the potential and algorithm tables)."""
+    registry.discover()
+    monkeypatch.setattr(registry, "_REGISTRY", dict(registry._REGISTRY))
+    monkeypatch.setattr(potentials, "_POTENTIALS", dict(potentials._POTENTIALS))
+
+
+def _data() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(5)
+    X = (rng.standard_normal((50, 6)) * 10).astype(np.float32)
+    owners = rng.integers(0, 50, 20)
+    return X, (X[owners] + 0.2 * rng.standard_normal((20, 6))).astype(np.float32), owners
+
+
+def test_new_radial_variant_runs_through_the_adapter(scratch_registries) -> None:
+    @radial_potential(
+        "test_laplace",
+        params={"width": Param(float, 0.2, "peak width, scale units", positive)},
+        sweep={"query": {"width": [0.1, 0.2], "ascent": ["adam"], "rate": [0.01]}},
+    )
+    def laplace(r: torch.Tensor, width: float) -> torch.Tensor:
+        """Laplace peaks exp(-r / width)."""
+        return torch.exp(-r / width)
+
+    spec = registry.get("potential-test-laplace")
+    assert spec.fixed == {"potential": "test_laplace"}
+    assert spec.sweep["query"]["width"] == [0.1, 0.2]
+    assert "width" in spec.adapter.query_params
+    X, Q, owners = _data()
+    adapter = spec.make()
+    adapter.fit(X)
+    adapter.set_query_params(width=0.1, ascent="adam", rate=0.01, max_iters=200)
+    ids, _ = adapter.search(Q, 1)
+    assert (ids[:, 0] == owners).all()
+    assert adapter.stats().iterations.max() <= 200
+
+
+def test_new_coordinate_variant_gets_a_default_sweep(scratch_registries) -> None:
+    @coordinate_potential("test_pairs_l1", params={"c": Param(float, 1e4, "base", positive)})
+    def pairs_l1(diff: torch.Tensor, c: float) -> torch.Tensor:
+        """exp-L1 peaks on coordinate pairs (0,1), (2,3), ..."""
+        a = diff.abs()
+        return torch.exp(-float(np.log(c)) * (a[..., 0::2] + a[..., 1::2])).sum(-1)
+
+    spec = registry.get("potential-test-pairs-l1")
+    assert spec.sweep is not None and "query" in spec.sweep
+    X, Q, owners = _data()
+    adapter = spec.make(dtype="float64")
+    adapter.fit(X)
+    adapter.set_query_params(ascent="adam", rate=0.01, max_iters=100, memory_mb=0.01)
+    ids, _ = adapter.search(Q, 1)
+    assert (ids[:, 0] == owners).mean() >= 0.9
+
+
+def test_example_variant_file_is_discovered() -> None:
+    assert "potential-cauchy" in registry.all_algorithms()
+    assert not any("potential" in name for name in registry.import_problems())
