@@ -159,6 +159,7 @@ class Adapter(abc.ABC):
         self.threads = threads
         self.seed = seed
         self.params = validate_params(owner, self.build_params, params, "build")
+        self._chosen_build = tuple(params)
         self.query_values = validate_params(owner, self.query_params, {}, "query") if self._defaults_complete() else {}
         self.n_train = 0
         self.dimension = 0
@@ -177,6 +178,7 @@ class Adapter(abc.ABC):
     def set_query_params(self, **params: Any) -> None:
         """Validate and apply query parameters; unspecified ones take their defaults."""
         self.query_values = validate_params(self.name or type(self).__name__, self.query_params, params, "query")
+        self._chosen_query = tuple(params)
         self.check_query_params(self.query_values)
         self._apply_query_params(self.query_values)
 
@@ -201,9 +203,18 @@ class Adapter(abc.ABC):
     # -- descriptive -----------------------------------------------------------------------
     @property
     def label(self) -> str:
-        """A short human label built from the parameters, e.g. `hnswlib(M=16,efc=200) ef=40`."""
-        build = ",".join(f"{k}={_fmt(v)}" for k, v in self.params.items())
-        query = " ".join(f"{k}={_fmt(v)}" for k, v in self.query_values.items())
+        """A short label from the parameters the sweep chose, e.g. `hnswlib(M=16,ef_construction=200) ef=40`.
+
+        Parameters left at their defaults are not repeated (the record holds every value), nor
+        is a parameter with a single allowed value (a potential adapter's fixed `potential`).
+        Values are the ones in use, so a parameter resolved at fit time shows what it became.
+        """
+        build = ",".join(
+            f"{k}={_fmt(self.params[k])}"
+            for k in getattr(self, "_chosen_build", ())
+            if not (self.build_params[k].choices and len(self.build_params[k].choices) == 1)
+        )
+        query = " ".join(f"{k}={_fmt(self.query_values[k])}" for k in getattr(self, "_chosen_query", ()))
         text = f"{self.name}({build})" if build else self.name
         return f"{text} {query}".strip()
 
@@ -212,6 +223,17 @@ class Adapter(abc.ABC):
         return None
 
     # -- hooks for subclasses ---------------------------------------------------------------
+    @classmethod
+    def check_config(
+        cls, build: Mapping[str, Any], query: Mapping[str, Any], k: int, n_train: int, dimension: int
+    ) -> None:
+        """Refuse, with a ParameterError, a configuration that cannot work for this k and dataset.
+
+        Called by the command line before anything is built, with the build and query values
+        completed with their defaults, so that e.g. a beam narrower than k is reported up front
+        instead of failing (or hanging a user's hour) deep in a sweep. The default accepts all.
+        """
+
     def check_query_params(self, values: Mapping[str, Any]) -> None:
         """Cross-parameter checks that need the fitted index (e.g. nprobe <= nlist)."""
 

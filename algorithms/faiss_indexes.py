@@ -101,6 +101,22 @@ def _refuse_nlist_above_n(owner: str, nlist: int, n_train: int) -> None:
         )
 
 
+def _refuse_nprobe_above_nlist(owner: str, nprobe: int, nlist: int) -> None:
+    if nprobe > nlist:
+        raise ParameterError(
+            f"{owner}: nprobe = {nprobe} is larger than nlist = {nlist}",
+            f"nprobe counts lists to scan; use 1 <= nprobe <= {nlist} (nprobe = nlist scans everything)",
+        )
+
+
+def _refuse_ef_search_below_k(owner: str, ef: int, k: int) -> None:
+    if ef < k:
+        raise ParameterError(
+            f"{owner}: efSearch = {ef} is smaller than k = {k}",
+            f"the search beam must hold k results; use efSearch >= {k} (or a smaller --count)",
+        )
+
+
 class _IVFAdapter(_FaissAdapter):
     """What IVF-Flat and IVF-PQ share: `nlist` k-means cells, `nprobe` of them scanned per query.
 
@@ -131,13 +147,12 @@ class _IVFAdapter(_FaissAdapter):
         index.cp.seed = self.seed
         return index
 
+    @classmethod
+    def check_config(cls, build: Mapping[str, Any], query: Mapping[str, Any], k: int, n_train: int, dimension: int) -> None:
+        _refuse_nprobe_above_nlist(cls.name, query["nprobe"], build["nlist"])
+
     def check_query_params(self, values: Mapping[str, Any]) -> None:
-        nlist = self.params["nlist"]
-        if values["nprobe"] > nlist:
-            raise ParameterError(
-                f"{self.name}: nprobe = {values['nprobe']} is larger than nlist = {nlist}",
-                f"nprobe counts lists to scan; use 1 <= nprobe <= {nlist} (nprobe = nlist scans everything)",
-            )
+        _refuse_nprobe_above_nlist(self.name, values["nprobe"], self.params["nlist"])
 
     def _prepare_search(self, k: int) -> None:
         self._index.nprobe = self.query_values["nprobe"]
@@ -227,13 +242,13 @@ class FaissHNSW(_FaissAdapter):
         index.hnsw.efConstruction = self.params["efConstruction"]
         return index
 
+    @classmethod
+    def check_config(cls, build: Mapping[str, Any], query: Mapping[str, Any], k: int, n_train: int, dimension: int) -> None:
+        _refuse_ef_search_below_k(cls.name, query["efSearch"], k)
+
     def _prepare_search(self, k: int) -> None:
         ef = self.query_values["efSearch"]
-        if ef < k:
-            raise ParameterError(
-                f"{self.name}: efSearch = {ef} is smaller than k = {k}",
-                f"the search beam must hold k results; use efSearch >= {k}",
-            )
+        _refuse_ef_search_below_k(self.name, ef, k)
         self._index.hnsw.efSearch = ef
 
     def _reset_counters(self) -> None:

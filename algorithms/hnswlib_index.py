@@ -7,7 +7,7 @@ threads = 1. It keeps no distance counters, so `dist_comps` stays None.
 """
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Mapping
 
 import hnswlib
 import numpy as np
@@ -30,6 +30,10 @@ class Hnswlib(Adapter):
         "ef": Param(int, 50, "beam width while searching; must be >= k", check=at_least(1)),
     }
 
+    @classmethod
+    def check_config(cls, build: Mapping[str, Any], query: Mapping[str, Any], k: int, n_train: int, dimension: int) -> None:
+        _refuse_beam_below_k(cls.name, "ef", query["ef"], k)
+
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self._index: hnswlib.Index | None = None
@@ -49,11 +53,7 @@ class Hnswlib(Adapter):
     def _search(self, Q: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         assert self._index is not None, "fit must run before search"
         ef = self.query_values["ef"]
-        if ef < k:
-            raise ParameterError(
-                f"{self.name}: ef = {ef} is smaller than k = {k}",
-                f"the search beam must hold k results; use ef >= {k}",
-            )
+        _refuse_beam_below_k(self.name, "ef", ef, k)
         self._index.set_ef(ef)
         labels, squared = self._index.knn_query(Q, k=k, num_threads=self.threads)
         dists = np.sqrt(np.maximum(squared, 0.0)).astype(np.float32)
@@ -64,3 +64,11 @@ class Hnswlib(Adapter):
         if self._index is None:
             return None
         return int(self._index.index_file_size())
+
+
+def _refuse_beam_below_k(owner: str, name: str, ef: int, k: int) -> None:
+    if ef < k:
+        raise ParameterError(
+            f"{owner}: {name} = {ef} is smaller than k = {k}",
+            f"the search beam must hold k results; use {name} >= {k} (or a smaller --count)",
+        )

@@ -11,16 +11,17 @@ User errors end in one message and a non-zero exit; `--debug` shows the tracebac
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import os
 import sys
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
+from . import commands
 from .errors import HarnessError
+from .runner import interrupt_code, sigterm_as_interrupt
 
-SUBCOMMANDS = ("run", "datasets", "list", "results", "plot", "report")
+SUBCOMMANDS = ("run", "datasets", "list", "results", "plot", "report", "landscape")
 EXAMPLES = """
 examples:
   python -m harness --dataset random-xs-20-euclidean          default sweep on a generated set
@@ -33,7 +34,8 @@ subcommands (python -m harness SUBCOMMAND --help):
   list                          registered algorithms and their build/query parameters
   results --dataset X           records as a table or CSV (--format), --summary for the best QPS
   plot --dataset X              Pareto figures from the records (never reruns anything)
-  report --dataset X            a self-contained HTML report from the records
+  report --dataset X            a self-contained HTML report from the records (and its figures)
+  landscape                     the seed note's pictures from the real potentials (cross points, ...)
 """
 
 
@@ -44,6 +46,16 @@ def _positive_int(text: str) -> int:
         raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
     if value < 1:
         raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
+    return value
+
+
+def _positive_seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number of seconds, got {text!r}") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"expected a positive number of seconds, got {text}")
     return value
 
 
@@ -77,6 +89,17 @@ def run_parser() -> argparse.ArgumentParser:
     parser.add_argument("--mode", choices=("batch", "single"), default="batch", help="batch search, or one query at a time for latency percentiles")
     parser.add_argument("--seed", type=int, default=0, help="seed for every randomised build (default 0)")
     parser.add_argument("--force", action="store_true", help="recompute configurations that already have a record")
+    parser.add_argument("--retry-failed", action="store_true",
+                        help="recompute configurations whose earlier record failed or timed out (kept and skipped by default)")
+    parser.add_argument("--isolation", choices=("process", "none"), default="process",
+                        help="run each build configuration in a child process (default; a crash or hang becomes a "
+                        "failed record) or in this process (none: faster start, no protection)")
+    parser.add_argument("--timeout", type=_positive_seconds, default=3600.0,
+                        help="seconds allowed for the build phase of a build configuration (default 3600; process isolation)")
+    parser.add_argument("--query-timeout", type=_positive_seconds, default=900.0,
+                        help="seconds allowed for each query configuration (default 900; process isolation)")
+    parser.add_argument("--plugins", default=None,
+                        help="comma-separated modules or .py files that register extra algorithms (also $GPNN_PLUGINS)")
     parser.add_argument("--no-plots", dest="plots", action="store_false", help="do not write figures and the report at the end")
     _common(parser)
     return parser
@@ -104,6 +127,16 @@ def _sub_parsers() -> dict[str, argparse.ArgumentParser]:
         p.add_argument("--dataset", required=True)
         _common(p)
         parsers[name] = p
+    p = argparse.ArgumentParser(
+        prog="python -m harness landscape",
+        description="Draw the seed note's pictures from the real potentials into PLOTS_DIR/landscape: the 1-D overlay, "
+        "2-D contours with the maxima that are not data points (cross points), ascent trajectories per rule, and "
+        "distance to the true nearest neighbour against iteration.",
+    )
+    p.add_argument("--figures", default=None, help="comma-separated subset of: " + ", ".join(commands.LANDSCAPES))
+    p.add_argument("--seed", type=int, default=0, help="seed of the random points (default 0)")
+    _common(p)
+    parsers["landscape"] = p
     return parsers
 
 
@@ -117,7 +150,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.DEBUG if args.debug else logging.WARNING, format="%(levelname)s: %(message)s")
     handler: Callable[[argparse.Namespace], int] = HANDLERS[command]
     try:
-        return handler(args)
+        with sigterm_as_interrupt():
+            return handler(args)
     except HarnessError as exc:
         if args.debug:
             raise
@@ -129,19 +163,23 @@ def main(argv: Sequence[str] | None = None) -> int:
         # output piped into `head` and closed early: not an error of ours, and no traceback
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 1
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as exc:
         if args.debug:
             raise
         print("\ninterrupted: records written so far are kept; rerun the same command to resume", file=sys.stderr)
-        return 130
+        return interrupt_code(exc)
 
 
 def _resolve_device(requested: str) -> str:
-    import torch
+    """The device to run on; asks through NVML so that this process never initialises CUDA."""
+    from .isolation import cuda_available
 
+    if requested == "cpu":
+        return requested
+    available = cuda_available()
     if requested == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if requested == "cuda" and not torch.cuda.is_available():
+        return "cuda" if available else "cpu"
+    if not available:
         raise HarnessError(
             "--device cuda was asked for, but no CUDA GPU is available (torch.cuda.is_available() is False)",
             "use --device cpu or --device auto, or install a CUDA build of torch on a machine with a GPU",
@@ -150,47 +188,93 @@ def _resolve_device(requested: str) -> str:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from . import provenance, sweeps
+    from . import sweeps
+    from .isolation import DatasetRef
+    from .plugins import load_plugins, plugin_list
     from .loader import open_dataset
-    from .runner import RunOptions, run_sweep
+    from .runner import RunOptions, RunSummary, run_sweep
     from .threads import set_threads
 
+    plugins = plugin_list(args.plugins)
+    load_plugins(plugins)
     device = _resolve_device(args.device)
     set_threads(args.threads)
-    names = [n.strip() for n in args.algorithms.split(",") if n.strip()] if args.algorithms else None
-    if args.sweep is not None:
-        entries = sweeps.read_sweep_file(args.sweep)
-        entries = sweeps.select(entries, names) if names else entries
-    else:
-        entries = sweeps.default_entries(names)
+    entries = _sweep_entries(args)
     dataset = open_dataset(args.dataset, args.data_dir, download=True, progress=args.progress)
     _check_count(args.count, dataset)
     configs = sweeps.expand(entries, dataset.n_train)
-    _seed_everything(args.seed)
+    configs, notes = sweeps.check_configs(
+        configs, args.count, dataset.n_train, dataset.dimension, drop_invalid=args.sweep is None
+    )
     options = RunOptions(
         k=args.count, runs=args.runs, queries=args.queries, threads=args.threads, device=device, mode=args.mode,
         seed=args.seed, force=args.force, results_dir=args.results_dir, progress=args.progress,
+        isolation=args.isolation, timeout=args.timeout, query_timeout=args.query_timeout,
+        retry_failed=args.retry_failed, plugins=plugins,
     )
     _check_writable(args.results_dir)
-    info = provenance.collect(args.threads, str(dataset.path), dataset.checksum)
+    info = _provenance(args.isolation, args.threads, dataset)
     print(f"{dataset.name}: {dataset.n_train} train x {dataset.dimension} dims, {dataset.n_test} queries, "
-          f"{dataset.distance}; {len(configs)} index builds on {device}, {args.threads} thread(s)")
-    summary = run_sweep(dataset, configs, options, info)
+          f"{dataset.distance}; {len(configs)} index builds on {device}, {args.threads} thread(s), "
+          f"isolation: {args.isolation}")
+    for note in notes:
+        print(f"  note: {note}")
+    if args.isolation == "process":
+        dataset = DatasetRef.of(dataset)  # children load the file themselves; free the arrays here
+    else:
+        _seed_everything(args.seed)
+    summary = RunSummary()
+    where = args.results_dir / dataset.name
+    try:
+        run_sweep(dataset, configs, options, info, summary=summary)
+    except KeyboardInterrupt as exc:
+        print(f"\ninterrupted: {len(summary.written) + len(summary.failed)} records written this run, "
+              f"{len(summary.reused)} reused, kept under {where}; rerun the same command to resume", file=sys.stderr)
+        if args.debug:
+            raise
+        return interrupt_code(exc)
     print(f"records: {len(summary.written)} written, {len(summary.reused)} reused, {len(summary.failed)} failed "
-          f"-> {args.results_dir / dataset.name}")
+          f"-> {where}")
+    if summary.skipped:
+        print(f"skipped {len(summary.skipped)} configuration(s) whose earlier record failed or timed out "
+              f"(kept as they are); rerun with --retry-failed to try them again")
     if args.plots:
-        _plot_and_report(dataset.name, args)
+        commands.plot_and_report(dataset.name, args)
     return 1 if summary.failed else 0
 
 
+def _sweep_entries(args: argparse.Namespace) -> list[Any]:
+    from . import sweeps
+
+    names = [n.strip() for n in args.algorithms.split(",") if n.strip()] if args.algorithms else None
+    if args.sweep is None:
+        return sweeps.default_entries(names)
+    entries = sweeps.read_sweep_file(args.sweep)
+    return sweeps.select(entries, names) if names else entries
+
+
+def _provenance(isolation: str, threads: int, dataset: Any) -> dict[str, Any]:
+    """The provenance block of every record; under process isolation, CUDA stays out of this
+    process: reading the GPU's name initialises CUDA, so on a GPU machine a child reads it."""
+    from . import provenance
+    from .isolation import call_in_child, cuda_available
+
+    if isolation == "process" and cuda_available():
+        return call_in_child(provenance.collect, threads, str(dataset.path), dataset.checksum)
+    return provenance.collect(threads, str(dataset.path), dataset.checksum)
+
+
 def _check_count(k: int, dataset: Any) -> None:
+    if k > dataset.n_train:
+        raise HarnessError(
+            f"--count {k} is larger than the number of points in {dataset.path} ({dataset.n_train})",
+            f"use --count {dataset.n_train} or less",
+        )
     if k > dataset.neighbors.shape[1]:
         raise HarnessError(
             f"--count {k} is larger than the ground truth of {dataset.path} ({dataset.neighbors.shape[1]} neighbours per query)",
             f"use --count {dataset.neighbors.shape[1]} or less",
         )
-    if k > dataset.n_train:
-        raise HarnessError(f"--count {k} is larger than the number of points in {dataset.path} ({dataset.n_train})")
 
 
 def _check_writable(directory: Path) -> None:
@@ -217,107 +301,12 @@ def _seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def _plot_and_report(dataset: str, args: argparse.Namespace) -> None:
-    from .plots import make_plots
-    from .records import load_records
-    from .report import write_report
-
-    found = load_records(args.results_dir, dataset)
-    if not found:
-        raise HarnessError(f"no records for dataset {dataset!r} under {args.results_dir}", "run `python -m harness --dataset ...` first")
-    out_dir = args.plots_dir / dataset
-    figures = make_plots(found, out_dir, dataset)
-    page = write_report(found, out_dir, dataset, figures)
-    print(f"figures: {out_dir}  ({len(figures)} files)\nreport:  {page}")
-
-
-def cmd_plot(args: argparse.Namespace) -> int:
-    _plot_and_report(_dataset_key(args.dataset), args)
-    return 0
-
-
-def _dataset_key(name: str) -> str:
-    """Records are stored under the dataset's canonical name: resolve aliases and paths."""
-    from .datasets import resolve
-    from .loader import is_path_spec
-
-    if is_path_spec(name):
-        return Path(name).stem
-    try:
-        return resolve(name).name
-    except HarnessError:
-        return name
-
-
-def cmd_results(args: argparse.Namespace) -> int:
-    from .records import load_records
-    from .summary import format_csv, format_summary, format_table, results_table, summary_rows
-
-    dataset = _dataset_key(args.dataset) if args.dataset else None
-    problems: list[str] = []
-    found = load_records(args.results_dir, dataset, problems=problems)
-    for problem in problems:
-        print(f"warning: skipped {problem}", file=sys.stderr)
-    if not found:
-        where = args.results_dir / dataset if dataset else args.results_dir
-        raise HarnessError(f"no records under {where}", "run `python -m harness --dataset ...` first")
-    if args.summary:
-        print(format_summary(summary_rows(found)))
-        return 0
-    rows = results_table(found)
-    if args.format == "csv":
-        sys.stdout.write(format_csv(rows))
-    elif args.format == "json":
-        print(json.dumps(rows, indent=1))
-    else:
-        print(format_table(rows))
-    return 0
-
-
-def cmd_list(args: argparse.Namespace) -> int:
-    from algorithms import registry
-
-    for name, spec in registry.all_algorithms().items():
-        devices = ",".join(spec.adapter.devices)
-        print(f"{name}  [{devices}]  {spec.description}")
-        for kind, declared in (("build", spec.adapter.build_params), ("query", spec.adapter.query_params)):
-            for pname, param in declared.items():
-                fixed = f"  (fixed: {spec.fixed[pname]!r})" if pname in spec.fixed else ""
-                print(f"    {kind:5} {pname}: {param.describe()}{fixed}")
-    for module, problem in registry.import_problems().items():
-        print(f"unavailable: {module}: {problem}")
-    return 0
-
-
-def cmd_datasets(args: argparse.Namespace) -> int:
-    from .datasets import default_data_dir, list_datasets, resolve
-    from .download import download
-
-    data_dir = args.data_dir or default_data_dir()
-    if args.action == "list":
-        for info, present in list_datasets(data_dir):
-            where = "present" if present else ("generated on first use" if info.generated else "download")
-            print(f"{info.name:32} {info.distance:9} {info.dimension:5}d  {info.n_train:>9} x {info.n_test:<6} {where}")
-        print(f"data directory: {Path(data_dir).resolve()}")
-        return 0
-    if not args.name:
-        raise HarnessError("datasets download needs a dataset name", "see `python -m harness datasets list`")
-    info = resolve(args.name)
-    if info.generated:
-        from .loader import open_dataset
-
-        path = open_dataset(info.name, data_dir, progress=args.progress).path
-    else:
-        path = download(info, Path(data_dir), force=args.force, progress=args.progress)
-    print(path)
-    return 0
-
-
 HANDLERS: dict[str, Callable[[argparse.Namespace], int]] = {
     "run": cmd_run,
-    "datasets": cmd_datasets,
-    "list": cmd_list,
-    "results": cmd_results,
-    "plot": cmd_plot,
-    "report": cmd_plot,
+    "datasets": commands.cmd_datasets,
+    "list": commands.cmd_list,
+    "results": commands.cmd_results,
+    "plot": commands.cmd_plot,
+    "report": commands.cmd_report,
+    "landscape": commands.cmd_landscape,
 }

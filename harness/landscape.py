@@ -21,7 +21,6 @@ from typing import Any, Sequence
 
 import numpy as np
 import torch
-from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
 from algorithms.potential import Field, climb, estimate_scale, get_potential, make_rule

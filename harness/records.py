@@ -191,3 +191,15 @@ def load_records(
             if problems is not None:
                 problems.append(str(exc))
     return records
+
+
+def leftover_temporaries(directory: Path, stem: str) -> list[Path]:
+    """Temporary files of `stem`'s record left by a writer that was killed mid-write.
+
+    They are never read as records (their names start with a dot); the runner removes them
+    before it recomputes or reuses the record, so they do not pile up.
+    """
+    directory = Path(directory)
+    if not directory.is_dir():
+        return []
+    return sorted(directory.glob(f".{stem}.*tmp"))

@@ -1,39 +1,51 @@
-"""The runner: build each index, sweep its query parameters, time, score, and write records.
+"""The runner: decide what to (re)compute, measure each build configuration, write records.
 
-Data flows one way: the dataset's arrays go into an adapter (fit, search); the runner times
-the calls, scores the answers against the ground truth, and writes one record per query
-configuration. It never plots; plots read the records.
+Data flows one way: the dataset goes into an adapter (fit, search), `harness.measure` times
+the calls and scores the answers, and the runner writes one record per query configuration.
+It never plots; plots read the records.
+
+Each build configuration is measured either in this process (`isolation="none"`) or in a
+child process (`isolation="process"`, `harness.isolation`), which turns a segfault, an
+out-of-memory kill or a hang of an adapter into a failure record instead of the end of the
+sweep. Either way the events come back here and records are written by this process only,
+atomically, one per finished query configuration, as soon as it is finished.
 """
 from __future__ import annotations
 
-import gc
+import contextlib
 import logging
+import signal
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Iterable, Iterator, Sequence
 
-import numpy as np
 from tqdm import tqdm
 
-from algorithms.base import Adapter, SearchStats
-
-from . import metrics, records
-from .clocks import Timing, rss_bytes, timed
-from .distances import row_distances
-from .errors import HarnessError
+from . import isolation, records
 from .loader import Dataset
+from .measure import Built, BuildFailed, Event, QueryDone, QueryFailed, build_events, run_query_config
 from .provenance import now_iso
 from .sweeps import BuildConfig
 
 log = logging.getLogger("harness")
 
-WARMUP_QUERIES = 100
-NN_TOLERANCE = 1e-3
+__all__ = [
+    "RunOptions", "RunSummary", "Terminated", "interrupt_code", "query_count", "run_build_config", "run_query_config",
+    "run_sweep", "sigterm_as_interrupt",
+]
+
+DatasetLike = Dataset | isolation.DatasetRef
 
 
 @dataclass
 class RunOptions:
-    """What the user chose on the command line, shared by every configuration of a run."""
+    """What the user chose on the command line, shared by every configuration of a run.
+
+    `isolation` defaults to "none" here because a caller from Python hands over a dataset
+    already in memory; the command line defaults to "process". `timeout` bounds the build
+    phase of a build configuration (child start, dataset load, fit), `query_timeout` each
+    query configuration, both in seconds and only under process isolation.
+    """
 
     k: int = 10
     runs: int = 3
@@ -45,13 +57,21 @@ class RunOptions:
     force: bool = False
     results_dir: Path = Path("results")
     progress: bool = True
+    isolation: str = "none"
+    timeout: float = 3600.0
+    query_timeout: float = 900.0
+    retry_failed: bool = False
+    plugins: tuple[str, ...] = ()
 
 
 @dataclass
 class RunSummary:
+    """Record paths by what this run did with them; filled as the run goes (read on Ctrl-C too)."""
+
     written: list[Path] = field(default_factory=list)
     reused: list[Path] = field(default_factory=list)
     failed: list[Path] = field(default_factory=list)
+    skipped: list[Path] = field(default_factory=list)
 
 
 @dataclass
@@ -65,23 +85,29 @@ class _Query:
 
 
 def run_sweep(
-    dataset: Dataset,
+    dataset: DatasetLike,
     configs: Sequence[BuildConfig],
     options: RunOptions,
     provenance: dict[str, Any],
     report: Callable[[str], None] = tqdm.write,
+    summary: RunSummary | None = None,
 ) -> RunSummary:
-    """Run every build configuration in turn; returns what was written, reused and failed."""
-    summary = RunSummary()
+    """Run every build configuration in turn; returns what was written, reused, failed, skipped.
+
+    Pass `summary` to see what was done so far when the run is interrupted.
+    """
+    summary = summary if summary is not None else RunSummary()
     bar = tqdm(configs, desc="sweep", unit="index", disable=not options.progress, leave=False)
-    for config in bar:
-        bar.set_postfix_str(config.entry)
-        run_build_config(dataset, config, options, provenance, summary, report)
-    bar.close()
+    try:
+        for config in bar:
+            bar.set_postfix_str(config.entry)
+            run_build_config(dataset, config, options, provenance, summary, report)
+    finally:
+        bar.close()
     return summary
 
 
-def query_count(dataset: Dataset, options: RunOptions, config: BuildConfig) -> int:
+def query_count(dataset: DatasetLike, options: RunOptions, config: BuildConfig) -> int:
     """How many test queries this configuration runs on (a documented prefix of the test set)."""
     limits = [n for n in (options.queries, config.max_queries) if n is not None]
     return min([dataset.n_test, *limits])
@@ -92,7 +118,7 @@ def device_for(config: BuildConfig, requested: str) -> str:
     return requested if requested in config.spec.adapter.devices else "cpu"
 
 
-def _plan(dataset: Dataset, config: BuildConfig, options: RunOptions, n_queries: int, device: str) -> list[_Query]:
+def _plan(dataset: DatasetLike, config: BuildConfig, options: RunOptions, n_queries: int, device: str) -> list[_Query]:
     directory = records.record_dir(options.results_dir, dataset.name, config.entry)
     plan = []
     for params in config.query_params:
@@ -104,18 +130,25 @@ def _plan(dataset: Dataset, config: BuildConfig, options: RunOptions, n_queries:
     return plan
 
 
-def _reusable(query: _Query, force: bool) -> bool:
-    if force or not query.path.exists():
-        return False
+def _decide(query: _Query, options: RunOptions) -> str:
+    """'compute', 'reuse' (a whole ok record) or 'skip' (an earlier failure, kept unless retried)."""
+    for leftover in records.leftover_temporaries(query.path.parent, query.stem):
+        log.warning("removing a temporary file left by an interrupted run: %s", leftover)
+        leftover.unlink(missing_ok=True)
+    if options.force or not query.path.exists():
+        return "compute"
     try:
-        return records.read_record(query.path).get("status") == "ok"
+        status = records.read_record(query.path).get("status")
     except records.IncompleteRecord as exc:
         log.warning("ignoring incomplete record (it will be recomputed): %s", exc)
-        return False
+        return "compute"
+    if status == "ok":
+        return "reuse"
+    return "compute" if options.retry_failed else "skip"
 
 
 def run_build_config(
-    dataset: Dataset,
+    dataset: DatasetLike,
     config: BuildConfig,
     options: RunOptions,
     provenance: dict[str, Any],
@@ -125,49 +158,89 @@ def run_build_config(
     """Build one index, then run and record each of its query configurations not yet on disk."""
     n_queries = query_count(dataset, options, config)
     device = device_for(config, options.device)
-    plan = _plan(dataset, config, options, n_queries, device)
-    todo = [q for q in plan if not _reusable(q, options.force)]
-    summary.reused.extend(q.path for q in plan if q not in todo)
+    todo = []
+    for query in _plan(dataset, config, options, n_queries, device):
+        decision = _decide(query, options)
+        if decision == "compute":
+            todo.append(query)
+        else:
+            (summary.reused if decision == "reuse" else summary.skipped).append(query.path)
     if not todo:
         return
     if n_queries < dataset.n_test:
         report(f"  note: {config.entry} runs on the first {n_queries} of {dataset.n_test} test queries")
     base = _base_document(dataset, config, options, provenance, n_queries, device)
-    try:
-        adapter, build = _build(dataset, config, options, device)
-    except Exception as exc:  # noqa: BLE001 - any adapter failure becomes a failed record
-        reason = _reason(exc)
-        report(f"  FAILED to build {config.entry} {config.build_params}: {reason}")
-        for query in todo:
-            _write_failure(query, base, reason, summary)
-        return
-    for query in todo:
-        try:
-            document, arrays = run_query_config(dataset, adapter, query.params, options, n_queries)
-        except HarnessError:
-            raise
-        except Exception as exc:  # noqa: BLE001
-            reason = _reason(exc)
-            report(f"  FAILED {config.entry} {query.params}: {reason}")
-            _write_failure(query, {**base, "build": build}, reason, summary)
-            continue
-        document = {**base, **document, "key": query.key, "label": adapter.label}
-        document["metrics"] = {**build, **document["metrics"]}
-        document["provenance"] = {**base["provenance"], "finished": now_iso()}
-        summary.written.append(records.write_record(query.path.parent, query.stem, document, arrays))
-        m = document["metrics"]
-        report(f"  {adapter.label:<60} recall@1 {m['recall_at_1']:.4f}  {m['qps']:>10.1f} q/s")
-    del adapter
-    gc.collect()
+    events = _events(dataset, config, [q.params for q in todo], options, n_queries, device)
+    _record_events(events, todo, base, config, summary, report)
 
 
-def _reason(exc: BaseException) -> str:
-    text = str(exc).strip() or type(exc).__name__
-    return f"{type(exc).__name__}: {text}"
+def _events(
+    dataset: DatasetLike,
+    config: BuildConfig,
+    query_params: list[dict[str, Any]],
+    options: RunOptions,
+    n_queries: int,
+    device: str,
+) -> Iterator[Event]:
+    if options.isolation == "process":
+        job = isolation.job_for(dataset, config, query_params, options, n_queries, device)
+        return isolation.child_events(job, options.timeout, options.query_timeout)
+    if not isinstance(dataset, Dataset):
+        raise TypeError("isolation 'none' needs the dataset in memory (a harness.loader.Dataset)")
+    return build_events(dataset, config, query_params, options, n_queries, device)
+
+
+def _record_events(
+    events: Iterable[Event],
+    todo: list[_Query],
+    base: dict[str, Any],
+    config: BuildConfig,
+    summary: RunSummary,
+    report: Callable[[str], None],
+) -> None:
+    """Write one record per event, as each arrives: a crash later loses nothing written here."""
+    build: dict[str, Any] = {}
+    for event in events:
+        if isinstance(event, Built):
+            build = event.metrics
+        elif isinstance(event, (BuildFailed, QueryFailed)) and event.status == "interrupted":
+            report(f"  STOPPED {config.entry}: {event.reason} (no record written; the next run computes it)")
+        elif isinstance(event, BuildFailed):
+            report(f"  {_failure_word(event.status)} to build {config.entry} {config.build_params}: {event.reason}")
+            for query in todo:
+                _write_failure(query, base, event.reason, event.status, summary)
+        elif isinstance(event, QueryFailed):
+            query = todo[event.index]
+            report(f"  {_failure_word(event.status)} {config.entry} {query.params}: {event.reason}")
+            _write_failure(query, base, event.reason, event.status, summary)
+        elif isinstance(event, QueryDone):
+            _write_success(todo[event.index], base, build, event, summary, report)
+
+
+def _failure_word(status: str) -> str:
+    return "TIMEOUT" if status == "timeout" else "FAILED"
+
+
+def _write_success(
+    query: _Query, base: dict[str, Any], build: dict[str, Any], event: QueryDone, summary: RunSummary,
+    report: Callable[[str], None],
+) -> None:
+    document = {**base, **event.document, "key": query.key, "label": event.label}
+    document["metrics"] = {**build, **event.document["metrics"]}
+    document["provenance"] = {**base["provenance"], "finished": now_iso()}
+    summary.written.append(records.write_record(query.path.parent, query.stem, document, event.arrays))
+    m = document["metrics"]
+    report(f"  {event.label:<60} recall@1 {m['recall_at_1']:.4f}  {m['qps']:>10.1f} q/s")
+
+
+def _write_failure(query: _Query, base: dict[str, Any], reason: str, status: str, summary: RunSummary) -> None:
+    document = {**base, "status": status, "error": reason, "query_params": query.params, "key": query.key}
+    document["provenance"] = {**base["provenance"], "finished": now_iso()}
+    summary.failed.append(records.write_record(query.path.parent, query.stem, document, {}))
 
 
 def _base_document(
-    dataset: Dataset, config: BuildConfig, options: RunOptions, provenance: dict[str, Any], n_queries: int, device: str
+    dataset: DatasetLike, config: BuildConfig, options: RunOptions, provenance: dict[str, Any], n_queries: int, device: str
 ) -> dict[str, Any]:
     return {
         "status": "ok",
@@ -189,130 +262,36 @@ def _base_document(
         "threads": options.threads,
         "seed": options.seed,
         "runs": options.runs,
+        "isolation": options.isolation,
         "metrics": {},
         "provenance": provenance,
     }
 
 
-def _write_failure(query: _Query, base: dict[str, Any], reason: str, summary: RunSummary) -> None:
-    document = {**base, "status": "failed", "error": reason, "query_params": query.params, "key": query.key}
-    document.pop("build", None)
-    summary.failed.append(records.write_record(query.path.parent, query.stem, document, {}))
+# --- interruption ------------------------------------------------------------------------------
 
 
-def _build(dataset: Dataset, config: BuildConfig, options: RunOptions, device: str) -> tuple[Adapter, dict[str, Any]]:
-    """Construct and fit the adapter; returns it with the build metrics."""
-    adapter = config.spec.make(device=device, threads=options.threads, seed=options.seed, **config.build_params)
-    gc.collect()
-    rss_before = rss_bytes()
-    _, timing = timed(lambda: adapter.fit(dataset.train), device)
-    rss_after = rss_bytes()
-    growth = rss_after - rss_before if rss_before is not None and rss_after is not None else None
-    reported = adapter.index_bytes()
-    return adapter, {
-        "build_s": timing.wall_s,
-        "build_cpu_s": timing.cpu_s,
-        "build_gpu_s": timing.gpu_s,
-        "index_bytes": reported if reported is not None else growth,
-        "build_rss_bytes": growth,
-    }
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, handled like Ctrl-C (children stopped, summary printed) but exiting with 143."""
 
 
-def run_query_config(
-    dataset: Dataset, adapter: Adapter, query_params: dict[str, Any], options: RunOptions, n_queries: int
-) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
-    """Warm up, time `options.runs` repetitions, score: the record's query part and its arrays."""
-    adapter.set_query_params(**query_params)
-    Q = dataset.test[:n_queries]
-    k = options.k
-    adapter.search(Q[: min(n_queries, WARMUP_QUERIES)], k)
-    if options.mode == "single":
-        timings, ids, stats, latencies = _single_runs(adapter, Q, k, options)
-    else:
-        timings, ids, stats = _batch_runs(adapter, Q, k, options)
-        latencies = None
-    distances = row_distances(dataset.distance, Q, dataset.train, ids)
-    true_ids, true_dist = dataset.neighbors[:n_queries], dataset.distances[:n_queries]
-    arrays: dict[str, np.ndarray] = {"ids": ids, "distances": distances}
-    scored = metrics.merge(
-        metrics.quality(ids, distances, true_ids, true_dist, k),
-        metrics.throughput(
-            n_queries,
-            [t.wall_s for t in timings],
-            [t.cpu_s for t in timings],
-            [t.gpu_s for t in timings] if timings[0].gpu_s is not None else None,
-        ),
-        metrics.latency_percentiles(latencies),
-        metrics.per_query_summary(stats.iterations, stats.dist_comps),
-        _position_metrics(dataset, stats, true_ids, arrays),
-    )
-    if stats.scalars:
-        scored["adapter_stats"] = dict(stats.scalars)
-    for name, value in (("iterations", stats.iterations), ("dist_comps", stats.dist_comps), ("latencies", latencies)):
-        if value is not None:
-            arrays[name] = np.asarray(value)
-    for name, value in stats.extra.items():
-        if name != "positions":
-            arrays[name] = np.asarray(value)
-    return {"query_params": adapter.query_values, "metrics": scored}, arrays
+def interrupt_code(exc: BaseException) -> int:
+    return 128 + (signal.SIGTERM if isinstance(exc, Terminated) else signal.SIGINT)
 
 
-def _position_metrics(
-    dataset: Dataset, stats: SearchStats, true_ids: np.ndarray, arrays: dict[str, np.ndarray]
-) -> dict[str, float]:
-    """For methods that move a point (the potential method): how close it ended to the true NN.
+@contextlib.contextmanager
+def sigterm_as_interrupt() -> Iterator[None]:
+    """While a command runs, SIGTERM raises Terminated so that `finally` blocks stop children."""
 
-    The converged-onto-NN rate is the seed note's own measure: the fraction of queries whose
-    final position lies within 1e-3 (dataset units) of the query's true nearest neighbour.
-    """
-    positions = stats.extra.get("positions")
-    if positions is None:
-        return {}
-    nearest = dataset.train[true_ids[:, 0]].astype(np.float64)
-    gap = np.linalg.norm(np.asarray(positions, dtype=np.float64) - nearest, axis=1)
-    arrays["position_to_true_nn"] = gap
-    return {"converged_onto_nn_rate": float((gap < NN_TOLERANCE).mean()), "position_to_true_nn_median": float(np.median(gap))}
+    def raise_terminated(signum: int, frame: Any) -> None:
+        raise Terminated()
 
-
-def _batch_runs(
-    adapter: Adapter, Q: np.ndarray, k: int, options: RunOptions
-) -> tuple[list[Timing], np.ndarray, SearchStats]:
-    timings = []
-    ids = np.empty((0, k), dtype=np.int64)
-    for _ in range(options.runs):
-        (ids, _), timing = timed(lambda: adapter.search(Q, k), adapter.device)
-        timings.append(timing)
-    return timings, ids, adapter.stats()
-
-
-def _single_runs(
-    adapter: Adapter, Q: np.ndarray, k: int, options: RunOptions
-) -> tuple[list[Timing], np.ndarray, SearchStats, np.ndarray]:
-    """Queries one at a time: each repetition is timed as a whole (throughput) and per query."""
-    timings, latencies = [], np.empty((options.runs, len(Q)))
-    collected: list[SearchStats] = []
-    ids = np.empty((len(Q), k), dtype=np.int64)
-    for run in range(options.runs):
-        collected = []
-
-        def loop() -> None:
-            for i in range(len(Q)):
-                (ids[i], _), t = timed(lambda: adapter.search(Q[i : i + 1], k), adapter.device)
-                latencies[run, i] = t.wall_s
-                collected.append(adapter.stats())
-
-        timings.append(timed(loop, adapter.device)[1])
-    return timings, ids.copy(), _concat_stats(collected), latencies.reshape(-1)
-
-
-def _concat_stats(parts: list[SearchStats]) -> SearchStats:
-    def cat(values: list[np.ndarray | None]) -> np.ndarray | None:
-        return None if not values or any(v is None for v in values) else np.concatenate([np.atleast_1d(v) for v in values])
-
-    extra_keys = set(parts[0].extra) if parts else set()
-    return SearchStats(
-        iterations=cat([p.iterations for p in parts]),
-        dist_comps=cat([p.dist_comps for p in parts]),
-        extra={key: np.concatenate([np.atleast_1d(p.extra[key]) for p in parts]) for key in extra_keys},
-        scalars=dict(parts[-1].scalars) if parts else {},
-    )
+    try:
+        previous = signal.signal(signal.SIGTERM, raise_terminated)
+    except ValueError:  # not the main thread (an embedding program): leave signals alone
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)

@@ -98,7 +98,10 @@ def read_sweep_file(path: Path) -> list[SweepEntry]:
         mark = getattr(exc, "problem_mark", None)
         where = f", line {mark.line + 1} column {mark.column + 1}" if mark else ""
         problem = getattr(exc, "problem", None) or str(exc)
-        raise ConfigError(f"sweep file {source}{where}: not valid YAML ({problem})") from None
+        raise ConfigError(
+            f"sweep file {source}{where}: not valid YAML ({problem})",
+            f"fix the YAML at that place; the form to follow is in {DEFAULT_SWEEP_FILE}",
+        ) from None
     if document is None:
         raise ConfigError(f"sweep file {source} is empty", "it needs one entry per algorithm, see harness/sweeps/default.yaml")
     if not isinstance(document, dict):
@@ -236,3 +239,42 @@ def _check(entry: SweepEntry, spec: AlgorithmSpec, build: dict[str, Any], querie
             validate_params(owner, spec.adapter.query_params, query, "query")
     except HarnessError as exc:
         raise ConfigError(f"{entry.source}: {exc.message}", exc.hint) from None
+
+
+def check_configs(
+    configs: list[BuildConfig], k: int, n_train: int, dimension: int, drop_invalid: bool = False
+) -> tuple[list[BuildConfig], list[str]]:
+    """Run each adapter's `check_config` (k, dataset size) on every configuration, up front.
+
+    A user's sweep with an impossible configuration (ef < k, nprobe > nlist) is refused with
+    a ConfigError naming the entry. With `drop_invalid` (the built-in default sweep, which the
+    user did not write for this k) such query configurations are left out instead, and the
+    returned notes say which and why.
+    """
+    kept, notes = [], []
+    for config in configs:
+        queries = []
+        for query in config.query_params:
+            problem = _config_problem(config, query, k, n_train, dimension)
+            if problem is None:
+                queries.append(query)
+            elif drop_invalid:
+                note = f"left out {config.entry} {query}: {problem.message}"
+                notes += [note] if note not in notes else []
+            else:
+                raise ConfigError(f"{config.source}: {problem.message}", problem.hint)
+        if queries:
+            kept.append(BuildConfig(config.entry, config.spec, config.build_params, queries, config.max_queries, config.source))
+    return kept, notes
+
+
+def _config_problem(config: BuildConfig, query: dict[str, Any], k: int, n_train: int, dimension: int) -> HarnessError | None:
+    adapter = config.spec.adapter
+    owner = config.spec.name
+    build = validate_params(owner, adapter.build_params, config.build_params, "build")
+    full_query = validate_params(owner, adapter.query_params, query, "query")
+    try:
+        adapter.check_config(build, full_query, k, n_train, dimension)
+    except HarnessError as exc:
+        return exc
+    return None

@@ -91,3 +91,19 @@ def test_bad_count_is_refused(make_tiny_dataset, dirs, capsys):
     path = make_tiny_dataset(n_train=50)
     assert main(["--dataset", str(path), "--count", "60", "--algorithms", "faiss-flat", *dirs]) == 2
     assert "--count 60" in capsys.readouterr().err
+
+
+def test_plot_report_and_landscape_subcommands(make_tiny_dataset, dirs, tmp_path, capsys):
+    path = make_tiny_dataset(n_train=300, n_test=10)
+    assert main(["--dataset", str(path), "--algorithms", "faiss-flat", "--runs", "1", "--isolation", "none",
+                 "--no-plots", "--no-progress", *dirs]) == 0
+    assert main(["plot", "--dataset", str(path), *dirs]) == 0
+    plots = tmp_path / "plots" / path.stem
+    assert (plots / "recall1-qps.png").is_file() and not (plots / "index.html").exists()
+    assert main(["report", "--dataset", str(path), *dirs]) == 0
+    assert (plots / "index.html").is_file()
+    assert main(["landscape", "--figures", "contours-2d", *dirs]) == 0
+    out = capsys.readouterr().out
+    assert "naive" in out and (tmp_path / "plots" / "landscape" / "contours-2d.svg").is_file()
+    assert main(["landscape", "--figures", "nope", *dirs]) == 2
+    assert main(["plot", "--dataset", "never-ran", *dirs]) == 2

@@ -8,7 +8,7 @@ from algorithms import registry
 from algorithms.base import Adapter, Param, SearchStats
 from harness import provenance, records, sweeps
 from harness.loader import open_dataset
-from harness.runner import RunOptions, RunSummary, run_sweep
+from harness.runner import RunOptions, run_sweep
 
 
 class _Broken(Adapter):

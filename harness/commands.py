@@ -1,0 +1,145 @@
+"""The subcommands that read: records, registries and figures (`python -m harness SUBCOMMAND`).
+
+None of them runs an algorithm: `results`, `plot` and `report` read records only, `list` and
+`datasets` read the registries, and `landscape` draws the potentials themselves.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from .errors import HarnessError
+
+LANDSCAPES = ("overlay-1d", "contours-2d", "trajectories", "convergence")
+
+
+def _records(dataset: str, args: argparse.Namespace) -> list[dict]:
+    from .records import load_records
+
+    found = load_records(args.results_dir, dataset)
+    if not found:
+        raise HarnessError(
+            f"no records for dataset {dataset!r} under {args.results_dir}", "run `python -m harness --dataset ...` first"
+        )
+    return found
+
+
+def plot_figures(dataset: str, args: argparse.Namespace) -> list[Path]:
+    from .plots import make_plots
+
+    out_dir = args.plots_dir / dataset
+    figures = make_plots(_records(dataset, args), out_dir, dataset)
+    print(f"figures: {out_dir}  ({len(figures)} files)")
+    return figures
+
+
+def plot_and_report(dataset: str, args: argparse.Namespace) -> None:
+    from .report import write_report
+
+    figures = plot_figures(dataset, args)
+    page = write_report(_records(dataset, args), args.plots_dir / dataset, dataset, figures)
+    print(f"report:  {page}")
+
+
+def cmd_plot(args: argparse.Namespace) -> int:
+    plot_figures(_dataset_key(args.dataset), args)
+    return 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    plot_and_report(_dataset_key(args.dataset), args)
+    return 0
+
+
+def cmd_landscape(args: argparse.Namespace) -> int:
+    from .landscape import make_landscapes
+
+    which = [w.strip() for w in args.figures.split(",") if w.strip()] if args.figures else None
+    unknown = sorted(set(which or ()) - set(LANDSCAPES))
+    if unknown:
+        raise HarnessError(f"unknown landscape figure {unknown[0]!r}", f"choose from: {', '.join(LANDSCAPES)}")
+    out_dir = args.plots_dir / "landscape"
+    paths, facts = make_landscapes(out_dir, seed=args.seed, which=which)
+    for name, count in facts.get("cross_points", {}).items():
+        print(f"  {name:12} {count:3d} local maxima away from the data points (cross points)")
+    print(f"figures: {out_dir}  ({len(paths)} files)")
+    return 0
+
+
+def _dataset_key(name: str) -> str:
+    """Records are stored under the dataset's canonical name: resolve aliases and paths."""
+    from .datasets import resolve
+    from .loader import is_path_spec
+
+    if is_path_spec(name):
+        return Path(name).stem
+    try:
+        return resolve(name).name
+    except HarnessError:
+        return name
+
+
+def cmd_results(args: argparse.Namespace) -> int:
+    from .records import load_records
+    from .summary import format_csv, format_summary, format_table, results_table, summary_rows
+
+    dataset = _dataset_key(args.dataset) if args.dataset else None
+    problems: list[str] = []
+    found = load_records(args.results_dir, dataset, problems=problems)
+    for problem in problems:
+        print(f"warning: skipped {problem}", file=sys.stderr)
+    if not found:
+        where = args.results_dir / dataset if dataset else args.results_dir
+        raise HarnessError(f"no records under {where}", "run `python -m harness --dataset ...` first")
+    if args.summary:
+        print(format_summary(summary_rows(found)))
+        return 0
+    rows = results_table(found)
+    if args.format == "csv":
+        sys.stdout.write(format_csv(rows))
+    elif args.format == "json":
+        print(json.dumps(rows, indent=1))
+    else:
+        print(format_table(rows))
+    return 0
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    from algorithms import registry
+
+    for name, spec in registry.all_algorithms().items():
+        devices = ",".join(spec.adapter.devices)
+        print(f"{name}  [{devices}]  {spec.description}")
+        for kind, declared in (("build", spec.adapter.build_params), ("query", spec.adapter.query_params)):
+            for pname, param in declared.items():
+                fixed = f"  (fixed: {spec.fixed[pname]!r})" if pname in spec.fixed else ""
+                print(f"    {kind:5} {pname}: {param.describe()}{fixed}")
+    for module, problem in registry.import_problems().items():
+        print(f"unavailable: {module}: {problem}")
+    return 0
+
+
+def cmd_datasets(args: argparse.Namespace) -> int:
+    from .datasets import default_data_dir, list_datasets, resolve
+    from .download import download
+
+    data_dir = args.data_dir or default_data_dir()
+    if args.action == "list":
+        for info, present in list_datasets(data_dir):
+            where = "present" if present else ("generated on first use" if info.generated else "download")
+            print(f"{info.name:32} {info.distance:9} {info.dimension:5}d  {info.n_train:>9} x {info.n_test:<6} {where}")
+        print(f"data directory: {Path(data_dir).resolve()}")
+        return 0
+    if not args.name:
+        raise HarnessError("datasets download needs a dataset name", "see `python -m harness datasets list`")
+    info = resolve(args.name)
+    if info.generated:
+        from .loader import open_dataset
+
+        path = open_dataset(info.name, data_dir, progress=args.progress).path
+    else:
+        path = download(info, Path(data_dir), force=args.force, progress=args.progress)
+    print(path)
+    return 0

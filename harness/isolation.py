@@ -1,0 +1,376 @@
+"""Process isolation: each build configuration runs in a child process with a time limit.
+
+Why: an adapter can take the whole harness down with it: a segmentation fault in a C++
+library, the kernel's out-of-memory killer, a search that never returns, a CUDA context in a
+bad state. In a child process each of those ends one build configuration, not the sweep, and
+the parent's memory and CUDA state stay as they were (the parent never initialises CUDA).
+
+The protocol (multiprocessing "spawn" context, one child per build configuration):
+
+1. The parent starts the child with a `ChildJob`: plain data only, no arrays. The child
+   loads the dataset itself from `dataset_path` (the file the parent validated), imports
+   the plugin modules and the adapter's module, and seeds the random generators.
+2. The child builds the index and runs the query configurations (`harness.measure`),
+   sending each event down a one-way pipe as soon as it exists: `Built`, then one
+   `QueryDone` (record content: metrics document + per-query numpy arrays) or `QueryFailed`
+   per query configuration; or `BuildFailed`. It never writes a file.
+3. The parent writes each record when its event arrives, so a child that dies later keeps
+   every query configuration finished before. A child that dies, exits early or overruns
+   its limit (`timeout` for the build phase, counted from the child's start, then
+   `query_timeout` for each query configuration) becomes a `BuildFailed`/`QueryFailed`
+   with status `failed` or `timeout` and the reason; the query configurations it did not
+   reach fail with "not run: ...", and are retried by `--retry-failed`.
+4. The child ignores SIGINT (the parent decides what happens on Ctrl-C and terminates it)
+   and, on Linux, dies with its parent (PR_SET_PDEATHSIG), so `kill -9` of the harness
+   leaves no orphan running on.
+
+Messages cross the pipe pickled by multiprocessing: that is our own process boundary between
+two processes of this program, never data read from disk.
+
+Plugins: adapters defined outside `algorithms/` (a user's module, the crash adapters of the
+tests) are registered by importing a module named with `--plugins` or `$GPNN_PLUGINS`
+(comma-separated module names or .py file paths); the child imports the same list first.
+"""
+from __future__ import annotations
+
+import importlib
+import multiprocessing
+import os
+import random
+import signal
+import sys
+import time
+from dataclasses import dataclass, field
+from multiprocessing.connection import Connection, wait
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable, Generator, Iterator
+
+from .errors import ConfigError
+from .plugins import PLUGINS_ENV, load_plugins
+from .measure import Built, BuildFailed, Event, QueryDone, QueryFailed, build_events, reason_of
+
+if TYPE_CHECKING:
+    from .loader import Dataset
+    from .runner import RunOptions
+    from .sweeps import BuildConfig
+
+STOP_GRACE_S = 5.0
+_CONTEXT = multiprocessing.get_context("spawn")
+
+
+@dataclass(frozen=True)
+class DatasetRef:
+    """What the parent keeps of a dataset under process isolation: metadata, no arrays."""
+
+    name: str
+    path: Path
+    distance: str
+    n_train: int
+    n_test: int
+    dimension: int
+    checksum: str
+
+    @classmethod
+    def of(cls, dataset: Dataset | DatasetRef) -> DatasetRef:
+        return cls(dataset.name, Path(dataset.path).resolve(), dataset.distance, dataset.n_train,
+                   dataset.n_test, dataset.dimension, dataset.checksum)
+
+
+@dataclass
+class ChildJob:
+    """Everything a child needs for one build configuration, as plain picklable data."""
+
+    dataset_path: str
+    dataset_name: str
+    entry: str
+    algorithm: str
+    adapter_module: str
+    adapter_qualname: str
+    build_params: dict[str, Any]
+    query_params: list[dict[str, Any]]
+    options: RunOptions
+    n_queries: int
+    device: str
+    plugins: tuple[str, ...] = ()
+    parent_pid: int = field(default_factory=os.getpid)
+
+
+def job_for(
+    dataset: Dataset | DatasetRef,
+    config: BuildConfig,
+    query_params: list[dict[str, Any]],
+    options: RunOptions,
+    n_queries: int,
+    device: str,
+) -> ChildJob:
+    adapter = config.spec.adapter
+    return ChildJob(
+        dataset_path=str(Path(dataset.path).resolve()), dataset_name=dataset.name, entry=config.entry,
+        algorithm=config.spec.name, adapter_module=adapter.__module__, adapter_qualname=adapter.__qualname__,
+        build_params=dict(config.build_params), query_params=list(query_params), options=options,
+        n_queries=n_queries, device=device, plugins=tuple(options.plugins),
+    )
+
+
+# --- parent side ---------------------------------------------------------------------------------
+
+
+@dataclass
+class _Ended:
+    """The child stopped talking: it died, exited, or ran out of time."""
+
+    status: str
+    reason: str
+
+
+def child_events(job: ChildJob, timeout: float, query_timeout: float) -> Iterator[Event]:
+    """Run `job` in a fresh child process and yield its events; crashes and hangs become failures."""
+    receiver, sender = _CONTEXT.Pipe(duplex=False)
+    # Not a daemon, so that an adapter may start processes of its own; `_stop` always reaps it.
+    process = _CONTEXT.Process(target=_child_main, args=(sender, job), name=f"gpnn-{job.entry}")
+    _start(process)
+    sender.close()  # the child holds the only sending end: its death reads as end-of-file here
+    answered = False  # the child said all it had to say: give it time to exit by itself
+    try:
+        answered = yield from _relay(process, receiver, job, timeout, query_timeout)
+    finally:
+        receiver.close()
+        _stop(process, grace=STOP_GRACE_S if answered else 0.0)
+
+
+def _start(process: Any) -> None:
+    """Start the child with SIGINT ignored from its first instruction (an ignored signal stays
+    ignored across exec): Ctrl-C reaches the whole process group, and only the parent decides."""
+    try:
+        previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    except ValueError:  # not the main thread: no signal handling to adjust
+        process.start()
+        return
+    try:
+        process.start()
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def _relay(
+    process: Any, receiver: Connection, job: ChildJob, timeout: float, query_timeout: float
+) -> Generator[Event, None, bool]:
+    """Pass the child's events on; returns False if it died or overran (events made up for it)."""
+    pending = list(range(len(job.query_params)))
+    built = False
+    deadline, limit = time.monotonic() + timeout, timeout
+    while pending:
+        message = _receive(process, receiver, deadline, limit)
+        if isinstance(message, _Ended):
+            yield from _ended(message, built, pending, job)
+            return False
+        yield message
+        if isinstance(message, BuildFailed):
+            return True
+        if isinstance(message, Built):
+            built = True
+        elif isinstance(message, (QueryDone, QueryFailed)):
+            pending.remove(message.index)
+        deadline, limit = time.monotonic() + query_timeout, query_timeout
+    return True
+
+
+def _receive(process: Any, receiver: Connection, deadline: float, limit: float) -> Event | _Ended:
+    """The next event, or why there is none: data already sent is read before a death is seen."""
+    while True:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            return _Ended("timeout", f"timed out after {limit:g} s")
+        ready = wait([receiver, process.sentinel], timeout=remaining)
+        if receiver in ready or (ready and receiver.poll()):
+            try:
+                return receiver.recv()
+            except Exception:  # noqa: BLE001 - end of file, or a message cut short by the child's death
+                return _death(process)
+        if ready:
+            return _death(process)
+
+
+def _death(process: Any) -> _Ended:
+    process.join(STOP_GRACE_S)
+    code = process.exitcode
+    stopped = code is not None and -code in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
+    return _Ended("interrupted" if stopped else "failed", describe_exit(code))
+
+
+def _ended(ended: _Ended, built: bool, pending: list[int], job: ChildJob) -> Iterator[Event]:
+    """Failure events for what the child did not finish. A child stopped from outside (SIGTERM,
+    SIGINT, SIGHUP) did not fail: its configuration is reported as interrupted, left without a
+    record, and computed by the next run."""
+    if not built:
+        yield BuildFailed(f"{ended.reason} in the build", ended.status)
+        return
+    first, *rest = pending
+    where = f"in query configuration {format_params(job.query_params[first])}"
+    yield QueryFailed(first, f"{ended.reason} {where}", ended.status)
+    for index in rest:
+        status = "interrupted" if ended.status == "interrupted" else "failed"
+        yield QueryFailed(index, f"not run: the child process {_short(ended)} {where}", status)
+
+
+def _short(ended: _Ended) -> str:
+    return {"timeout": "timed out", "interrupted": "was stopped"}.get(ended.status, "died")
+
+
+def format_params(params: dict[str, Any]) -> str:
+    return " ".join(f"{k}={v}" for k, v in params.items()) or "(defaults)"
+
+
+def describe_exit(exitcode: int | None) -> str:
+    """A reason a person understands: the signal by name, with the usual cause of SIGKILL."""
+    if exitcode is None:
+        return "child process stopped answering"
+    if exitcode < 0:
+        try:
+            name = signal.Signals(-exitcode).name
+        except ValueError:
+            name = f"signal {-exitcode}"
+        hint = " (the kernel's out-of-memory killer sends SIGKILL)" if -exitcode == signal.SIGKILL else ""
+        return f"child process died with signal {name}{hint}"
+    if exitcode == 0:
+        return "child process exited before it had finished"
+    return f"child process exited with code {exitcode}"
+
+
+def _stop(process: Any, grace: float) -> None:
+    """End the child: wait `grace` seconds for a clean exit, then SIGTERM, then SIGKILL."""
+    process.join(grace)
+    if process.is_alive():
+        process.terminate()
+        process.join(STOP_GRACE_S)
+    if process.is_alive():
+        process.kill()
+        process.join()
+    process.close()
+
+
+# --- child side ----------------------------------------------------------------------------------
+
+
+def _child_main(conn: Connection, job: ChildJob) -> None:
+    """Entry point of the child process: measure one build configuration, send each event."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    _die_with_parent(job.parent_pid)
+    try:
+        events = _child_events(job)
+        for event in events:
+            conn.send(event)
+    except (BrokenPipeError, ConnectionResetError):
+        pass  # the parent is gone or gave up on us: nothing left to tell
+    finally:
+        conn.close()
+
+
+def _child_events(job: ChildJob) -> Iterator[Event]:
+    from .loader import load_file
+    from .sweeps import BuildConfig
+
+    try:
+        load_plugins(job.plugins)
+        spec = _find_spec(job)
+        dataset = load_file(Path(job.dataset_path), name=job.dataset_name)
+        _seed(job.options.seed)
+    except Exception as exc:  # noqa: BLE001 - reported as the build's failure
+        yield BuildFailed(f"child process could not start the build: {reason_of(exc)}")
+        return
+    config = BuildConfig(job.entry, spec, job.build_params, job.query_params)
+    yield from build_events(dataset, config, job.query_params, job.options, job.n_queries, job.device)
+
+
+def _find_spec(job: ChildJob) -> Any:
+    """The adapter to build: imported from its own module (fast: only the libraries it needs),
+    else found through the registry's full discovery (adapters made at run time)."""
+    from algorithms import registry
+    from algorithms.base import Adapter
+    from algorithms.registry import AlgorithmSpec
+
+    target: Any = None
+    if "<locals>" not in job.adapter_qualname:
+        try:
+            target = importlib.import_module(job.adapter_module)
+            for part in job.adapter_qualname.split("."):
+                target = getattr(target, part, None)
+        except ImportError:
+            target = None
+    if isinstance(target, type) and issubclass(target, Adapter) and target.name == job.algorithm:
+        return AlgorithmSpec(name=job.algorithm, adapter=target)
+    try:
+        return registry.get(job.algorithm)
+    except ConfigError as exc:
+        raise ConfigError(
+            f"algorithm {job.algorithm!r} is not registered in the child process",
+            f"register it in a module listed with --plugins or ${PLUGINS_ENV} ({exc.message})",
+        ) from None
+
+
+def _seed(seed: int) -> None:
+    """Seed the global generators the child has loaded (torch only if an adapter imported it)."""
+    import numpy as np
+
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    if "torch" in sys.modules:
+        sys.modules["torch"].manual_seed(seed)
+
+
+def _die_with_parent(parent_pid: int) -> None:
+    """On Linux, ask the kernel to SIGKILL this process when the parent dies (even by kill -9)."""
+    if not sys.platform.startswith("linux"):
+        return
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        return
+    if os.getppid() != parent_pid:  # the parent died before the request took effect
+        os._exit(1)
+
+
+# --- GPU facts without touching CUDA in this process -------------------------------------------
+
+
+def cuda_available() -> bool:
+    """Whether torch sees a CUDA GPU, asked through NVML so that CUDA is not initialised here."""
+    os.environ.setdefault("PYTORCH_NVML_BASED_CUDA_CHECK", "1")
+    import torch
+
+    return bool(torch.cuda.is_available())
+
+
+def call_in_child(function: Callable[..., Any], *args: Any, timeout: float = 300.0) -> Any:
+    """`function(*args)` evaluated in a spawned child (e.g. reading the GPU's name, which
+    initialises CUDA); raises RuntimeError if the child fails or overruns."""
+    receiver, sender = _CONTEXT.Pipe(duplex=False)
+    process = _CONTEXT.Process(target=_call_and_send, args=(sender, function, args), daemon=True)
+    _start(process)
+    sender.close()
+    try:
+        if not receiver.poll(timeout):
+            raise RuntimeError(f"{function.__name__} did not answer within {timeout:g} s")
+        ok, value = receiver.recv()
+    except EOFError:
+        process.join(STOP_GRACE_S)
+        raise RuntimeError(f"{function.__name__}: {describe_exit(process.exitcode)}") from None
+    finally:
+        receiver.close()
+        _stop(process, grace=STOP_GRACE_S)
+    if not ok:
+        raise RuntimeError(f"{function.__name__} failed in a child process: {value}")
+    return value
+
+
+def _call_and_send(conn: Connection, function: Callable[..., Any], args: tuple[Any, ...]) -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        conn.send((True, function(*args)))
+    except Exception as exc:  # noqa: BLE001
+        conn.send((False, reason_of(exc)))
+    finally:
+        conn.close()

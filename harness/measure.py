@@ -1,0 +1,220 @@
+"""Measuring one build configuration: build the index, run its query configurations, score.
+
+This is the part of the runner that touches an adapter. It reports what happened as a stream
+of events (`Built`, `BuildFailed`, `QueryDone`, `QueryFailed`) instead of writing records, so
+that the same code runs in the harness's own process (`--isolation none`) and in a child
+process (`--isolation process`, see `harness.isolation`), where each event is sent to the
+parent as soon as it exists. Records are written by whoever consumes the events: the runner,
+always in the parent process.
+"""
+from __future__ import annotations
+
+import gc
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Iterator, Sequence
+
+import numpy as np
+
+from algorithms.base import Adapter, SearchStats
+
+from . import metrics
+from .clocks import Timing, rss_bytes, timed
+from .distances import row_distances
+from .loader import Dataset
+
+if TYPE_CHECKING:
+    from .runner import RunOptions
+    from .sweeps import BuildConfig
+
+WARMUP_QUERIES = 100
+NN_TOLERANCE = 1e-3
+
+
+@dataclass
+class Built:
+    """The index is built; `metrics` holds build time, CPU time and index memory."""
+
+    metrics: dict[str, Any]
+
+
+@dataclass
+class BuildFailed:
+    """The index could not be built: every query configuration of it fails with `reason`
+    (`status` as for QueryFailed)."""
+
+    reason: str
+    status: str = "failed"
+
+
+@dataclass
+class QueryDone:
+    """Query configuration `index` (of the ones asked for) finished: the record's content."""
+
+    index: int
+    document: dict[str, Any]
+    arrays: dict[str, np.ndarray]
+    label: str
+
+
+@dataclass
+class QueryFailed:
+    """Query configuration `index` did not finish: `status` failed or timeout (a record says
+    so), or interrupted (its process was stopped from outside: no record, computed next run)."""
+
+    index: int
+    reason: str
+    status: str = "failed"
+
+
+Event = Built | BuildFailed | QueryDone | QueryFailed
+
+
+def reason_of(exc: BaseException) -> str:
+    """The one-line failure reason stored in a record: exception type and message."""
+    text = str(exc).strip() or type(exc).__name__
+    return f"{type(exc).__name__}: {text}"
+
+
+def build_events(
+    dataset: Dataset,
+    config: BuildConfig,
+    query_params: Sequence[dict[str, Any]],
+    options: RunOptions,
+    n_queries: int,
+    device: str,
+) -> Iterator[Event]:
+    """Build the index of `config`, then run each of `query_params` on it, as events.
+
+    An exception of an adapter becomes a failure event and the next configuration goes on;
+    a crash of the process itself cannot be caught here (that is what isolation is for).
+    """
+    try:
+        adapter, build = build_index(dataset, config, options, device)
+    except Exception as exc:  # noqa: BLE001 - any adapter failure becomes a failed record
+        yield BuildFailed(reason_of(exc))
+        return
+    yield Built(build)
+    for index, params in enumerate(query_params):
+        try:
+            document, arrays = run_query_config(dataset, adapter, params, options, n_queries)
+        except Exception as exc:  # noqa: BLE001
+            yield QueryFailed(index, reason_of(exc))
+            continue
+        yield QueryDone(index, document, arrays, adapter.label)
+    del adapter
+    gc.collect()
+
+
+def build_index(dataset: Dataset, config: BuildConfig, options: RunOptions, device: str) -> tuple[Adapter, dict[str, Any]]:
+    """Construct and fit the adapter; returns it with the build metrics."""
+    adapter = config.spec.make(device=device, threads=options.threads, seed=options.seed, **config.build_params)
+    gc.collect()
+    rss_before = rss_bytes()
+    _, timing = timed(lambda: adapter.fit(dataset.train), device)
+    rss_after = rss_bytes()
+    growth = rss_after - rss_before if rss_before is not None and rss_after is not None else None
+    reported = adapter.index_bytes()
+    return adapter, {
+        "build_s": timing.wall_s,
+        "build_cpu_s": timing.cpu_s,
+        "build_gpu_s": timing.gpu_s,
+        "index_bytes": reported if reported is not None else growth,
+        "build_rss_bytes": growth,
+    }
+
+
+def run_query_config(
+    dataset: Dataset, adapter: Adapter, query_params: dict[str, Any], options: RunOptions, n_queries: int
+) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+    """Warm up, time `options.runs` repetitions, score: the record's query part and its arrays."""
+    adapter.set_query_params(**query_params)
+    Q = dataset.test[:n_queries]
+    k = options.k
+    adapter.search(Q[: min(n_queries, WARMUP_QUERIES)], k)
+    if options.mode == "single":
+        timings, ids, stats, latencies = _single_runs(adapter, Q, k, options.runs)
+    else:
+        timings, ids, stats = _batch_runs(adapter, Q, k, options.runs)
+        latencies = None
+    distances = row_distances(dataset.distance, Q, dataset.train, ids)
+    true_ids, true_dist = dataset.neighbors[:n_queries], dataset.distances[:n_queries]
+    arrays: dict[str, np.ndarray] = {"ids": ids, "distances": distances}
+    scored = metrics.merge(
+        metrics.quality(ids, distances, true_ids, true_dist, k),
+        metrics.throughput(
+            n_queries,
+            [t.wall_s for t in timings],
+            [t.cpu_s for t in timings],
+            [t.gpu_s for t in timings] if timings[0].gpu_s is not None else None,
+        ),
+        metrics.latency_percentiles(latencies),
+        metrics.per_query_summary(stats.iterations, stats.dist_comps),
+        _position_metrics(dataset, stats, true_ids, arrays),
+    )
+    if stats.scalars:
+        scored["adapter_stats"] = dict(stats.scalars)
+    for name, value in (("iterations", stats.iterations), ("dist_comps", stats.dist_comps), ("latencies", latencies)):
+        if value is not None:
+            arrays[name] = np.asarray(value)
+    for name, value in stats.extra.items():
+        if name != "positions":
+            arrays[name] = np.asarray(value)
+    return {"query_params": adapter.query_values, "metrics": scored}, arrays
+
+
+def _position_metrics(
+    dataset: Dataset, stats: SearchStats, true_ids: np.ndarray, arrays: dict[str, np.ndarray]
+) -> dict[str, float]:
+    """For methods that move a point (the potential method): how close it ended to the true NN.
+
+    The converged-onto-NN rate is the seed note's own measure: the fraction of queries whose
+    final position lies within 1e-3 (dataset units) of the query's true nearest neighbour.
+    """
+    positions = stats.extra.get("positions")
+    if positions is None:
+        return {}
+    gap = metrics.position_to_true_nn(positions, dataset.train, true_ids)
+    arrays["position_to_true_nn"] = gap
+    return {"converged_onto_nn_rate": float((gap < NN_TOLERANCE).mean()), "position_to_true_nn_median": float(np.median(gap))}
+
+
+def _batch_runs(adapter: Adapter, Q: np.ndarray, k: int, runs: int) -> tuple[list[Timing], np.ndarray, SearchStats]:
+    timings = []
+    ids = np.empty((0, k), dtype=np.int64)
+    for _ in range(runs):
+        (ids, _), timing = timed(lambda: adapter.search(Q, k), adapter.device)
+        timings.append(timing)
+    return timings, ids, adapter.stats()
+
+
+def _single_runs(
+    adapter: Adapter, Q: np.ndarray, k: int, runs: int
+) -> tuple[list[Timing], np.ndarray, SearchStats, np.ndarray]:
+    """Queries one at a time: each repetition is timed as a whole (throughput) and per query."""
+    timings, latencies = [], np.empty((runs, len(Q)))
+    collected: list[SearchStats] = []
+    ids = np.empty((len(Q), k), dtype=np.int64)
+    for run in range(runs):
+        collected = []
+
+        def loop() -> None:
+            for i in range(len(Q)):
+                (ids[i], _), t = timed(lambda: adapter.search(Q[i : i + 1], k), adapter.device)
+                latencies[run, i] = t.wall_s
+                collected.append(adapter.stats())
+
+        timings.append(timed(loop, adapter.device)[1])
+    return timings, ids.copy(), _concat_stats(collected), latencies.reshape(-1)
+
+
+def _concat_stats(parts: list[SearchStats]) -> SearchStats:
+    def cat(values: list[np.ndarray | None]) -> np.ndarray | None:
+        return None if not values or any(v is None for v in values) else np.concatenate([np.atleast_1d(v) for v in values])
+
+    extra_keys = set(parts[0].extra) if parts else set()
+    return SearchStats(
+        iterations=cat([p.iterations for p in parts]),
+        dist_comps=cat([p.dist_comps for p in parts]),
+        extra={key: np.concatenate([np.atleast_1d(p.extra[key]) for p in parts]) for key in extra_keys},
+        scalars=dict(parts[-1].scalars) if parts else {},
+    )

@@ -1,0 +1,123 @@
+"""Process isolation: a segfault, a hang and an exception each end one configuration, not the sweep."""
+from __future__ import annotations
+
+import signal
+from pathlib import Path
+
+from harness import records
+from harness.cli import main
+from harness.isolation import ChildJob, child_events, describe_exit
+from harness.plugins import plugin_list
+from harness.measure import BuildFailed
+from harness.runner import RunOptions
+
+CRASH_PLUGIN = str(Path(__file__).with_name("crash_adapters.py"))
+
+SWEEP = """
+faiss-flat: {}
+crash-segfault:
+  query: {fail: [false, true]}
+crash-hang:
+  query: {fail: [false, true]}
+crash-raise-build: {}
+"""
+
+
+def _by_algorithm(results: Path) -> dict[str, list[dict]]:
+    found: dict[str, list[dict]] = {}
+    for record in records.load_records(results):
+        found.setdefault(record["algorithm"], []).append(record)
+    return found
+
+
+def test_segfault_hang_and_exception_become_failure_records(make_tiny_dataset, tmp_path, capsys):
+    dataset = make_tiny_dataset(n_train=300, n_test=20)
+    sweep = tmp_path / "crashes.yaml"
+    sweep.write_text(SWEEP)
+    results = tmp_path / "results"
+    argv = ["--dataset", str(dataset), "--sweep", str(sweep), "--plugins", CRASH_PLUGIN, "--runs", "1",
+            "--timeout", "60", "--query-timeout", "2", "--no-plots", "--no-progress", "--results-dir", str(results)]
+    assert main(argv) == 1
+    out = capsys.readouterr().out
+    assert "records: 3 written, 0 reused, 3 failed" in out
+    assert "crash-segfault fail=False" in out and "recall@1 1.0000" in out  # progress lines as configs finish
+
+    found = _by_algorithm(results)
+    assert [r["status"] for r in found["faiss-flat"]] == ["ok"]
+    for name in ("crash-segfault", "crash-hang"):
+        ok = [r for r in found[name] if not r["query_params"]["fail"]]
+        assert [r["status"] for r in ok] == ["ok"], name  # kept although a later configuration died
+        assert ok[0]["metrics"]["recall_at_1"] == 1.0 and ok[0]["isolation"] == "process"
+        assert records.load_arrays(ok[0])["ids"].shape == (20, 10)
+    [segv] = [r for r in found["crash-segfault"] if r["query_params"]["fail"]]
+    assert segv["status"] == "failed"
+    assert segv["error"] == "child process died with signal SIGSEGV in query configuration fail=True"
+    [hang] = [r for r in found["crash-hang"] if r["query_params"]["fail"]]
+    assert hang["status"] == "timeout"
+    assert hang["error"] == "timed out after 2 s in query configuration fail=True"
+    [raised] = found["crash-raise-build"]
+    assert raised["status"] == "failed" and "RuntimeError: this index cannot be built (on purpose)" in raised["error"]
+
+    # The rerun keeps the three failures (no child is started for them) and says how to retry.
+    before = {p: p.read_bytes() for p in results.rglob("*") if p.is_file()}
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    assert "records: 0 written, 3 reused, 0 failed" in out
+    assert "skipped 3 configuration(s)" in out and "--retry-failed" in out
+    assert before == {p: p.read_bytes() for p in results.rglob("*") if p.is_file()}
+
+
+def test_a_child_stopped_from_outside_leaves_no_record(make_tiny_dataset, tmp_path, capsys):
+    """SIGTERM to the child alone is an interruption, not a failure: nothing is recorded for
+    the configuration it was on, so the next run computes it instead of skipping it."""
+    sweep = tmp_path / "stopped.yaml"
+    sweep.write_text("crash-stopped:\n  query: {fail: [false, true]}\nfaiss-flat: {}\n")
+    argv = ["--dataset", str(make_tiny_dataset()), "--sweep", str(sweep), "--plugins", CRASH_PLUGIN, "--runs", "1",
+            "--no-plots", "--no-progress", "--results-dir", str(tmp_path / "r")]
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    assert "STOPPED crash-stopped: child process died with signal SIGTERM" in out
+    assert "records: 2 written, 0 reused, 0 failed" in out
+    assert sorted(r["algorithm"] for r in records.load_records(tmp_path / "r")) == ["crash-stopped", "faiss-flat"]
+
+
+def _job(path: Path, algorithm: str, module: str, qualname: str) -> ChildJob:
+    return ChildJob(
+        dataset_path=str(path), dataset_name=path.stem, entry=algorithm, algorithm=algorithm, adapter_module=module,
+        adapter_qualname=qualname, build_params={}, query_params=[{}], options=RunOptions(runs=1), n_queries=5,
+        device="cpu", plugins=(CRASH_PLUGIN,),
+    )
+
+
+def test_a_hanging_build_times_out(make_tiny_dataset):
+    job = _job(make_tiny_dataset(n_train=50, n_test=5), "crash-hang-build", "gpnn_plugin_crash_adapters", "HangInBuild")
+    [event] = list(child_events(job, timeout=1.5, query_timeout=30))
+    assert isinstance(event, BuildFailed) and event.status == "timeout"
+    assert event.reason == "timed out after 1.5 s in the build"
+
+
+def test_an_algorithm_the_child_cannot_find_is_explained(make_tiny_dataset):
+    job = _job(make_tiny_dataset(n_train=50, n_test=5), "crash-does-not-exist", "nowhere", "Nothing")
+    [event] = list(child_events(job, timeout=30, query_timeout=30))
+    assert isinstance(event, BuildFailed) and event.status == "failed"
+    assert "'crash-does-not-exist' is not registered in the child process" in event.reason
+    assert "--plugins" in event.reason
+
+
+def test_exit_descriptions_name_the_signal():
+    assert describe_exit(-signal.SIGSEGV) == "child process died with signal SIGSEGV"
+    assert "out-of-memory" in describe_exit(-signal.SIGKILL)
+    assert describe_exit(3) == "child process exited with code 3"
+
+
+def test_plugins_come_from_the_option_and_the_environment(monkeypatch):
+    monkeypatch.setenv("GPNN_PLUGINS", "b, c,")
+    assert plugin_list("a,b") == ("a", "b", "c")
+    monkeypatch.delenv("GPNN_PLUGINS")
+    assert plugin_list(None) == ()
+
+
+def test_unknown_plugin_is_a_clear_error(make_tiny_dataset, tmp_path, capsys):
+    code = main(["--dataset", str(make_tiny_dataset()), "--plugins", "no_such_module_xyz", "--results-dir", str(tmp_path)])
+    err = capsys.readouterr().err
+    assert code == 2 and "cannot import plugin 'no_such_module_xyz'" in err and "Traceback" not in err
