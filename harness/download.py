@@ -9,7 +9,6 @@ failed connection keeps it, so that the next attempt resumes where this one stop
 """
 from __future__ import annotations
 
-import hashlib
 import http.client
 import os
 import re
@@ -23,6 +22,7 @@ from typing import BinaryIO
 
 from tqdm import tqdm
 
+from .files import sha256_file
 from .datasets import DatasetInfo, dataset_path
 from .errors import DatasetError, DownloadError
 
@@ -202,7 +202,7 @@ def _verify(target: _Target) -> None:
     size = part.stat().st_size
     if info.size_bytes is not None and size != info.size_bytes:
         problem = f"size: expected {info.size_bytes} bytes, found {size}"
-    elif info.sha256 and (digest := _sha256(part)) != info.sha256.lower():
+    elif info.sha256 and (digest := sha256_file(part)) != info.sha256.lower():
         problem = f"sha256: expected {info.sha256}, found {digest}"
     else:
         from .loader import validate_file
@@ -217,11 +217,3 @@ def _verify(target: _Target) -> None:
             f"the file downloaded for {info.name} from {target.url} is not a valid dataset and was deleted: {problem}",
             hint="try again later; if it keeps failing, " + _by_hand_hint(info, target.final),
         )
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        while block := handle.read(BLOCK):
-            digest.update(block)
-    return digest.hexdigest()

@@ -10,7 +10,6 @@ Euclidean problems (see `harness.distances`).
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import tempfile
@@ -21,6 +20,7 @@ from typing import Any, Callable, Mapping
 import h5py
 import numpy as np
 
+from .files import sha256_file
 from .datasets import DatasetInfo, dataset_path, default_data_dir, resolve
 from .distances import SUPPORTED, normalise
 from .errors import DatasetError
@@ -240,14 +240,6 @@ def _sidecar(path: Path) -> Path:
     return path.with_name(path.name + ".sha256")
 
 
-def _sha256(path: Path, block: int = 1 << 20) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        while chunk := handle.read(block):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def file_checksum(path: Path) -> str:
     """SHA-256 of the file, cached in `<file>.sha256` keyed by size and mtime.
 
@@ -263,7 +255,7 @@ def file_checksum(path: Path) -> str:
             return str(cached["sha256"])
     except (OSError, ValueError, KeyError, AttributeError):
         pass
-    digest = _sha256(path)
+    digest = sha256_file(path)
     _write_sidecar(sidecar, {"sha256": digest, "size": stat.st_size, "mtime_ns": stat.st_mtime_ns})
     return digest
 

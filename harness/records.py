@@ -21,6 +21,7 @@ from typing import Any, Iterator, Mapping
 import h5py
 import numpy as np
 
+from .files import sha256_file
 from .errors import HarnessError
 
 SCHEMA = "gpnn-record/1"
@@ -64,14 +65,6 @@ def safe_component(name: str) -> str:
 
 def record_dir(results_dir: Path, dataset: str, algorithm: str) -> Path:
     return Path(results_dir) / safe_component(dataset) / safe_component(algorithm)
-
-
-def sha256_file(path: Path, block: int = 1 << 20) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        while chunk := handle.read(block):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def _atomic_write_bytes(path: Path, data: bytes) -> None:
