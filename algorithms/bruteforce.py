@@ -13,6 +13,13 @@ worth of points lie within fp32 rounding of ||x||^2 from the k-th neighbour.
 
 Memory is bounded by `memory_mb`: the (queries x points) score block never exceeds it, so the
 same adapter runs a 10k-point test set and sift-1M on a laptop or a GPU.
+
+`precision` fp16/bf16 is the fair exact baseline for low-precision potential kernels on a GPU:
+candidates are *selected* by scores in that precision (tensor cores), then re-ranked exactly in
+fp32 as always, so the answer stays exact unless more than the margin's worth of points tie
+within the low precision's rounding. The low-precision copy is divided by the largest centred
+norm first, so ||x||^2 <= 1 and fp16 cannot overflow. fp16 is refused on the CPU (no fast kernel;
+measured 5x slower than fp32 on the development machine); bf16 runs there.
 """
 from __future__ import annotations
 
@@ -29,6 +36,8 @@ from .base import Adapter, Param, positive
 from .registry import register
 
 _FLOAT32_BYTES = 4
+LOW_PRECISION = {"fp16": torch.float16, "bf16": torch.bfloat16}
+PRECISIONS = ("fp32", *LOW_PRECISION)
 
 
 @contextmanager
@@ -74,6 +83,10 @@ class BruteForce(Adapter):
         "memory_mb": Param(
             int, 256, "MiB for one block of the query x data score matrix (sets the chunk sizes)", check=positive
         ),
+        "precision": Param(
+            str, "fp32", "precision of the candidate-selecting scores (fp16 CUDA only); the re-rank is always fp32",
+            choices=PRECISIONS,
+        ),
     }
     devices = ("cpu", "cuda")
 
@@ -84,6 +97,15 @@ class BruteForce(Adapter):
                 "bruteforce: device 'cuda' was asked for but torch sees no CUDA GPU",
                 "use device cpu, or install a CUDA build of torch on a machine with a GPU",
             )
+        if self.device == "cpu" and self.params["precision"] == "fp16":
+            raise ParameterError(
+                "bruteforce: precision 'fp16' is not offered on the CPU (torch has no fast fp16 matmul there; "
+                "it runs several times slower than fp32)",
+                "use precision bf16 or fp32 on the CPU; fp16 on device cuda",
+            )
+        self._low: torch.Tensor | None = None
+        self._low_sq: torch.Tensor | None = None
+        self._low_scale = 1.0
         self._data: torch.Tensor | None = None
         self._mean: torch.Tensor | None = None
         self._sq_norms: torch.Tensor | None = None
@@ -95,6 +117,13 @@ class BruteForce(Adapter):
         self._mean = torch.from_numpy(mean).to(self.device)
         self._data = _to_device(X, self.device) - self._mean
         self._sq_norms = (self._data * self._data).sum(dim=1)
+        precision = self.params["precision"]
+        if precision in LOW_PRECISION:
+            largest = float(self._sq_norms.max().sqrt()) if len(X) else 0.0
+            self._low_scale = largest if largest > 0 else 1.0
+            scaled = self._data / self._low_scale
+            self._low = scaled.to(LOW_PRECISION[precision])
+            self._low_sq = (scaled * scaled).sum(dim=1).to(self._low.dtype)
 
     def _search(self, Q: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         threads = torch_threads(self.threads) if self.device == "cpu" else nullcontext()
@@ -105,11 +134,23 @@ class BruteForce(Adapter):
         self._stats.dist_comps = np.full(len(Q), self.n_train, dtype=np.int64)
         return ids.cpu().numpy(), dists.cpu().numpy()
 
+    def search_tensor(self, queries: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """(ids, distances) as device tensors for raw queries already on the device.
+
+        The same scan as `search` without the host transfers, for benchmarks that time one
+        pass against a potential step on device-resident data (bench/step_cost.py).
+        """
+        threads = torch_threads(self.threads) if self.device == "cpu" else nullcontext()
+        with threads, _full_fp32_matmul(), torch.inference_mode():
+            assert self._mean is not None, "fit must run before search"
+            return self._search_all(queries.to(self._mean.dtype) - self._mean, k)
+
     def index_bytes(self) -> int | None:
-        """The centred data on the device plus its squared norms and mean."""
+        """The centred data on the device plus its squared norms and mean (and the low-precision copy)."""
         if self._data is None or self._sq_norms is None or self._mean is None:
             return None
-        return sum(t.nelement() * _FLOAT32_BYTES for t in (self._data, self._sq_norms, self._mean))
+        tensors = [t for t in (self._data, self._sq_norms, self._mean, self._low, self._low_sq) if t is not None]
+        return sum(t.nelement() * t.element_size() for t in tensors)
 
     # -- the scan --------------------------------------------------------------------------
     def _search_all(self, queries: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -125,13 +166,21 @@ class BruteForce(Adapter):
         return torch.cat(all_ids), torch.cat(all_dists)
 
     def _select_candidates(self, queries: torch.Tensor, n_cand: int, point_block: int) -> torch.Tensor:
-        """Ids of the `n_cand` smallest expanded scores per query, merged over data blocks."""
+        """Ids of the `n_cand` smallest expanded scores per query, merged over data blocks.
+
+        In the low precision when one is set (data and queries divided by the same scale: the
+        order is unchanged); otherwise in fp32.
+        """
         assert self._data is not None and self._sq_norms is not None
+        data, sq_norms = self._data, self._sq_norms
+        if self._low is not None and self._low_sq is not None:
+            data, sq_norms = self._low, self._low_sq
+            queries = (queries / self._low_scale).to(data.dtype)
         best_scores: torch.Tensor | None = None
         best_ids: torch.Tensor | None = None
         for start in range(0, self.n_train, point_block):
-            points = self._data[start : start + point_block]
-            scores = torch.addmm(self._sq_norms[start : start + point_block], queries, points.T, alpha=-2.0)
+            points = data[start : start + point_block]
+            scores = torch.addmm(sq_norms[start : start + point_block], queries, points.T, alpha=-2.0)
             take = min(n_cand, len(points))
             scores, ids = torch.topk(scores, take, dim=1, largest=False, sorted=False)
             ids += start

@@ -19,9 +19,9 @@ from algorithms.base import Adapter, Param, SearchStats, positive
 from harness.errors import ParameterError
 
 from .ascent import climb, make_rule, rule_names
-from .potentials import Field, Potential, on_register
+from .potentials import KERNELS, PRECISIONS, Field, Potential, on_register
 from .scale import check_scale, resolve_scale
-from .snap import SNAP_MODES, snap
+from .snap import SNAP_MODES, nearest_candidates, snap
 
 DTYPES = {"float32": torch.float32, "float64": torch.float64}
 
@@ -55,6 +55,21 @@ def common_query(potential: Potential) -> dict[str, Param]:
     }
 
 
+def evaluation_query() -> dict[str, Param]:
+    """How a `potential-<name>` evaluates (not what): the kernel and the sdpa kernel's precision.
+
+    Kept out of `common_query` on purpose: adapters that build their own fields (the restricted
+    variants) share the common parameters but not these, and must not advertise knobs they ignore.
+    """
+    return {
+        "kernel": Param(str, "matmul", "evaluation kernel: 'matmul' (streaming eager blocks), 'sdpa' (gaussian: "
+                        "fused attention), 'compiled' (torch.compile of the block, eager if compile fails)",
+                        choices=KERNELS),
+        "precision": Param(str, "fp32", "sdpa kernel's score precision: fp32 (= the build dtype), fp16, bf16; "
+                           "the snap re-ranks in fp32 or better whatever this is", choices=PRECISIONS),
+    }
+
+
 class PotentialAdapter(Adapter):
     """Gradient-potential search: climb the potential from the query, then snap to a data point."""
 
@@ -74,6 +89,7 @@ class PotentialAdapter(Adapter):
 
     def check_query_params(self, values: Mapping[str, Any]) -> None:
         make_rule(values["ascent"], self.potential_impl, values["rate"])
+        check_kernel(self.name, self.potential_impl, values, self.device, self.params["dtype"])
 
     def _fit(self, X: np.ndarray) -> None:
         with torch_threads(self.threads):
@@ -95,12 +111,20 @@ class PotentialAdapter(Adapter):
     def _climb_and_snap(self, q: torch.Tensor, k: int) -> tuple[np.ndarray, np.ndarray]:
         v = self.query_values
         potential = self.potential_impl
-        field = Field.of(self._X, v["memory_mb"])
+        field = Field.of(self._X, v["memory_mb"], kernel=v["kernel"], precision=v["precision"])
         hp = {name: v[name] for name in potential.params}
         rule = make_rule(v["ascent"], potential, v["rate"], power=v["power"])
         track_m = min(field.n, max(v["m"], k)) if v["snap"] == "topm" else 0
-        result = climb(q, potential, field, hp, rule, max_iters=v["max_iters"], tol=v["tol"], track_m=track_m)
-        ids, to_position, snap_cost = snap(result.positions, field, k, v["snap"], result.top_ids)
+        # the sdpa kernel cannot see its top contributors: one extra pass after the climb, at the
+        # final positions, instead of one per iteration; it is counted as a full pass
+        during = 0 if v["kernel"] == "sdpa" else track_m
+        result = climb(q, potential, field, hp, rule, max_iters=v["max_iters"], tol=v["tol"], track_m=during)
+        top_ids, extra_cost = result.top_ids, 0
+        if track_m and not during:
+            top_ids = top_contributors(result.positions, field, track_m)
+            extra_cost = field.n
+        ids, to_position, snap_cost = snap(result.positions, field, k, v["snap"], top_ids)
+        snap_cost += extra_cost
         to_query = (self._X[ids] - q[:, None, :]).norm(dim=2) * self.scale
         positions = result.positions.double() * self.scale + self._centre
         self.last_positions = positions.cpu().numpy()
@@ -122,6 +146,31 @@ class PotentialAdapter(Adapter):
         return None if X is None else X.element_size() * X.numel()
 
 
+def top_contributors(positions: torch.Tensor, field: Field, m: int) -> torch.Tensor:
+    """The m data points nearest to each position: for radial potentials, the top-m contributors."""
+    return nearest_candidates(positions, field, m)
+
+
+def check_kernel(owner: str, potential: Potential, values: Mapping[str, Any], device: str, dtype: str) -> None:
+    """Refuse a kernel or precision this potential, device or dtype cannot run, saying what can."""
+    kernel, precision = values["kernel"], values["precision"]
+    if kernel not in potential.kernels:
+        raise ParameterError(
+            f"{owner}: kernel {kernel!r} is not implemented for the {potential.name} potential",
+            f"kernels of {potential.name}: {', '.join(potential.kernels)}",
+        )
+    if precision != "fp32" and kernel != "sdpa":
+        raise ParameterError(
+            f"{owner}: precision {precision!r} needs kernel 'sdpa' (the {kernel!r} kernel computes in the build dtype)",
+            "set kernel: sdpa, or precision: fp32",
+        )
+    if kernel == "sdpa" and device == "cuda" and precision == "fp32" and dtype == "float64":
+        raise ParameterError(
+            f"{owner}: kernel 'sdpa' on CUDA has no fused float64 kernel",
+            "use dtype float32, precision fp16/bf16, or kernel 'matmul'",
+        )
+
+
 def algorithm_name(potential_name: str) -> str:
     """`potential_1` -> `potential-1`, `gaussian` -> `potential-gaussian`."""
     short = potential_name.removeprefix("potential_").replace("_", "-")
@@ -136,7 +185,8 @@ def default_sweep(potential: Potential) -> dict[str, Any]:
 def adapter_class(potential: Potential) -> type[PotentialAdapter]:
     """A PotentialAdapter subclass bound to `potential`, with its parameters declared."""
     common = common_query(potential)
-    clash = sorted(set(potential.params) & (set(common) | set(COMMON_BUILD) | {"potential"}))
+    taken = set(common) | set(evaluation_query()) | set(COMMON_BUILD) | {"potential"}
+    clash = sorted(set(potential.params) & taken)
     if clash:
         raise ValueError(f"potential {potential.name!r}: parameter names {clash} are taken by the adapter")
     name = algorithm_name(potential.name)
@@ -145,7 +195,7 @@ def adapter_class(potential: Potential) -> type[PotentialAdapter]:
         "name": name,
         "potential_impl": potential,
         "build_params": build,
-        "query_params": {**potential.params, **common},
+        "query_params": {**potential.params, **common, **evaluation_query()},
         "__doc__": f"Gradient-potential search with the {potential.name} potential. {potential.description}",
         "__module__": __name__,
     }

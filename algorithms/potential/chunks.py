@@ -18,17 +18,33 @@ TEMPORARIES = 8
 
 
 def block_shape(
-    n_queries: int, n_points: int, width: int, itemsize: int, memory_mb: float
+    n_queries: int,
+    n_points: int,
+    width: int,
+    itemsize: int,
+    memory_mb: float,
+    temporaries: int = TEMPORARIES,
+    min_rows: int = 1,
 ) -> tuple[int, int]:
-    """(query rows, data rows) per block so that TEMPORARIES blocks fit in `memory_mb` MiB.
+    """(query rows, data rows) per block so that `temporaries` blocks fit in `memory_mb` MiB.
 
-    Whole data passes are preferred (fewer merges); the data is split only when a single
-    query row over all points would already exceed the budget.
+    Whole data passes are preferred (fewer merges) as long as they leave at least `min_rows`
+    query rows per block; past that the data is split instead. `min_rows` exists because a
+    matrix product of a handful of query rows against all points is memory-bound (the data is
+    streamed once per few rows): the Gaussian's tiles of ~1k rows x ~16k points run the same
+    flops several times faster on a CPU. With the defaults the shape is the historical one.
+    `temporaries` is how many block-sized tensors the caller keeps alive at once.
     """
-    elements = max(1, int(memory_mb * 2**20) // (itemsize * TEMPORARIES * max(1, width)))
-    if elements >= n_points:
+    elements = max(1, int(memory_mb * 2**20) // (itemsize * max(1, temporaries) * max(1, width)))
+    if elements >= n_points * max(1, min(n_queries, min_rows)):
         return max(1, min(n_queries, elements // n_points)), n_points
-    return 1, elements
+    rows = max(1, min(n_queries, min_rows, elements))
+    return rows, max(1, min(n_points, elements // rows))
+
+
+def block_bytes(rows: int, cols: int, width: int, itemsize: int, temporaries: int = TEMPORARIES) -> int:
+    """Bytes of the `temporaries` block-sized tensors of a (rows x cols [x width]) block."""
+    return rows * cols * max(1, width) * itemsize * max(1, temporaries)
 
 
 def blocks(n: int, size: int) -> Iterator[slice]:

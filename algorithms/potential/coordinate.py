@@ -7,13 +7,14 @@ these potentials are chunked over queries *and* data to keep that block inside t
 """
 from __future__ import annotations
 
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, ClassVar, Mapping
 
 import torch
 
 from algorithms.base import Param
 
 from .chunks import RunningTopM, block_shape, blocks
+from .fused import compiled_call
 from .potentials import Evaluation, Field, Hyper, Potential, _concat, register_potential
 
 
@@ -24,6 +25,8 @@ class CoordinatePotential(Potential):
     with respect to q summed over the points, by autograd unless a subclass knows it.
     Top contributors are ranked by contribution.
     """
+
+    kernels: ClassVar[tuple[str, ...]] = ("matmul", "compiled")
 
     def contributions(self, diff: torch.Tensor, hp: Hyper) -> torch.Tensor:
         raise NotImplementedError
@@ -37,6 +40,14 @@ class CoordinatePotential(Potential):
         # diff = x - q, so d/dq = -d/d(diff)
         return contrib.detach(), -g.sum(1)
 
+    def block_terms(self, q: torch.Tensor, x: torch.Tensor, hp: Hyper) -> tuple[torch.Tensor, torch.Tensor]:
+        """`terms` of one (query block x data block), differences included.
+
+        Kept as one pure function so that the compiled kernel can fuse the (queries x points x D)
+        differences into the elementwise chain and the reductions instead of writing them out.
+        """
+        return self.terms(x[None, :, :] - q[:, None, :], hp)
+
     def evaluate(self, Q: torch.Tensor, field: Field, hp: Hyper, track_m: int = 0) -> Evaluation:
         qc, nc = block_shape(len(Q), field.n, Q.shape[1], Q.element_size(), field.memory_mb)
         parts = [self._evaluate_rows(Q[rows], field, hp, nc, track_m) for rows in blocks(len(Q), qc)]
@@ -46,8 +57,12 @@ class CoordinatePotential(Potential):
         value = q.new_zeros(len(q))
         grad = torch.zeros_like(q)
         top = RunningTopM(len(q), track_m, q) if track_m else None
+        key = (f"{type(self).__qualname__}.block_terms", id(self), q.device.type)
         for cols in blocks(field.n, nc):
-            contrib, g = self.terms(field.X[cols][None, :, :] - q[:, None, :], hp)
+            if field.kernel == "compiled":
+                contrib, g = compiled_call(key, self.block_terms, q, field.X[cols], dict(hp))
+            else:
+                contrib, g = self.block_terms(q, field.X[cols], hp)
             value += contrib.sum(1)
             grad += g
             if top is not None:

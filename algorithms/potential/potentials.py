@@ -18,7 +18,7 @@ algorithm `potential-<name>` with the harness, see adapter.py.
 from __future__ import annotations
 
 import abc
-from dataclasses import dataclass
+from dataclasses import dataclass, field as dataclass_field
 from typing import Any, Callable, ClassVar, Mapping
 
 import torch
@@ -27,25 +27,50 @@ from algorithms.base import Param
 from harness.errors import ConfigError
 
 from .chunks import RunningTopM, block_shape, blocks
+from .fused import compiled_call
 
 Hyper = Mapping[str, Any]
+
+#: how an evaluation is computed: streaming eager blocks, fused attention (Gaussian), compiled blocks
+KERNELS = ("matmul", "sdpa", "compiled")
+#: score precision of the sdpa kernel; 'fp32' means the data's own dtype (fp32, or fp64 if stored so)
+PRECISIONS = ("fp32", "fp16", "bf16")
+#: query rows a radial block keeps at least, so its matrix products are not memory-bound (chunks.py)
+RADIAL_MIN_ROWS = 256
 
 
 @dataclass
 class Field:
-    """The data a potential is summed over: centred, in scale units, on the compute device."""
+    """The data a potential is summed over: centred, in scale units, on the compute device.
+
+    `kernel` and `precision` choose how (not what) a potential evaluates, see KERNELS; a
+    potential that lacks the kernel asked for evaluates with its streaming eager path.
+    `cache` holds what a kernel derives from the data once per field (e.g. the sdpa kernel's
+    low-precision augmented keys) so that a climb's iterations do not rebuild it.
+    """
 
     X: torch.Tensor
     sq_norms: torch.Tensor
     memory_mb: float = 128.0
+    kernel: str = "matmul"
+    precision: str = "fp32"
+    cache: dict[Any, Any] = dataclass_field(default_factory=dict, repr=False, compare=False)
 
     @classmethod
-    def of(cls, X: torch.Tensor, memory_mb: float = 128.0) -> "Field":
-        return cls(X=X, sq_norms=(X * X).sum(1), memory_mb=memory_mb)
+    def of(cls, X: torch.Tensor, memory_mb: float = 128.0, kernel: str = "matmul", precision: str = "fp32") -> "Field":
+        return cls(X=X, sq_norms=squared_norms(X), memory_mb=memory_mb, kernel=kernel, precision=precision)
 
     @property
     def n(self) -> int:
         return self.X.shape[0]
+
+
+def squared_norms(X: torch.Tensor, rows: int = 65536) -> torch.Tensor:
+    """||x||^2 per row, in row blocks: `(X * X).sum(1)` would allocate a second copy of the data
+    (measured by bench/memory.py: +488 MiB on 1M x 128), far beyond any evaluation budget."""
+    if len(X) <= rows:
+        return (X * X).sum(1)
+    return torch.cat([(part * part).sum(1) for part in torch.split(X, rows)])
 
 
 @dataclass
@@ -55,7 +80,8 @@ class Evaluation:
     `value` and `grad` are of the potential itself, except for log-domain potentials (the
     Gaussian), where they are of log Psi: the same ascent direction, without underflow.
     `top_ids` are the m data points contributing most. `mean` is the softmax-weighted mean
-    of the data, which only the Gaussian defines: the mean-shift fixed point map.
+    of the data, which only the Gaussian defines: the mean-shift fixed point map. The Gaussian's
+    sdpa kernel cannot see the normaliser, so there `value` is NaN (no ascent rule reads it).
     """
 
     value: torch.Tensor
@@ -76,6 +102,8 @@ class Potential(abc.ABC):
     log_domain: bool = False
     #: whether Evaluation.mean is filled, i.e. whether the mean-shift rule applies
     has_mean: bool = False
+    #: Field.kernel values this potential implements (others are refused by the adapter)
+    kernels: ClassVar[tuple[str, ...]] = ("matmul",)
 
     @abc.abstractmethod
     def evaluate(self, Q: torch.Tensor, field: Field, hp: Hyper, track_m: int = 0) -> Evaluation:
@@ -113,10 +141,27 @@ class RadialPotential(Potential):
             (grad,) = torch.autograd.grad(value.sum(), rr)
         return value.detach(), grad
 
+    kernels: ClassVar[tuple[str, ...]] = ("matmul", "compiled")
+
     def evaluate(self, Q: torch.Tensor, field: Field, hp: Hyper, track_m: int = 0) -> Evaluation:
-        qc, nc = block_shape(len(Q), field.n, 1, Q.element_size(), field.memory_mb)
+        qc, nc = block_shape(len(Q), field.n, 1, Q.element_size(), field.memory_mb, min_rows=RADIAL_MIN_ROWS)
         parts = [self._evaluate_rows(Q[rows], field, hp, nc, track_m) for rows in blocks(len(Q), qc)]
         return _concat(parts)
+
+    def block_terms(
+        self, q: torch.Tensor, q_sq: torch.Tensor, x: torch.Tensor, x_sq: torch.Tensor, hp: Hyper
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """One (query block x data block): (sum psi, sum w, w @ x, squared distances), w = psi'(r)/r.
+
+        A pure function of its inputs so that the compiled kernel can fuse the elementwise
+        chain (distances, psi, slope, weights) into the reductions around it.
+        """
+        d2 = torch.addmm(x_sq[None, :], q, x.T, alpha=-2.0).add_(q_sq).clamp_min_(0.0)
+        r = d2.sqrt()
+        contrib, slope = self.psi_and_dpsi(r, hp)
+        # psi'(r)/r; at r = 0 the direction is undefined (a cone tip): no pull
+        w = slope.div_(r.clamp_min(torch.finfo(r.dtype).tiny)).masked_fill_(r == 0, 0.0)
+        return contrib.sum(1), w.sum(1), w @ x, d2
 
     def _evaluate_rows(self, q: torch.Tensor, field: Field, hp: Hyper, nc: int, track_m: int) -> Evaluation:
         q_sq = (q * q).sum(1, keepdim=True)
@@ -124,16 +169,16 @@ class RadialPotential(Potential):
         weight_sum = q.new_zeros(len(q))
         weighted_x = torch.zeros_like(q)
         top = RunningTopM(len(q), track_m, q) if track_m else None
+        key = (f"{type(self).__qualname__}.block_terms", id(self), q.device.type)
         for cols in blocks(field.n, nc):
-            x = field.X[cols]
-            d2 = (q_sq + field.sq_norms[cols] - 2.0 * (q @ x.T)).clamp_min_(0.0)
-            r = d2.sqrt()
-            contrib, slope = self.psi_and_dpsi(r, hp)
-            value += contrib.sum(1)
-            # psi'(r)/r; at r = 0 the direction is undefined (a cone tip): no pull
-            w = slope.div_(r.clamp_min(torch.finfo(r.dtype).tiny)).masked_fill_(r == 0, 0.0)
-            weight_sum += w.sum(1)
-            weighted_x += w @ x
+            args = (q, q_sq, field.X[cols], field.sq_norms[cols], dict(hp))
+            if field.kernel == "compiled":
+                block_value, block_w, block_wx, d2 = compiled_call(key, self.block_terms, *args)
+            else:
+                block_value, block_w, block_wx, d2 = self.block_terms(*args)
+            value += block_value
+            weight_sum += block_w
+            weighted_x += block_wx
             if top is not None:
                 top.update(-d2, cols.start)
         grad = q * weight_sum[:, None] - weighted_x

@@ -42,13 +42,18 @@ def nearest_candidates(positions: torch.Tensor, field: Field, count: int) -> tor
 
 
 def rerank(positions: torch.Tensor, X: torch.Tensor, candidates: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """The k candidates nearest to each position, by direct differences: (ids, distances)."""
+    """The k candidates nearest to each position, by direct differences: (ids, distances).
+
+    Computed in fp32 or better whatever the inputs' dtype (a low-precision kernel may have
+    produced the positions), so the final order, and any exact-recall claim, is an fp32 one.
+    """
     k = min(k, candidates.shape[1])
+    work = torch.promote_types(torch.promote_types(X.dtype, positions.dtype), torch.float32)
     ids_out, d_out = [], []
     rows_per_block = max(1, 2**22 // max(1, candidates.shape[1] * X.shape[1]))
     for rows in blocks(len(positions), rows_per_block):
         cand = candidates[rows]
-        d = (X[cand] - positions[rows][:, None, :]).norm(dim=2)
+        d = (X[cand].to(work) - positions[rows][:, None, :].to(work)).norm(dim=2)
         best, order = d.topk(k, dim=1, largest=False)
         ids_out.append(cand.gather(1, order))
         d_out.append(best)

@@ -1,0 +1,215 @@
+"""One full-potential step against one exact brute-force 1-NN pass: same data, device, threads.
+
+design.md 3 argues that a Gaussian mean-shift step over all N points costs about two brute-force
+passes in flops, so the full-potential method cannot beat brute force; it can only win by
+restricting the potential. This script measures that claim. Every row times one operation over
+the same Q random queries and N random points (D = 128 by default, seeded, centred and in
+nearest-neighbour-spacing units as the adapters hold them) and prints
+
+    ms (median of --repeats after --warmup runs; CUDA timed with events around a synchronize),
+    the ratio to the fp32 brute-force pass (and, on CPU, to FAISS IndexFlatL2 at the same threads),
+    effective TFLOP/s counting matmul flops only: 2 Q N D per product (brute force: 1 product,
+    a Gaussian or potential_1 step: 2 products; the padded width of the sdpa kernel is not counted).
+
+Rows: bruteforce fp32 and in each --dtype low precision (scores in that precision, fp32 re-rank);
+faiss-flat (CPU); gaussian step by the streaming matmul kernel and by the sdpa kernel in each
+precision; potential_1 value+gradient (eager, and compiled with --compile).
+
+    python bench/step_cost.py                                   # CPU: N in {1e4, 1e5}, Q = 1000
+    python bench/step_cost.py --threads 1
+    python bench/step_cost.py --device cuda                     # N in {1e4, 1e5, 1e6}, Q = 10k, fp16+bf16
+    python bench/step_cost.py --sizes 1000000 --queries 10000 --device cuda --dtype fp16
+"""
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import time
+from pathlib import Path
+from typing import Callable
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+
+from algorithms import registry  # noqa: E402
+from algorithms.potential import Field, get_potential  # noqa: E402
+from algorithms.potential.scale import estimate_scale  # noqa: E402
+
+
+def timed(device: str, fn: Callable[[], object], warmup: int, repeats: int) -> float:
+    """Median milliseconds of `fn` after `warmup` calls; CUDA: events, synchronised."""
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(repeats):
+        if device == "cuda":
+            torch.cuda.synchronize()
+            start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+            start.record()
+            fn()
+            end.record()
+            torch.cuda.synchronize()
+            times.append(start.elapsed_time(end))
+        else:
+            begin = time.perf_counter()
+            fn()
+            times.append((time.perf_counter() - begin) * 1e3)
+    return statistics.median(times)
+
+
+def random_data(n: int, q: int, d: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Points and queries, standard normal, float32 (random-data convention of design.md 4)."""
+    rng = np.random.default_rng(seed)
+    return rng.standard_normal((n, d), dtype=np.float32), rng.standard_normal((q, d), dtype=np.float32)
+
+
+def in_units(X: np.ndarray, Q: np.ndarray, device: str) -> tuple[torch.Tensor, torch.Tensor, float]:
+    """Centred, divided by the median NN spacing of a sample: how the potential adapters hold data."""
+    Xt = torch.from_numpy(X).to(device)
+    mean = Xt.mean(0)
+    centred = Xt - mean
+    scale = estimate_scale(centred[: min(len(X), 20000)], sample=200)
+    return centred / scale, (torch.from_numpy(Q).to(device) - mean) / scale, scale
+
+
+def previous_gaussian_step(q: torch.Tensor, field: Field, beta: float) -> torch.Tensor:
+    """The Gaussian matmul loop as it was before issue 6, for the before/after row (--before).
+
+    Blocks from the old rule (8 temporaries, whole data passes first: ~40 query rows x all of
+    N at the default budget), logits built out of place, exp out of place.
+    """
+    from algorithms.potential.chunks import blocks
+
+    elements = max(1, int(field.memory_mb * 2**20) // (q.element_size() * 8))
+    qc, nc = (max(1, min(len(q), elements // field.n)), field.n) if elements >= field.n else (1, elements)
+    means = []
+    for rows in blocks(len(q), qc):
+        qq = q[rows]
+        run_max = qq.new_full((len(qq),), float("-inf"))
+        run_sum = qq.new_zeros(len(qq))
+        run_x = torch.zeros_like(qq)
+        for cols in blocks(field.n, nc):
+            x = field.X[cols]
+            logits = beta * (qq @ x.T - 0.5 * field.sq_norms[cols])
+            new_max = torch.maximum(run_max, logits.max(1).values)
+            decay = torch.exp(run_max - new_max)
+            weights = torch.exp(logits - new_max[:, None])
+            run_sum = run_sum * decay + weights.sum(1)
+            run_x = run_x * decay[:, None] + weights @ x
+            run_max = new_max
+        means.append(run_x / run_sum[:, None])
+    return torch.cat(means)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--device", choices=("cpu", "cuda"), default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--sizes", default=None, help="comma list of N (default CPU 10000,100000; CUDA 10000,100000,1000000)")
+    parser.add_argument("--queries", type=int, default=None, help="Q (default CPU 1000, CUDA 10000)")
+    parser.add_argument("--dim", type=int, default=128)
+    parser.add_argument("--dtype", default=None,
+                        help="low precisions to add, comma list of fp16,bf16 (default CUDA fp16,bf16; CPU bf16); 'none' for fp32 only")
+    parser.add_argument("--threads", type=int, default=2, help="torch and FAISS threads (CPU)")
+    parser.add_argument("--warmup", type=int, default=1)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--beta", type=float, default=200.0, help="Gaussian inverse bandwidth, 1 / scale unit^2")
+    parser.add_argument("--memory-mb", type=float, default=128.0, help="potential evaluation budget (adapter default)")
+    parser.add_argument("--no-potential1", action="store_true", help="skip the potential_1 rows")
+    parser.add_argument("--compile", action="store_true", help="add a potential_1 row through torch.compile")
+    parser.add_argument("--before", action="store_true", help="add the pre-issue-6 Gaussian loop as a row (before/after)")
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args()
+    if args.device == "cuda" and not torch.cuda.is_available():
+        parser.error("--device cuda: torch sees no CUDA GPU")
+    cuda = args.device == "cuda"
+    sizes = [int(float(s)) for s in (args.sizes or ("10000,100000,1000000" if cuda else "10000,100000")).split(",")]
+    n_queries = args.queries or (10000 if cuda else 1000)
+    lows = args.dtype or ("fp16,bf16" if cuda else "bf16")
+    lows = [] if lows == "none" else lows.split(",")
+    torch.set_num_threads(args.threads)
+    torch.set_float32_matmul_precision("highest")
+    import faiss
+
+    faiss.omp_set_num_threads(args.threads)
+    device_name = torch.cuda.get_device_name() if cuda else _cpu_name()
+    print(f"device={args.device} ({device_name}) threads={args.threads} torch={torch.__version__} faiss={faiss.__version__}")
+    print(f"D={args.dim} Q={n_queries} N in {sizes} beta={args.beta} memory_mb={args.memory_mb} "
+          f"warmup={args.warmup} repeats={args.repeats} (median ms)")
+    header = f"{'N':>9} {'operation':<34} {'ms':>10} {'x bf fp32':>10} {'x faiss':>8} {'TFLOP/s':>8}"
+    for n in sizes:
+        X, Q = random_data(n, n_queries, args.dim, args.seed)
+        print(header)
+        rows = measure_size(args, X, Q, lows)
+        base = rows.get("bruteforce fp32")
+        faiss_ms = rows.get("faiss-flat (IndexFlatL2)")
+        for name, (ms, products) in rows.items():
+            tflops = products * 2.0 * n_queries * n * args.dim / (ms * 1e-3) / 1e12
+            ratio = f"{ms / base[0]:10.2f}" if base else f"{'':>10}"
+            vs_faiss = f"{ms / faiss_ms[0]:8.2f}" if faiss_ms else f"{'':>8}"
+            print(f"{n:>9} {name:<34} {ms:10.1f} {ratio} {vs_faiss} {tflops:8.3f}")
+    return 0
+
+
+def measure_size(args: argparse.Namespace, X: np.ndarray, Q: np.ndarray, lows: list[str]) -> dict[str, tuple[float, int]]:
+    """{row name: (median ms, matmul products counted)} for one N."""
+    dev, cuda = args.device, args.device == "cuda"
+    time_it = lambda fn: timed(dev, fn, args.warmup, args.repeats)  # noqa: E731
+    rows: dict[str, tuple[float, int]] = {}
+    queries = torch.from_numpy(Q).to(dev)
+    for precision in ["fp32", *lows]:
+        if precision == "fp16" and not cuda:
+            continue
+        bf = registry.get("bruteforce").make(device=dev, threads=args.threads, precision=precision, memory_mb=256)
+        bf.fit(X)
+        rows[f"bruteforce {precision}"] = (time_it(lambda: bf.search_tensor(queries, 1)), 1)
+        del bf
+    if not cuda:
+        import faiss
+
+        index = faiss.IndexFlatL2(X.shape[1])
+        index.add(X)
+        rows["faiss-flat (IndexFlatL2)"] = (time_it(lambda: index.search(Q, 1)), 1)
+        del index
+    data, q, _ = in_units(X, Q, dev)
+    gaussian = get_potential("gaussian")
+    hp = {"beta": args.beta}
+    with torch.no_grad():
+        field = Field.of(data, args.memory_mb)
+        if args.before:
+            rows["gaussian step, matmul fp32 (before)"] = (time_it(lambda: previous_gaussian_step(q, field, args.beta)), 2)
+        rows["gaussian step, matmul fp32"] = (time_it(lambda: gaussian.evaluate(q, field, hp)), 2)
+        for precision in ["fp32", *lows]:
+            if precision == "fp16" and not cuda:
+                continue  # CPU fp16 attention runs, but slowly; it is not a configuration to measure
+            sdpa = Field.of(data, args.memory_mb, kernel="sdpa", precision=precision)
+            try:
+                rows[f"gaussian step, sdpa {precision}"] = (time_it(lambda: gaussian.evaluate(q, sdpa, hp)), 2)
+            except Exception as error:  # noqa: BLE001 - report and go on with the other rows
+                print(f"  (gaussian sdpa {precision} failed: {type(error).__name__}: {error})")
+        if not args.no_potential1:
+            p1 = get_potential("potential_1")
+            hp1 = {"c": 1e8, "eps": 0.5, "clamp": 16.0}
+            rows["potential_1 value+grad, eager"] = (time_it(lambda: p1.evaluate(q, field, hp1)), 2)
+            if args.compile:
+                compiled = Field.of(data, args.memory_mb, kernel="compiled")
+                rows["potential_1 value+grad, compiled"] = (time_it(lambda: p1.evaluate(q, compiled, hp1)), 2)
+    return rows
+
+
+def _cpu_name() -> str:
+    try:
+        from harness import provenance
+
+        return provenance.cpu_model()
+    except Exception:  # noqa: BLE001
+        import platform
+
+        return platform.processor() or "cpu"
+
+
+if __name__ == "__main__":
+    sys.exit(main())
