@@ -34,6 +34,9 @@ class AlgorithmSpec:
     fixed: Mapping[str, Any] = field(default_factory=dict)
     sweep: Mapping[str, Any] | None = None
     description: str = ""
+    #: part of `python -m harness --dataset X` without --algorithms; False for slow studies
+    #: that run only when named
+    default_run: bool = True
 
     def make(self, **kwargs: Any) -> Adapter:
         """An adapter instance named after this entry (one class may serve several entries)."""
@@ -53,11 +56,12 @@ def register(
     fixed: Mapping[str, Any] | None = None,
     sweep: Mapping[str, Any] | None = None,
     description: str | None = None,
+    default_run: bool = True,
 ) -> Callable[[A], A]:
     """Class decorator: register an adapter under `name` (may be stacked for several names)."""
 
     def decorate(cls: A) -> A:
-        add(name, cls, fixed=fixed, sweep=sweep, description=description)
+        add(name, cls, fixed=fixed, sweep=sweep, description=description, default_run=default_run)
         return cls
 
     return decorate
@@ -70,6 +74,7 @@ def add(
     fixed: Mapping[str, Any] | None = None,
     sweep: Mapping[str, Any] | None = None,
     description: str | None = None,
+    default_run: bool = True,
 ) -> AlgorithmSpec:
     """Register `cls` under `name`; the functional form of `register`."""
     existing = _REGISTRY.get(name)
@@ -78,7 +83,9 @@ def add(
     if "name" not in cls.__dict__:
         cls.name = name  # a subclass of a registered adapter gets its own name, not its parent's
     doc = description or ((cls.__doc__ or "").strip().splitlines() or [""])[0]
-    spec = AlgorithmSpec(name=name, adapter=cls, fixed=dict(fixed or {}), sweep=sweep, description=doc)
+    spec = AlgorithmSpec(
+        name=name, adapter=cls, fixed=dict(fixed or {}), sweep=sweep, description=doc, default_run=default_run
+    )
     _REGISTRY[name] = spec
     return spec
 

@@ -109,9 +109,13 @@ def cmd_results(args: argparse.Namespace) -> int:
 def cmd_list(args: argparse.Namespace) -> int:
     from algorithms import registry
 
+    from .plugins import load_plugins, plugin_list
+
+    load_plugins(plugin_list(getattr(args, "plugins", None)))
     for name, spec in registry.all_algorithms().items():
         devices = ",".join(spec.adapter.devices)
-        print(f"{name}  [{devices}]  {spec.description}")
+        by_name = "" if spec.default_run else "  (not in the default run: name it with --algorithms)"
+        print(f"{name}  [{devices}]  {spec.description}{by_name}")
         for kind, declared in (("build", spec.adapter.build_params), ("query", spec.adapter.query_params)):
             for pname, param in declared.items():
                 fixed = f"  (fixed: {spec.fixed[pname]!r})" if pname in spec.fixed else ""

@@ -183,7 +183,9 @@ def default_entries(selected: Iterable[str] | None = None) -> list[SweepEntry]:
     from_file = {entry.name: entry for entry in read_sweep_file(DEFAULT_SWEEP_FILE)}
     specs = registry.all_algorithms()
     if selected is None:
-        names = list(from_file) + [n for n, s in specs.items() if s.sweep is not None and n not in from_file]
+        names = list(from_file) + [
+            n for n, s in specs.items() if s.sweep is not None and s.default_run and n not in from_file
+        ]
     else:
         names = list(selected)
     entries = []

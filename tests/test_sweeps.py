@@ -102,3 +102,10 @@ def test_select_by_name_with_suggestions(tmp_path):
     assert sweeps.select(entries, ["toy-sweep"]) == entries
     with pytest.raises(ConfigError, match="no entry"):
         sweeps.select(entries, ["toy-swep"])
+
+
+def test_algorithms_marked_out_of_the_default_run_run_only_by_name():
+    registry.add("toy-slow", _Toy, sweep={"query": {"probe": [1]}}, default_run=False)
+    assert "toy-slow" not in {e.name for e in sweeps.default_entries()}
+    assert "toy-sweep" in {e.name for e in sweeps.default_entries()}
+    assert [e.name for e in sweeps.default_entries(["toy-slow"])] == ["toy-slow"]
