@@ -28,6 +28,7 @@ examples:
   python -m harness --dataset sift-128 --algorithms hnswlib,faiss-ivf --threads 2
   python -m harness --dataset tests/data/siftsmall-128-euclidean.hdf5 --algorithms potential-gaussian
   python -m harness --dataset uniform-64-euclidean --sweep my-sweep.yaml --runs 5
+  python -m harness --dataset sift-128 --executor ray --ray-address HEAD:6379   on a Ray cluster (docs/cluster.md)
 
 subcommands (python -m harness SUBCOMMAND --help):
   datasets list|download NAME   the registry of ann-benchmarks and generated datasets
@@ -46,6 +47,16 @@ def _positive_int(text: str) -> int:
         raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
     if value < 1:
         raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
+    return value
+
+
+def _non_negative_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected 0 or more, got {value}")
     return value
 
 
@@ -92,12 +103,19 @@ def run_parser() -> argparse.ArgumentParser:
     parser.add_argument("--retry-failed", action="store_true",
                         help="recompute configurations whose earlier record failed or timed out (kept and skipped by default)")
     parser.add_argument("--isolation", choices=("process", "none"), default="process",
-                        help="run each build configuration in a child process (default; a crash or hang becomes a "
-                        "failed record) or in this process (none: faster start, no protection)")
+                        help="local executor: run each build configuration in a child process (default; a crash or "
+                        "hang becomes a failed record) or in this process (none: faster start, no protection)")
+    parser.add_argument("--executor", choices=("local", "ray"), default="local",
+                        help="where build configurations run: on this machine (default, see --isolation), or as "
+                        "Ray tasks on a local Ray instance or the cluster at --ray-address (pip install 'gpnn-harness[ray]')")
+    parser.add_argument("--ray-address", default=None,
+                        help="address of a running Ray cluster (HEAD:6379 or auto); default: start a local instance")
+    parser.add_argument("--retries", type=_non_negative_int, default=0,
+                        help="Ray executor: resubmit a build configuration whose worker or node died up to N times (default 0)")
     parser.add_argument("--timeout", type=_positive_seconds, default=3600.0,
-                        help="seconds allowed for the build phase of a build configuration (default 3600; process isolation)")
+                        help="seconds allowed for the build phase of a build configuration (default 3600; process isolation, Ray)")
     parser.add_argument("--query-timeout", type=_positive_seconds, default=900.0,
-                        help="seconds allowed for each query configuration (default 900; process isolation)")
+                        help="seconds allowed for each query configuration (default 900; process isolation, Ray)")
     parser.add_argument("--plugins", default=None,
                         help="comma-separated modules or .py files that register extra algorithms (also $GPNN_PLUGINS)")
     parser.add_argument("--no-plots", dest="plots", action="store_false", help="do not write figures and the report at the end")
@@ -189,15 +207,19 @@ def _resolve_device(requested: str) -> str:
 
 def cmd_run(args: argparse.Namespace) -> int:
     from . import sweeps
-    from .isolation import DatasetRef
     from .plugins import load_plugins, plugin_list
     from .loader import open_dataset
-    from .runner import RunOptions, RunSummary, run_sweep
     from .threads import set_threads
 
+    if args.ray_address and args.executor != "ray":
+        raise HarnessError("--ray-address is only used with --executor ray", "add --executor ray, or drop --ray-address")
+    if args.executor == "ray":
+        from .ray_executor import require_ray
+
+        require_ray()  # before any work: a missing extra is said at once
     plugins = plugin_list(args.plugins)
     load_plugins(plugins)
-    device = _resolve_device(args.device)
+    device = _resolve_device(args.device) if args.executor == "local" else args.device
     set_threads(args.threads)
     entries = _sweep_entries(args)
     dataset = open_dataset(args.dataset, args.data_dir, download=True, progress=args.progress)
@@ -206,27 +228,47 @@ def cmd_run(args: argparse.Namespace) -> int:
     configs, notes = sweeps.check_configs(
         configs, args.count, dataset.n_train, dataset.dimension, drop_invalid=args.sweep is None
     )
+    _check_writable(args.results_dir)
+    if args.executor == "ray":
+        from .ray_executor import ray_session, resolve_device
+
+        with ray_session(args.ray_address) as ray:
+            return _run(args, dataset, configs, notes, plugins, resolve_device(ray, device), ray)
+    return _run(args, dataset, configs, notes, plugins, device, None)
+
+
+def _run(args: argparse.Namespace, dataset: Any, configs: list[Any], notes: list[str], plugins: tuple[str, ...],
+         device: str, ray: Any) -> int:
+    """Measure every configuration (locally, or on Ray when `ray` is the connected module),
+    then report what was done."""
+    from .isolation import DatasetRef
+    from .runner import RunOptions, RunSummary, run_sweep
+
     options = RunOptions(
         k=args.count, runs=args.runs, queries=args.queries, threads=args.threads, device=device, mode=args.mode,
         seed=args.seed, force=args.force, results_dir=args.results_dir, progress=args.progress,
         isolation=args.isolation, timeout=args.timeout, query_timeout=args.query_timeout,
-        retry_failed=args.retry_failed, plugins=plugins,
+        retry_failed=args.retry_failed, plugins=plugins, executor=args.executor, retries=args.retries,
     )
-    _check_writable(args.results_dir)
-    info = _provenance(args.isolation, args.threads, dataset)
+    info = _provenance("process" if ray is not None else args.isolation, args.threads, dataset)
+    where_run = f"executor: ray ({args.ray_address or 'local instance'})" if ray is not None else f"isolation: {args.isolation}"
     print(f"{dataset.name}: {dataset.n_train} train x {dataset.dimension} dims, {dataset.n_test} queries, "
-          f"{dataset.distance}; {len(configs)} index builds on {device}, {args.threads} thread(s), "
-          f"isolation: {args.isolation}")
+          f"{dataset.distance}; {len(configs)} index builds on {device}, {args.threads} thread(s), {where_run}")
     for note in notes:
         print(f"  note: {note}")
-    if args.isolation == "process":
+    if args.isolation == "process" and ray is None:
         dataset = DatasetRef.of(dataset)  # children load the file themselves; free the arrays here
-    else:
+    elif ray is None:
         _seed_everything(args.seed)
     summary = RunSummary()
     where = args.results_dir / dataset.name
     try:
-        run_sweep(dataset, configs, options, info, summary=summary)
+        if ray is not None:
+            from .ray_executor import run_sweep_on_ray
+
+            run_sweep_on_ray(ray, dataset, configs, options, info, summary=summary)
+        else:
+            run_sweep(dataset, configs, options, info, summary=summary)
     except KeyboardInterrupt as exc:
         print(f"\ninterrupted: {len(summary.written) + len(summary.failed)} records written this run, "
               f"{len(summary.reused)} reused, kept under {where}; rerun the same command to resume", file=sys.stderr)

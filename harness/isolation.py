@@ -24,6 +24,10 @@ The protocol (multiprocessing "spawn" context, one child per build configuration
    and, on Linux, dies with its parent (PR_SET_PDEATHSIG), so `kill -9` of the harness
    leaves no orphan running on.
 
+The child's work (`job_events`) and the failure events made up for a dead worker
+(`failure_events`) are shared with the Ray executor (`harness.ray_executor`), whose tasks
+do the same work on a dataset handed over through Ray's object store.
+
 Messages cross the pipe pickled by multiprocessing: that is our own process boundary between
 two processes of this program, never data read from disk.
 
@@ -199,22 +203,30 @@ def _death(process: Any) -> _Ended:
 
 
 def _ended(ended: _Ended, built: bool, pending: list[int], job: ChildJob) -> Iterator[Event]:
-    """Failure events for what the child did not finish. A child stopped from outside (SIGTERM,
-    SIGINT, SIGHUP) did not fail: its configuration is reported as interrupted, left without a
-    record, and computed by the next run."""
+    yield from failure_events(ended.status, ended.reason, built, pending, job.query_params)
+
+
+def failure_events(
+    status: str, reason: str, built: bool, pending: list[int], query_params: list[dict[str, Any]],
+    who: str = "the child process",
+) -> Iterator[Event]:
+    """Failure events for what a worker (`who`) did not finish: the build, else the first
+    pending query configuration with `reason` and the rest as "not run". A worker stopped
+    from outside (status interrupted: SIGTERM, SIGINT, SIGHUP) did not fail: its configuration
+    is left without a record and computed by the next run. Shared with the Ray executor."""
     if not built:
-        yield BuildFailed(f"{ended.reason} in the build", ended.status)
+        yield BuildFailed(f"{reason} in the build", status)
         return
     first, *rest = pending
-    where = f"in query configuration {format_params(job.query_params[first])}"
-    yield QueryFailed(first, f"{ended.reason} {where}", ended.status)
+    where = f"in query configuration {format_params(query_params[first])}"
+    yield QueryFailed(first, f"{reason} {where}", status)
     for index in rest:
-        status = "interrupted" if ended.status == "interrupted" else "failed"
-        yield QueryFailed(index, f"not run: the child process {_short(ended)} {where}", status)
+        rest_status = "interrupted" if status == "interrupted" else "failed"
+        yield QueryFailed(index, f"not run: {who} {_short(status)} {where}", rest_status)
 
 
-def _short(ended: _Ended) -> str:
-    return {"timeout": "timed out", "interrupted": "was stopped"}.get(ended.status, "died")
+def _short(status: str) -> str:
+    return {"timeout": "timed out", "interrupted": "was stopped"}.get(status, "died")
 
 
 def format_params(params: dict[str, Any]) -> str:
@@ -257,7 +269,7 @@ def _child_main(conn: Connection, job: ChildJob) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     _die_with_parent(job.parent_pid)
     try:
-        events = _child_events(job)
+        events = job_events(job)
         for event in events:
             conn.send(event)
     except (BrokenPipeError, ConnectionResetError):
@@ -266,14 +278,18 @@ def _child_main(conn: Connection, job: ChildJob) -> None:
         conn.close()
 
 
-def _child_events(job: ChildJob) -> Iterator[Event]:
+def job_events(job: ChildJob, dataset: Dataset | None = None) -> Iterator[Event]:
+    """The worker's part of a build configuration, wherever it runs (a child process here, a
+    Ray task in `harness.ray_executor`): import the plugins, find the adapter, load the
+    dataset from `job.dataset_path` unless it was handed over, seed, then measure."""
     from .loader import load_file
     from .sweeps import BuildConfig
 
     try:
         load_plugins(job.plugins)
         spec = _find_spec(job)
-        dataset = load_file(Path(job.dataset_path), name=job.dataset_name)
+        if dataset is None:
+            dataset = load_file(Path(job.dataset_path), name=job.dataset_name)
         _seed(job.options.seed)
     except Exception as exc:  # noqa: BLE001 - reported as the build's failure
         yield BuildFailed(f"child process could not start the build: {reason_of(exc)}")

@@ -3,9 +3,10 @@
 This is the part of the runner that touches an adapter. It reports what happened as a stream
 of events (`Built`, `BuildFailed`, `QueryDone`, `QueryFailed`) instead of writing records, so
 that the same code runs in the harness's own process (`--isolation none`) and in a child
-process (`--isolation process`, see `harness.isolation`), where each event is sent to the
-parent as soon as it exists. Records are written by whoever consumes the events: the runner,
-always in the parent process.
+process (`--isolation process`, see `harness.isolation`) and in a Ray task (`--executor ray`,
+see `harness.ray_executor`), where each event is sent to the parent or driver as soon as it
+exists. Records are written by whoever consumes the events: the runner, always in the
+parent process.
 """
 from __future__ import annotations
 

@@ -76,16 +76,35 @@ def git_state() -> tuple[str | None, bool | None]:
     return commit or None, bool(status.strip())
 
 
-def collect(threads: int, dataset_path: str | None = None, dataset_sha256: str | None = None) -> dict[str, Any]:
-    """The provenance block stored in every record of one run."""
-    commit, dirty = git_state()
+NODE_FIELDS = ("hostname", "platform", "cpu_model", "cpu_count", "gpu_name")
+
+
+def node_facts(gpu: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The facts of the machine that measures (NODE_FIELDS). On a cluster the records of one
+    run come from several machines: each worker reports these, and the driver merges them
+    into the provenance of the records it writes, over its own."""
+    gpu = gpu_info() if gpu is None else gpu
     return {
         "hostname": socket.gethostname(),
         "platform": platform.platform(),
-        "python": sys.version.split()[0],
         "cpu_model": cpu_model(),
         "cpu_count": os.cpu_count(),
-        **gpu_info(),
+        "gpu_name": gpu["gpu_name"],
+    }
+
+
+def collect(threads: int, dataset_path: str | None = None, dataset_sha256: str | None = None) -> dict[str, Any]:
+    """The provenance block stored in every record of one run."""
+    commit, dirty = git_state()
+    gpu = gpu_info()
+    node = node_facts(gpu)
+    return {
+        "hostname": node["hostname"],
+        "platform": node["platform"],
+        "python": sys.version.split()[0],
+        "cpu_model": node["cpu_model"],
+        "cpu_count": node["cpu_count"],
+        **gpu,
         "libraries": library_versions(),
         "threads": threads,
         "git_commit": commit,

@@ -7,8 +7,10 @@ It never plots; plots read the records.
 Each build configuration is measured either in this process (`isolation="none"`) or in a
 child process (`isolation="process"`, `harness.isolation`), which turns a segfault, an
 out-of-memory kill or a hang of an adapter into a failure record instead of the end of the
-sweep. Either way the events come back here and records are written by this process only,
-atomically, one per finished query configuration, as soon as it is finished.
+sweep; or as a Ray task (`harness.ray_executor`) on this machine or a cluster. Every way, the
+decision of what to compute is taken here (`plan_build_config`), the events come back here,
+and records are written by this process only (`Recorder`), atomically, one per finished
+query configuration, as soon as it is finished.
 """
 from __future__ import annotations
 
@@ -17,7 +19,7 @@ import logging
 import signal
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable, Iterator, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
 from tqdm import tqdm
 
@@ -30,8 +32,8 @@ from .sweeps import BuildConfig
 log = logging.getLogger("harness")
 
 __all__ = [
-    "RunOptions", "RunSummary", "Terminated", "interrupt_code", "query_count", "run_build_config", "run_query_config",
-    "run_sweep", "sigterm_as_interrupt",
+    "PlannedBuild", "Recorder", "RunOptions", "RunSummary", "Terminated", "interrupt_code", "plan_build_config",
+    "query_count", "run_build_config", "run_query_config", "run_sweep", "sigterm_as_interrupt",
 ]
 
 DatasetLike = Dataset | isolation.DatasetRef
@@ -44,7 +46,9 @@ class RunOptions:
     `isolation` defaults to "none" here because a caller from Python hands over a dataset
     already in memory; the command line defaults to "process". `timeout` bounds the build
     phase of a build configuration (child start, dataset load, fit), `query_timeout` each
-    query configuration, both in seconds and only under process isolation.
+    query configuration, both in seconds, under process isolation and on Ray. `executor` is
+    "local" (this machine, per `isolation`) or "ray" (`harness.ray_executor`), where a build
+    configuration whose worker or node died is resubmitted up to `retries` times.
     """
 
     k: int = 10
@@ -62,6 +66,8 @@ class RunOptions:
     query_timeout: float = 900.0
     retry_failed: bool = False
     plugins: tuple[str, ...] = ()
+    executor: str = "local"
+    retries: int = 0
 
 
 @dataclass
@@ -147,15 +153,30 @@ def _decide(query: _Query, options: RunOptions) -> str:
     return "compute" if options.retry_failed else "skip"
 
 
-def run_build_config(
+@dataclass
+class PlannedBuild:
+    """A build configuration with work left: the query configurations to compute, and the part
+    of their records known before measuring. Made by the runner for every executor, so that
+    reuse, skip and recompute are decided the same way wherever the measuring happens."""
+
+    dataset: DatasetLike
+    config: BuildConfig
+    todo: list[_Query]
+    base: dict[str, Any]
+    n_queries: int
+    device: str
+
+
+def plan_build_config(
     dataset: DatasetLike,
     config: BuildConfig,
     options: RunOptions,
     provenance: dict[str, Any],
     summary: RunSummary,
     report: Callable[[str], None] = tqdm.write,
-) -> None:
-    """Build one index, then run and record each of its query configurations not yet on disk."""
+) -> PlannedBuild | None:
+    """The query configurations of `config` not yet on disk (None: nothing to do); records to
+    reuse or skip are noted in `summary`."""
     n_queries = query_count(dataset, options, config)
     device = device_for(config, options.device)
     todo = []
@@ -166,12 +187,28 @@ def run_build_config(
         else:
             (summary.reused if decision == "reuse" else summary.skipped).append(query.path)
     if not todo:
-        return
+        return None
     if n_queries < dataset.n_test:
         report(f"  note: {config.entry} runs on the first {n_queries} of {dataset.n_test} test queries")
     base = _base_document(dataset, config, options, provenance, n_queries, device)
-    events = _events(dataset, config, [q.params for q in todo], options, n_queries, device)
-    _record_events(events, todo, base, config, summary, report)
+    return PlannedBuild(dataset, config, todo, base, n_queries, device)
+
+
+def run_build_config(
+    dataset: DatasetLike,
+    config: BuildConfig,
+    options: RunOptions,
+    provenance: dict[str, Any],
+    summary: RunSummary,
+    report: Callable[[str], None] = tqdm.write,
+) -> None:
+    """Build one index, then run and record each of its query configurations not yet on disk."""
+    planned = plan_build_config(dataset, config, options, provenance, summary, report)
+    if planned is None:
+        return
+    recorder = Recorder(planned, summary, report)
+    for event in _events(dataset, config, [q.params for q in planned.todo], options, planned.n_queries, planned.device):
+        recorder.handle(event)
 
 
 def _events(
@@ -190,31 +227,47 @@ def _events(
     return build_events(dataset, config, query_params, options, n_queries, device)
 
 
-def _record_events(
-    events: Iterable[Event],
-    todo: list[_Query],
-    base: dict[str, Any],
-    config: BuildConfig,
-    summary: RunSummary,
-    report: Callable[[str], None],
-) -> None:
-    """Write one record per event, as each arrives: a crash later loses nothing written here."""
-    build: dict[str, Any] = {}
-    for event in events:
+class Recorder:
+    """Turns the events of one build configuration into records, one as each event arrives,
+    so that a crash later loses nothing written here. Every executor feeds one.
+
+    A query configuration is recorded once: an event for one already recorded (a retried
+    task repeating itself) is ignored, and a build failure fails only those not recorded.
+    """
+
+    def __init__(self, planned: PlannedBuild, summary: RunSummary, report: Callable[[str], None] = tqdm.write) -> None:
+        self.planned, self.summary, self.report = planned, summary, report
+        self.build: dict[str, Any] = {}
+        self.recorded: set[int] = set()
+
+    def set_node(self, facts: dict[str, Any]) -> None:
+        """Merge the facts of the machine that measures (another node of a cluster) into the
+        provenance of the records still to come."""
+        base = self.planned.base
+        base["provenance"] = {**base["provenance"], **facts}
+
+    def handle(self, event: Event) -> None:
+        config, todo = self.planned.config, self.planned.todo
         if isinstance(event, Built):
-            build = event.metrics
+            self.build = event.metrics
         elif isinstance(event, (BuildFailed, QueryFailed)) and event.status == "interrupted":
-            report(f"  STOPPED {config.entry}: {event.reason} (no record written; the next run computes it)")
+            self.report(f"  STOPPED {config.entry}: {event.reason} (no record written; the next run computes it)")
         elif isinstance(event, BuildFailed):
-            report(f"  {_failure_word(event.status)} to build {config.entry} {config.build_params}: {event.reason}")
-            for query in todo:
-                _write_failure(query, base, event.reason, event.status, summary)
+            self.report(f"  {_failure_word(event.status)} to build {config.entry} {config.build_params}: {event.reason}")
+            for index in range(len(todo)):
+                self._failure(index, event.reason, event.status)
         elif isinstance(event, QueryFailed):
-            query = todo[event.index]
-            report(f"  {_failure_word(event.status)} {config.entry} {query.params}: {event.reason}")
-            _write_failure(query, base, event.reason, event.status, summary)
-        elif isinstance(event, QueryDone):
-            _write_success(todo[event.index], base, build, event, summary, report)
+            if event.index not in self.recorded:
+                self.report(f"  {_failure_word(event.status)} {config.entry} {todo[event.index].params}: {event.reason}")
+            self._failure(event.index, event.reason, event.status)
+        elif isinstance(event, QueryDone) and event.index not in self.recorded:
+            self.recorded.add(event.index)
+            _write_success(todo[event.index], self.planned.base, self.build, event, self.summary, self.report)
+
+    def _failure(self, index: int, reason: str, status: str) -> None:
+        if index not in self.recorded:
+            self.recorded.add(index)
+            _write_failure(self.planned.todo[index], self.planned.base, reason, status, self.summary)
 
 
 def _failure_word(status: str) -> str:
@@ -262,7 +315,8 @@ def _base_document(
         "threads": options.threads,
         "seed": options.seed,
         "runs": options.runs,
-        "isolation": options.isolation,
+        "isolation": "process" if options.executor == "ray" else options.isolation,
+        "executor": options.executor,
         "metrics": {},
         "provenance": provenance,
     }
@@ -275,17 +329,25 @@ class Terminated(KeyboardInterrupt):
     """SIGTERM, handled like Ctrl-C (children stopped, summary printed) but exiting with 143."""
 
 
+_SIGTERM_SEEN = False  # the exception may not survive the trip: Ray re-raises a plain KeyboardInterrupt
+
+
 def interrupt_code(exc: BaseException) -> int:
-    return 128 + (signal.SIGTERM if isinstance(exc, Terminated) else signal.SIGINT)
+    terminated = isinstance(exc, Terminated) or _SIGTERM_SEEN
+    return 128 + (signal.SIGTERM if terminated else signal.SIGINT)
 
 
 @contextlib.contextmanager
 def sigterm_as_interrupt() -> Iterator[None]:
     """While a command runs, SIGTERM raises Terminated so that `finally` blocks stop children."""
+    global _SIGTERM_SEEN
 
     def raise_terminated(signum: int, frame: Any) -> None:
+        global _SIGTERM_SEEN
+        _SIGTERM_SEEN = True
         raise Terminated()
 
+    _SIGTERM_SEEN = False
     try:
         previous = signal.signal(signal.SIGTERM, raise_terminated)
     except ValueError:  # not the main thread (an embedding program): leave signals alone
