@@ -40,34 +40,24 @@ subcommands (python -m harness SUBCOMMAND --help):
 """
 
 
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
-    return value
+def _number(kind: type, allowed: Callable[[Any], bool], expected: str) -> Callable[[str], Any]:
+    """An argparse type: `kind` parsed from the text, refused with `expected` when not allowed."""
+
+    def parse(text: str) -> Any:
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {expected}, got {text!r}") from None
+        if not allowed(value):
+            raise argparse.ArgumentTypeError(f"expected {expected}, got {text}")
+        return value
+
+    return parse
 
 
-def _non_negative_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected 0 or more, got {value}")
-    return value
-
-
-def _positive_seconds(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number of seconds, got {text!r}") from None
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"expected a positive number of seconds, got {text}")
-    return value
+_positive_int = _number(int, lambda v: v >= 1, "a positive integer")
+_non_negative_int = _number(int, lambda v: v >= 0, "a whole number, 0 or more")
+_positive_seconds = _number(float, lambda v: v > 0, "a positive number of seconds")
 
 
 def _common(parser: argparse.ArgumentParser) -> None:
@@ -132,6 +122,7 @@ def _sub_parsers() -> dict[str, argparse.ArgumentParser]:
     _common(p)
     parsers["datasets"] = p
     p = argparse.ArgumentParser(prog="python -m harness list", description="Registered algorithms and their parameters.")
+    p.add_argument("--plugins", default=None, help="comma-separated modules or .py files that register extra algorithms (also $GPNN_PLUGINS)")
     _common(p)
     parsers["list"] = p
     p = argparse.ArgumentParser(prog="python -m harness results", description="Print the records of a dataset.")

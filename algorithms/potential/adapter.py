@@ -20,7 +20,7 @@ from harness.errors import ParameterError
 
 from .ascent import climb, make_rule, rule_names
 from .potentials import KERNELS, PRECISIONS, Field, Potential, on_register
-from .scale import check_scale, resolve_scale
+from .scale import Units, check_scale
 from .snap import SNAP_MODES, nearest_candidates, snap
 
 DTYPES = {"float32": torch.float32, "float64": torch.float64}
@@ -93,16 +93,11 @@ class PotentialAdapter(Adapter):
 
     def _fit(self, X: np.ndarray) -> None:
         with torch_threads(self.threads):
-            raw = torch.as_tensor(X, dtype=torch.float64, device=self.device)
-            self._centre = raw.mean(0)
-            centred = raw - self._centre
-            self.scale = resolve_scale(self.params["scale"], centred, seed=self.seed)
-            self._X = (centred / self.scale).to(self.dtype).contiguous()
+            self.units = Units(X, self.params["scale"], self.dtype, self.device, seed=self.seed)
+            self.scale, self._X = self.units.scale, self.units.data
 
     def to_units(self, Q: np.ndarray) -> torch.Tensor:
-        """Raw vectors -> centred, scale-unit tensors on the device (as the data was)."""
-        raw = torch.as_tensor(Q, dtype=torch.float64, device=self.device)
-        return ((raw - self._centre) / self.scale).to(self.dtype).contiguous()
+        return self.units.inward(Q)
 
     def _search(self, Q: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         with torch_threads(self.threads), torch.no_grad():
@@ -126,7 +121,7 @@ class PotentialAdapter(Adapter):
         ids, to_position, snap_cost = snap(result.positions, field, k, v["snap"], top_ids)
         snap_cost += extra_cost
         to_query = (self._X[ids] - q[:, None, :]).norm(dim=2) * self.scale
-        positions = result.positions.double() * self.scale + self._centre
+        positions = self.units.outward(result.positions)
         self.last_positions = positions.cpu().numpy()
         iterations = result.iterations.cpu().numpy()
         self._stats = SearchStats(

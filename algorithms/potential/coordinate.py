@@ -15,7 +15,7 @@ from algorithms.base import Param
 
 from .chunks import RunningTopM, block_shape, blocks
 from .fused import compiled_call
-from .potentials import Evaluation, Field, Hyper, Potential, _concat, register_potential
+from .potentials import Evaluation, Field, Hyper, Potential, _concat, register_function_potential
 
 
 class CoordinatePotential(Potential):
@@ -83,14 +83,8 @@ def coordinate_potential(
     """
 
     def decorate(fn: Callable[..., torch.Tensor]) -> Potential:
-        attrs: dict[str, Any] = {
-            "name": name,
-            "params": dict(params or {}),
-            "sweep": sweep,
-            "description": description or (fn.__doc__ or "").strip().split("\n")[0],
-            "contributions": lambda self, diff, hp: fn(diff, **hp),
-        }
-        cls = type(f"Coordinate_{name}", (CoordinatePotential,), attrs)
-        return register_potential(cls())
+        return register_function_potential(
+            CoordinatePotential, name, params, sweep, description or fn.__doc__, {"contributions": fn}
+        )
 
     return decorate

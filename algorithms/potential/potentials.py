@@ -245,16 +245,32 @@ def radial_potential(
     """
 
     def decorate(fn: Callable[..., torch.Tensor]) -> Potential:
-        attrs: dict[str, Any] = {
-            "name": name,
-            "params": dict(params or {}),
-            "sweep": sweep,
-            "description": description or (fn.__doc__ or "").strip().split("\n")[0],
-            "psi": lambda self, r, hp: fn(r, **hp),
-        }
-        if dpsi is not None:
-            attrs["dpsi"] = lambda self, r, hp: dpsi(r, **hp)
-        cls = type(f"Radial_{name}", (RadialPotential,), attrs)
-        return register_potential(cls())
+        methods = {"psi": fn} if dpsi is None else {"psi": fn, "dpsi": dpsi}
+        return register_function_potential(RadialPotential, name, params, sweep, description or fn.__doc__, methods)
 
     return decorate
+
+
+def register_function_potential(
+    base: type[Potential],
+    name: str,
+    params: Mapping[str, Param] | None,
+    sweep: Mapping[str, Any] | None,
+    description: str | None,
+    methods: Mapping[str, Callable[..., torch.Tensor]],
+) -> Potential:
+    """Register a subclass of `base` whose `methods` call plain functions f(x, **hyper).
+
+    What the decorators share: a user writes a function of the distances (or differences) and
+    the hyper-parameters as keywords; the class around it is made here.
+    """
+    attrs: dict[str, Any] = {
+        "name": name,
+        "params": dict(params or {}),
+        "sweep": sweep,
+        "description": (description or "").strip().split("\n")[0],
+    }
+    for method, fn in methods.items():
+        attrs[method] = lambda self, x, hp, fn=fn: fn(x, **hp)
+    cls = type(f"{base.__name__}_{name}", (base,), attrs)
+    return register_potential(cls())

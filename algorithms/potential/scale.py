@@ -56,3 +56,31 @@ def check_scale(value: object) -> str | None:
     if value == "auto" or (isinstance(value, float) and value > 0):
         return None
     return "must be 'auto' or a positive number (1.0 keeps raw units)"
+
+
+class Units:
+    """The data's frame, fixed at fit time: its centre and length scale.
+
+    Potentials work on centred data measured in scale units (dimensionless parameters, small
+    fp32 cancellation); queries enter the frame the same way and positions leave it in raw
+    units for the records. Every potential adapter, full or restricted, uses this one frame.
+    """
+
+    def __init__(self, X: np.ndarray, setting: str | float, dtype: torch.dtype, device: str, seed: int = 0) -> None:
+        raw = torch.as_tensor(X, dtype=torch.float64, device=device)
+        self.centre = raw.mean(0)
+        centred = raw - self.centre
+        self.scale = resolve_scale(setting, centred, seed=seed)
+        self.dtype = dtype
+        self.device = device
+        #: the data in the frame, as the potentials read it
+        self.data = (centred / self.scale).to(dtype).contiguous()
+
+    def inward(self, Q: np.ndarray) -> torch.Tensor:
+        """Raw vectors -> centred, scale-unit tensors on the device, as the data was."""
+        raw = torch.as_tensor(Q, dtype=torch.float64, device=self.device)
+        return ((raw - self.centre) / self.scale).to(self.dtype).contiguous()
+
+    def outward(self, positions: torch.Tensor) -> torch.Tensor:
+        """Positions in the frame -> raw units (float64), for records and snapping checks."""
+        return positions.double() * self.scale + self.centre

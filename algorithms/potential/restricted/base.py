@@ -27,7 +27,7 @@ from harness.errors import ParameterError
 from ..adapter import COMMON_BUILD, DTYPES, common_query
 from ..ascent import make_rule
 from ..potentials import Field, Potential, get_potential
-from ..scale import resolve_scale
+from ..scale import Units
 from ..snap import snap
 from .climb import CountedClimb, StepResult, climb_counted
 
@@ -56,11 +56,8 @@ class RestrictedAdapter(Adapter):
     # -- fit -------------------------------------------------------------------------------
     def _fit(self, X: np.ndarray) -> None:
         with torch_threads(self.threads):
-            raw = torch.as_tensor(X, dtype=torch.float64, device=self.device)
-            self._centre = raw.mean(0)
-            centred = raw - self._centre
-            self.scale = resolve_scale(self.params["scale"], centred, seed=self.seed)
-            self._X = (centred / self.scale).to(self.dtype).contiguous()
+            self.units = Units(X, self.params["scale"], self.dtype, self.device, seed=self.seed)
+            self.scale, self._X = self.units.scale, self.units.data
             self._sq = (self._X * self._X).sum(1)
             self._build_structure(self._X)
 
@@ -68,9 +65,7 @@ class RestrictedAdapter(Adapter):
         """Build the variant's search structure on the data in scale units (device tensor)."""
 
     def to_units(self, Q: np.ndarray) -> torch.Tensor:
-        """Raw vectors -> centred, scale-unit tensors on the device (as the data was)."""
-        raw = torch.as_tensor(Q, dtype=torch.float64, device=self.device)
-        return ((raw - self._centre) / self.scale).to(self.dtype).contiguous()
+        return self.units.inward(Q)
 
     def field(self) -> Field:
         return Field(X=self._X, sq_norms=self._sq, memory_mb=self.query_values["memory_mb"])
@@ -109,7 +104,7 @@ class RestrictedAdapter(Adapter):
         return ids.cpu().numpy(), to_query.float().cpu().numpy()
 
     def _record(self, result: CountedClimb, to_position: torch.Tensor, dist_comps: torch.Tensor, track_m: int) -> None:
-        positions = result.positions.double() * self.scale + self._centre
+        positions = self.units.outward(result.positions)
         self.last_positions = positions.cpu().numpy()
         self._stats = SearchStats(
             iterations=result.iterations.cpu().numpy(),
