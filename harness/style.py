@@ -31,6 +31,10 @@ KNOWN_STYLES: dict[str, AlgorithmStyle] = {
     "potential-1": AlgorithmStyle("#2ca02c", ">"),
     "potential-2": AlgorithmStyle("#8c564b", "P"),
     "potential-naive": AlgorithmStyle("#bcbd22", "*"),
+    "potential-gaussian-graph": AlgorithmStyle("#7f3b08", "h"),
+    "potential-1-ivf": AlgorithmStyle("#98df8a", "d"),
+    "potential-2-planes": AlgorithmStyle("#c49c94", "p"),
+    "potential-cauchy": AlgorithmStyle("#393b79", "8"),
 }
 
 # Colours for names not in KNOWN_STYLES, chosen apart from the known ones.
