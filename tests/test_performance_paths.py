@@ -228,3 +228,38 @@ def test_cuda_low_precision_bruteforce_is_exact(precision: str) -> None:
     low = registry.get("bruteforce").make(device="cuda", precision=precision)
     low.fit(X)
     assert np.array_equal(ref.search(Q, 10)[0], low.search(Q, 10)[0])
+
+
+# -- Gaussian matmul kernel: sparse (survivors-only) weights == dense weights ------------------------
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("beta,sparse_expected", [(0.01, False), (0.3, None), (1.0, True), (5.0, True)])
+def test_gaussian_sparse_weights_equal_dense_weights(monkeypatch, dtype, beta: float, sparse_expected) -> None:
+    from algorithms.potential import gaussian as gaussian_module
+
+    X, Q = _clusters(seed=3, n=2000, nq=100)
+    data, q = _units(X, Q)
+    data, q = data.to(dtype), q.to(dtype)
+    q = torch.cat([q, torch.randn(20, q.shape[1], dtype=dtype) * 3])  # queries far from any point too
+    field = Field.of(data, memory_mb=0.05)  # 120 rows x ~30-60 points a block: many running-max rescalings
+    gaussian = get_potential("gaussian")
+    taken = []
+    accumulate = gaussian_module._accumulate_survivors
+
+    def counting(*args):
+        taken.append(accumulate(*args))
+        return taken[-1]
+
+    monkeypatch.setattr(gaussian_module, "_accumulate_survivors", counting)
+    monkeypatch.setattr(gaussian_module, "SPARSE_WEIGHTS", False)
+    dense = gaussian.evaluate(q, field, {"beta": beta}, track_m=7)
+    assert not taken
+    monkeypatch.setattr(gaussian_module, "SPARSE_WEIGHTS", True)
+    sparse = gaussian.evaluate(q, field, {"beta": beta}, track_m=7)
+    assert len(taken) > 10
+    if sparse_expected is not None:
+        assert (any(taken) if sparse_expected else not any(taken)), taken
+    tol = 1e-5 if dtype == torch.float32 else 1e-12
+    assert torch.allclose(sparse.value, dense.value, rtol=tol, atol=tol * beta)
+    assert torch.allclose(sparse.mean, dense.mean, rtol=tol, atol=tol * 10)
+    assert torch.allclose(sparse.grad, dense.grad, rtol=tol, atol=tol * 10 * beta)
+    assert torch.equal(sparse.top_ids, dense.top_ids)

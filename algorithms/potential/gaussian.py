@@ -17,6 +17,7 @@ in fp32/fp16/bf16 (fused.py); for GPUs, where cuDNN/flash kernels run it in low 
 from __future__ import annotations
 
 import math
+import warnings
 
 import torch
 
@@ -34,6 +35,13 @@ TEMPORARIES = 2
 #: of times slower (measured: half the step's time was exp of underflowing logits). Each raised
 #: weight is < 1.8e-35 of the largest, so even 1e9 of them change the sum by < 1e-25 relative.
 EXP_FLOOR = -80.0
+#: a block whose share of non-negligible weights (logit > running max + EXP_FLOOR) is at most this
+#: takes the sparse path (_accumulate_survivors): exp and the weighted sum over the survivors only
+SPARSE_FRACTION = 0.03
+#: columns sampled per block to estimate that share before building the full mask
+SPARSE_SAMPLE = 256
+#: the sparse path on/off (tests compare both; CPU only); its answers equal the dense path's to fp32 rounding
+SPARSE_WEIGHTS = True
 #: query rows per tile at least (see chunks.block_shape): ~1k keeps a CPU's matmuls compute-bound
 MIN_ROWS = 1024
 
@@ -63,6 +71,7 @@ class Gaussian(Potential):
         run_x = torch.zeros_like(q)
         q_beta = q * beta
         top = RunningTopM(len(q), track_m, q) if track_m else None
+        sparse = SPARSE_WEIGHTS and q.device.type == "cpu"  # measured on CPUs only
         for cols in blocks(field.n, nc):
             x = field.X[cols]
             logits = torch.addmm(field.sq_norms[cols][None, :], q_beta, x.T, beta=-0.5 * beta)
@@ -70,9 +79,12 @@ class Gaussian(Potential):
                 top.update(logits, cols.start)
             new_max = torch.maximum(run_max, logits.amax(1))
             decay = (run_max - new_max).exp_()
-            weights = logits.sub_(new_max[:, None]).clamp_min_(EXP_FLOOR).exp_()
-            run_sum.mul_(decay).add_(weights.sum(1))
-            run_x.mul_(decay[:, None]).addmm_(weights, x)
+            run_sum.mul_(decay)
+            run_x.mul_(decay[:, None])
+            if not (sparse and _accumulate_survivors(logits, new_max, x, run_sum, run_x)):
+                weights = logits.sub_(new_max[:, None]).clamp_min_(EXP_FLOOR).exp_()
+                run_sum.add_(weights.sum(1))
+                run_x.addmm_(weights, x)
             run_max = new_max
         mean = run_x / run_sum[:, None]
         value = run_max + run_sum.log() - 0.5 * beta * (q * q).sum(1)
@@ -106,6 +118,40 @@ class Gaussian(Potential):
         return Evaluation(
             value=Q.new_full((len(Q),), math.nan), grad=beta * (mean - Q), top_ids=top_ids, mean=mean
         )
+
+
+def _accumulate_survivors(
+    logits: torch.Tensor, new_max: torch.Tensor, x: torch.Tensor, run_sum: torch.Tensor, run_x: torch.Tensor
+) -> bool:
+    """Add a block's weights to run_sum / run_x from its non-negligible entries only, if they are few.
+
+    An entry whose logit is <= its row's running max + EXP_FLOOR has weight <= e^EXP_FLOOR of the
+    largest, which the dense path floors and adds anyway; leaving it out changes the sums by less
+    than the block size x 1.8e-35 relative. Where few entries survive (large beta: the step is
+    dominated by a handful of neighbours), exp and the weighted sum run over the survivors alone
+    (a CSR sparse x dense product) instead of the whole block and a full product.
+    A strided sample of columns estimates the survivors' share first, so a block where most
+    survive costs only that sample. Returns False, having changed nothing, where the dense path
+    should run; `logits` is left untouched either way.
+    """
+    rows, cols = logits.shape
+    threshold = (new_max + EXP_FLOOR)[:, None]
+    step = max(1, cols // SPARSE_SAMPLE)
+    sample = logits[:, ::step]
+    if int((sample > threshold).sum()) > SPARSE_FRACTION * sample.numel():
+        return False
+    row_ids, col_ids = (logits > threshold).nonzero(as_tuple=True)
+    if len(row_ids) > SPARSE_FRACTION * logits.numel():
+        return False
+    weights = (logits[row_ids, col_ids] - new_max[row_ids]).exp_()
+    run_sum.index_add_(0, row_ids, weights)
+    row_starts = torch.zeros(rows + 1, dtype=torch.long, device=logits.device)
+    torch.cumsum(torch.bincount(row_ids, minlength=rows), 0, out=row_starts[1:])
+    with warnings.catch_warnings():  # "sparse CSR support is in beta": the product used here is stable
+        warnings.simplefilter("ignore", UserWarning)
+        matrix = torch.sparse_csr_tensor(row_starts, col_ids, weights, (rows, cols), check_invariants=False)
+        run_x.add_(matrix @ x)
+    return True
 
 
 def top_contributors(Q: torch.Tensor, field: Field, beta: float, m: int) -> torch.Tensor:
