@@ -76,11 +76,8 @@ def git_state() -> tuple[str | None, bool | None]:
     return commit or None, bool(status.strip())
 
 
-NODE_FIELDS = ("hostname", "platform", "cpu_model", "cpu_count", "gpu_name")
-
-
 def node_facts(gpu: dict[str, Any] | None = None) -> dict[str, Any]:
-    """The facts of the machine that measures (NODE_FIELDS). On a cluster the records of one
+    """The facts of the machine that measures. On a cluster the records of one
     run come from several machines: each worker reports these, and the driver merges them
     into the provenance of the records it writes, over its own."""
     gpu = gpu_info() if gpu is None else gpu

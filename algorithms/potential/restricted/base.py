@@ -47,7 +47,6 @@ class RestrictedAdapter(Adapter):
             raise ParameterError(f"{self.name}: device 'cuda' requested but no CUDA GPU is visible to torch")
         self.scale = 1.0
         self.last_positions: np.ndarray | None = None
-        self._start_cost: torch.Tensor | None = None
 
     @property
     def dtype(self) -> torch.dtype:

@@ -89,7 +89,6 @@ class GraphLocal(RestrictedAdapter):
         width = min(self.query_values["frontier"], len(self._entries))
         picks = nearest_rows(entries, (entries * entries).sum(1), q, width)
         self._frontier = self._entries[picks]
-        self._last_cand: torch.Tensor | None = None
         self._last_pos = torch.full_like(q, float("nan"))
         self._seen = torch.zeros((len(q), 0), dtype=torch.long, device=q.device)
         self._new = torch.zeros(len(q), dtype=torch.float64, device=q.device)
