@@ -26,25 +26,28 @@ def _records(dataset: str, args: argparse.Namespace) -> list[dict]:
     return found
 
 
-def plot_figures(dataset: str, args: argparse.Namespace) -> list[Path]:
+def plot_figures(dataset: str, records: list[dict], args: argparse.Namespace) -> list[Path]:
     from .plots import make_plots
 
     out_dir = args.plots_dir / dataset
-    figures = make_plots(_records(dataset, args), out_dir, dataset)
+    figures = make_plots(records, out_dir, dataset)
     print(f"figures: {out_dir}  ({len(figures)} files)")
     return figures
 
 
 def plot_and_report(dataset: str, args: argparse.Namespace) -> None:
+    """Figures and the report from one reading of the records (each read verifies a checksum)."""
     from .report import write_report
 
-    figures = plot_figures(dataset, args)
-    page = write_report(_records(dataset, args), args.plots_dir / dataset, dataset, figures)
+    records = _records(dataset, args)
+    figures = plot_figures(dataset, records, args)
+    page = write_report(records, args.plots_dir / dataset, dataset, figures)
     print(f"report:  {page}")
 
 
 def cmd_plot(args: argparse.Namespace) -> int:
-    plot_figures(_dataset_key(args.dataset), args)
+    dataset = _dataset_key(args.dataset)
+    plot_figures(dataset, _records(dataset, args), args)
     return 0
 
 
