@@ -233,14 +233,17 @@ def test_cuda_low_precision_bruteforce_is_exact(precision: str) -> None:
 # -- Gaussian matmul kernel: sparse (survivors-only) weights == dense weights ------------------------
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
 @pytest.mark.parametrize("beta,sparse_expected", [(0.01, False), (0.3, None), (1.0, True), (5.0, True)])
-def test_gaussian_sparse_weights_equal_dense_weights(monkeypatch, dtype, beta: float, sparse_expected) -> None:
+# blocks of 48 points (3 columns per group) ending on whole groups, or on 3 groups of one (n = 2003);
+# blocks of 10 / 5 points at 0.01 MiB for fp32 / fp64: fewer columns than groups, all groups of one
+@pytest.mark.parametrize("n,memory_mb", [(2000, 0.05), (2003, 0.05), (2003, 0.01)])
+def test_gaussian_sparse_weights_equal_dense_weights(monkeypatch, dtype, beta: float, sparse_expected, n, memory_mb) -> None:
     from algorithms.potential import gaussian as gaussian_module
 
-    X, Q = _clusters(seed=3, n=2000, nq=100)
+    X, Q = _clusters(seed=3, n=n, nq=100)
     data, q = _units(X, Q)
     data, q = data.to(dtype), q.to(dtype)
     q = torch.cat([q, torch.randn(20, q.shape[1], dtype=dtype) * 3])  # queries far from any point too
-    field = Field.of(data, memory_mb=0.05)  # 120 rows x ~30-60 points a block: many running-max rescalings
+    field = Field.of(data, memory_mb=memory_mb)  # 120 rows a block: many running-max rescalings
     gaussian = get_potential("gaussian")
     taken = []
     accumulate = gaussian_module._accumulate_survivors
@@ -263,3 +266,24 @@ def test_gaussian_sparse_weights_equal_dense_weights(monkeypatch, dtype, beta: f
     assert torch.allclose(sparse.mean, dense.mean, rtol=tol, atol=tol * 10)
     assert torch.allclose(sparse.grad, dense.grad, rtol=tol, atol=tol * 10 * beta)
     assert torch.equal(sparse.top_ids, dense.top_ids)
+
+
+@pytest.mark.parametrize("cols", [1, 15, 16, 17, 48, 50, 4096])
+def test_column_groups_find_exactly_the_entries_above_the_threshold(cols: int) -> None:
+    """The group-max search returns what a full compare + nonzero would, rows ascending."""
+    from algorithms.potential.gaussian import SURVIVOR_GROUPS, ColumnGroups
+
+    generator = torch.Generator().manual_seed(cols)
+    logits = torch.randn(37, cols, generator=generator) * 4
+    logits[5] = -1e30  # a row with nothing above its threshold
+    groups = ColumnGroups(logits)
+    assert torch.equal(groups.row_max, logits.amax(1))
+    assert groups.group_max.shape == (37, cols // SURVIVOR_GROUPS + cols % SURVIVOR_GROUPS)
+    threshold = logits.amax(1) - torch.rand(37, generator=generator) * 6
+    threshold[5] = 0.0
+    row_ids, col_ids, values = groups.entries_above(threshold, limit=1.0)
+    want_rows, want_cols = (logits > threshold[:, None]).nonzero(as_tuple=True)
+    assert torch.equal(torch.diff(row_ids) >= 0, torch.ones(len(row_ids) - 1, dtype=torch.bool))
+    assert sorted(zip(row_ids.tolist(), col_ids.tolist())) == list(zip(want_rows.tolist(), want_cols.tolist()))
+    assert torch.equal(values, logits[row_ids, col_ids])
+    assert groups.entries_above(logits.amin(1) - 1, limit=0.5) is None  # every group holds one: too many

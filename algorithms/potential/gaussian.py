@@ -9,9 +9,11 @@ O(query block x data block). The weighted mean is the mean-shift / Hopfield fixe
 
 Two kernels (Field.kernel). `matmul`: the stream above, written so a block keeps one
 (rows x points) tensor alive: the bias enters through addmm, exp and the max shift run in place,
-top-m tracking costs a topk only when asked for. Tiles are ~1k query rows x as many points as
-the budget allows (chunks.block_shape's min_rows), which keeps both products compute-bound on a
-CPU. `sdpa`: the same step through fused attention with the bias carried in augmented vectors,
+top-m tracking costs a topk only when asked for. Tiles of 512 query rows x 4096 points (fewer
+if the budget says so) keep the product compute-bound and the logits in cache on a CPU. Where
+beta is large, most weights are below a rounding step of the sum: those blocks skip the full
+exp and second product and work on the survivors alone (ColumnGroups, _accumulate_survivors),
+so the step costs little more than the one product a brute-force pass also pays. `sdpa`: the same step through fused attention with the bias carried in augmented vectors,
 in fp32/fp16/bf16 (fused.py); for GPUs, where cuDNN/flash kernels run it in low precision.
 """
 from __future__ import annotations
@@ -35,15 +37,23 @@ TEMPORARIES = 2
 #: of times slower (measured: half the step's time was exp of underflowing logits). Each raised
 #: weight is < 1.8e-35 of the largest, so even 1e9 of them change the sum by < 1e-25 relative.
 EXP_FLOOR = -80.0
-#: a block whose share of non-negligible weights (logit > running max + EXP_FLOOR) is at most this
-#: takes the sparse path (_accumulate_survivors): exp and the weighted sum over the survivors only
-SPARSE_FRACTION = 0.03
-#: columns sampled per block to estimate that share before building the full mask
-SPARSE_SAMPLE = 256
+#: the sparse path drops weights below e^-(SURVIVOR_MARGIN + ln(1/eps) + ln N) of the running max,
+#: eps the dtype's rounding unit: all N of them together are < e^-8 eps (3e-4 of a rounding step)
+#: of the sum, which the largest weight alone already reaches. fp32, N = 1e5: e^-35.5; fp64: e^-55.
+SURVIVOR_MARGIN = 8.0
+#: columns of a block are searched for survivors in this many interleaved groups (column
+#: g * width + j, g < SURVIVOR_GROUPS, is in group j): one strided max over the block finds the
+#: groups that hold a survivor, and only those are read again
+SURVIVOR_GROUPS = 16
+#: a block takes the sparse path where at most this share of its (row, group) pairs hold a survivor
+SPARSE_FRACTION = 0.25
 #: the sparse path on/off (tests compare both; CPU only); its answers equal the dense path's to fp32 rounding
 SPARSE_WEIGHTS = True
-#: query rows per tile at least (see chunks.block_shape): ~1k keeps a CPU's matmuls compute-bound
-MIN_ROWS = 1024
+#: the matmul kernel's tile, (query rows, points) at most: 512 rows keep a CPU's products
+#: compute-bound, and a 512 x 4096 fp32 logits tile (8 MiB) stays in a server CPU's last-level
+#: cache, so the passes after the product (max, exp or survivor search) do not go to DRAM
+#: (measured on a 2-core EPYC: 1k x 16k tiles made the strided group max 2-5x slower)
+TILE_ROWS, TILE_COLS = 512, 4096
 
 
 class Gaussian(Potential):
@@ -61,27 +71,31 @@ class Gaussian(Potential):
     def evaluate(self, Q: torch.Tensor, field: Field, hp: Hyper, track_m: int = 0) -> Evaluation:
         if field.kernel == "sdpa":
             return self._evaluate_sdpa(Q, field, hp["beta"], track_m)
-        qc, nc = block_shape(len(Q), field.n, 1, Q.element_size(), field.memory_mb, TEMPORARIES, MIN_ROWS)
+        qc, nc = _tile(Q, field)
         parts = [self._evaluate_rows(Q[rows], field, hp["beta"], nc, track_m) for rows in blocks(len(Q), qc)]
         return _concat(parts)
 
     def _evaluate_rows(self, q: torch.Tensor, field: Field, beta: float, nc: int, track_m: int) -> Evaluation:
-        run_max = q.new_full((len(q),), float("-inf"))
-        run_sum = q.new_zeros(len(q))
+        rows = len(q)
+        run_max = q.new_full((rows,), float("-inf"))
+        run_sum = q.new_zeros(rows)
         run_x = torch.zeros_like(q)
         q_beta = q * beta
-        top = RunningTopM(len(q), track_m, q) if track_m else None
-        sparse = SPARSE_WEIGHTS and q.device.type == "cpu"  # measured on CPUs only
+        top = RunningTopM(rows, track_m, q) if track_m else None
+        cut = survivor_cut(field.n, q.dtype) if SPARSE_WEIGHTS and q.device.type == "cpu" else None  # measured on CPUs only
+        buffer = q.new_empty(rows * min(nc, field.n))  # one logits block, reused: no page faults per block
         for cols in blocks(field.n, nc):
             x = field.X[cols]
-            logits = torch.addmm(field.sq_norms[cols][None, :], q_beta, x.T, beta=-0.5 * beta)
+            logits = buffer[: rows * len(x)].view(rows, len(x))
+            torch.addmm(field.sq_norms[cols][None, :], q_beta, x.T, beta=-0.5 * beta, out=logits)
             if top is not None:
                 top.update(logits, cols.start)
-            new_max = torch.maximum(run_max, logits.amax(1))
+            groups = ColumnGroups(logits) if cut is not None else None
+            new_max = torch.maximum(run_max, logits.amax(1) if groups is None else groups.row_max)
             decay = (run_max - new_max).exp_()
             run_sum.mul_(decay)
             run_x.mul_(decay[:, None])
-            if not (sparse and _accumulate_survivors(logits, new_max, x, run_sum, run_x)):
+            if groups is None or not _accumulate_survivors(groups, new_max, new_max - cut, x, run_sum, run_x):
                 weights = logits.sub_(new_max[:, None]).clamp_min_(EXP_FLOOR).exp_()
                 run_sum.add_(weights.sum(1))
                 run_x.addmm_(weights, x)
@@ -120,32 +134,76 @@ class Gaussian(Potential):
         )
 
 
+def survivor_cut(n_points: int, dtype: torch.dtype) -> float:
+    """How far below the running max a logit may lie and still count (see SURVIVOR_MARGIN)."""
+    return SURVIVOR_MARGIN - math.log(torch.finfo(dtype).eps) + math.log(max(1, n_points))
+
+
+class ColumnGroups:
+    """A (rows x cols) logits block seen as SURVIVOR_GROUPS interleaved column groups.
+
+    Column g * width + j (g < SURVIVOR_GROUPS, j < width = cols // SURVIVOR_GROUPS) belongs to
+    group j; the last cols % SURVIVOR_GROUPS columns are groups of one. `group_max` (rows x
+    groups) costs one strided max over the block, and its row max is the block's row max, so
+    the dense path loses nothing by having computed it.
+    """
+
+    def __init__(self, logits: torch.Tensor) -> None:
+        rows, cols = logits.shape
+        self.logits = logits
+        self.width = cols // SURVIVOR_GROUPS
+        self.grouped = logits.as_strided((rows, SURVIVOR_GROUPS, self.width), (logits.stride(0), self.width, 1))
+        self.rest = SURVIVOR_GROUPS * self.width  # first column of the groups of one
+        parts = [self.grouped.amax(1)] if self.width else []
+        if self.rest < cols:
+            parts.append(logits[:, self.rest:])
+        self.group_max = parts[0] if len(parts) == 1 else torch.cat(parts, dim=1)
+        self.row_max = self.group_max.amax(1)
+
+    def entries_above(self, threshold: torch.Tensor, limit: float) -> tuple[torch.Tensor, ...] | None:
+        """(row ids, column ids, logits) of the entries above their row's threshold, rows ascending;
+        None where more than `limit` of the (row, group) pairs hold one."""
+        group_rows, group_ids = (self.group_max > threshold[:, None]).nonzero(as_tuple=True)
+        if len(group_rows) > limit * self.group_max.numel():
+            return None
+        single = group_ids >= self.width
+        rows, groups = group_rows[~single], group_ids[~single]
+        values = self.grouped[rows, :, groups]  # (selected groups x SURVIVOR_GROUPS)
+        pick, member = (values > threshold[rows, None]).nonzero(as_tuple=True)
+        row_ids, col_ids, logits = rows[pick], groups[pick] + member * self.width, values[pick, member]
+        if bool(single.any()):
+            rest_rows, rest_cols = group_rows[single], group_ids[single] - self.width + self.rest
+            row_ids = torch.cat([row_ids, rest_rows])
+            col_ids = torch.cat([col_ids, rest_cols])
+            logits = torch.cat([logits, self.logits[rest_rows, rest_cols]])
+            order = torch.argsort(row_ids, stable=True)
+            row_ids, col_ids, logits = row_ids[order], col_ids[order], logits[order]
+        return row_ids, col_ids, logits
+
+
 def _accumulate_survivors(
-    logits: torch.Tensor, new_max: torch.Tensor, x: torch.Tensor, run_sum: torch.Tensor, run_x: torch.Tensor
+    groups: ColumnGroups, new_max: torch.Tensor, threshold: torch.Tensor, x: torch.Tensor,
+    run_sum: torch.Tensor, run_x: torch.Tensor,
 ) -> bool:
     """Add a block's weights to run_sum / run_x from its non-negligible entries only, if they are few.
 
-    An entry whose logit is <= its row's running max + EXP_FLOOR has weight <= e^EXP_FLOOR of the
-    largest, which the dense path floors and adds anyway; leaving it out changes the sums by less
-    than the block size x 1.8e-35 relative. Where few entries survive (large beta: the step is
-    dominated by a handful of neighbours), exp and the weighted sum run over the survivors alone
-    (a CSR sparse x dense product) instead of the whole block and a full product.
-    A strided sample of columns estimates the survivors' share first, so a block where most
-    survive costs only that sample. Returns False, having changed nothing, where the dense path
-    should run; `logits` is left untouched either way.
+    An entry whose logit is <= its row's threshold (running max - survivor_cut) has weight
+    below e^-cut of the largest; leaving all of them out changes the sums by less than a
+    thousandth of a rounding step (SURVIVOR_MARGIN). Where few entries survive (large beta:
+    the step is dominated by a handful of neighbours), exp and the weighted sum run over the
+    survivors alone (a CSR sparse x dense product) instead of the whole block and a full
+    product; the column groups find them without a pass over the block per survivor. Returns
+    False, having changed nothing, where the dense path should run; the logits are left
+    untouched either way.
     """
-    rows, cols = logits.shape
-    threshold = (new_max + EXP_FLOOR)[:, None]
-    step = max(1, cols // SPARSE_SAMPLE)
-    sample = logits[:, ::step]
-    if int((sample > threshold).sum()) > SPARSE_FRACTION * sample.numel():
+    found = groups.entries_above(threshold, SPARSE_FRACTION)
+    if found is None:
         return False
-    row_ids, col_ids = (logits > threshold).nonzero(as_tuple=True)
-    if len(row_ids) > SPARSE_FRACTION * logits.numel():
-        return False
-    weights = (logits[row_ids, col_ids] - new_max[row_ids]).exp_()
+    row_ids, col_ids, logits = found
+    rows, cols = groups.logits.shape
+    weights = logits.sub_(new_max[row_ids]).exp_()
     run_sum.index_add_(0, row_ids, weights)
-    row_starts = torch.zeros(rows + 1, dtype=torch.long, device=logits.device)
+    row_starts = torch.zeros(rows + 1, dtype=torch.long, device=weights.device)
     torch.cumsum(torch.bincount(row_ids, minlength=rows), 0, out=row_starts[1:])
     with warnings.catch_warnings():  # "sparse CSR support is in beta": the product used here is stable
         warnings.simplefilter("ignore", UserWarning)
@@ -154,9 +212,18 @@ def _accumulate_survivors(
     return True
 
 
+def _tile(Q: torch.Tensor, field: Field) -> tuple[int, int]:
+    """(query rows, points) per block of the matmul kernel: the budget's shape, capped at the tile."""
+    qc, nc = block_shape(len(Q), field.n, 1, Q.element_size(), field.memory_mb, TEMPORARIES, TILE_ROWS)
+    qc, nc = min(qc, TILE_ROWS), min(nc, TILE_COLS)
+    if SURVIVOR_GROUPS < nc < field.n:
+        nc -= nc % SURVIVOR_GROUPS  # whole column groups in every block but the last
+    return qc, nc
+
+
 def top_contributors(Q: torch.Tensor, field: Field, beta: float, m: int) -> torch.Tensor:
     """Ids of the m largest Gaussian contributions at Q (= the m nearest points), by fp32 matmul logits."""
-    qc, nc = block_shape(len(Q), field.n, 1, Q.element_size(), field.memory_mb, TEMPORARIES, MIN_ROWS)
+    qc, nc = _tile(Q, field)
     out = []
     for rows in blocks(len(Q), qc):
         q_beta = Q[rows] * beta
