@@ -12,11 +12,13 @@ nearest-neighbour-spacing units as the adapters hold them) and prints
     a Gaussian or potential_1 step: 2 products; the padded width of the sdpa kernel is not counted).
 
 Rows: bruteforce fp32 and in each --dtype low precision (scores in that precision, fp32 re-rank);
-faiss-flat (CPU); gaussian step by the streaming matmul kernel and by the sdpa kernel in each
-precision; potential_1 value+gradient (eager, and compiled with --compile).
+faiss-flat (CPU); gaussian step by the streaming matmul kernel at each --beta (on the CPU it
+skips weights below a rounding step of the sum, so large beta costs less) and by the sdpa kernel
+in each precision; potential_1 value+gradient (eager, and compiled with --compile).
 
     python bench/step_cost.py                                   # CPU: N in {1e4, 1e5}, Q = 1000
     python bench/step_cost.py --threads 1
+    python bench/step_cost.py --sizes 100000 --beta 100,200,300,1000 --dtype none --no-potential1
     python bench/step_cost.py --device cuda                     # N in {1e4, 1e5, 1e6}, Q = 10k, fp16+bf16
     python bench/step_cost.py --sizes 1000000 --queries 10000 --device cuda --dtype fp16
 """
@@ -116,7 +118,10 @@ def main() -> int:
     parser.add_argument("--threads", type=int, default=2, help="torch and FAISS threads (CPU)")
     parser.add_argument("--warmup", type=int, default=1)
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--beta", type=float, default=200.0, help="Gaussian inverse bandwidth, 1 / scale unit^2")
+    parser.add_argument("--beta", default=None,
+                        help="Gaussian inverse bandwidths, 1 / scale unit^2, comma list; one matmul row each "
+                             "(default CPU 200,300,1000: the CPU kernel skips negligible weights, so the "
+                             "cost depends on beta; CUDA 200); the other Gaussian rows use the first")
     parser.add_argument("--memory-mb", type=float, default=128.0, help="potential evaluation budget (adapter default)")
     parser.add_argument("--no-potential1", action="store_true", help="skip the potential_1 rows")
     parser.add_argument("--compile", action="store_true", help="add a potential_1 row through torch.compile")
@@ -130,6 +135,7 @@ def main() -> int:
     n_queries = args.queries or (10000 if cuda else 1000)
     lows = args.dtype or ("fp16,bf16" if cuda else "bf16")
     lows = [] if lows == "none" else lows.split(",")
+    args.betas = [float(b) for b in (args.beta or ("200" if cuda else "200,300,1000")).split(",")]
     torch.set_num_threads(args.threads)
     torch.set_float32_matmul_precision("highest")
     import faiss
@@ -137,9 +143,9 @@ def main() -> int:
     faiss.omp_set_num_threads(args.threads)
     device_name = torch.cuda.get_device_name() if cuda else _cpu_name()
     print(f"device={args.device} ({device_name}) threads={args.threads} torch={torch.__version__} faiss={faiss.__version__}")
-    print(f"D={args.dim} Q={n_queries} N in {sizes} beta={args.beta} memory_mb={args.memory_mb} "
+    print(f"D={args.dim} Q={n_queries} N in {sizes} beta in {args.betas} memory_mb={args.memory_mb} "
           f"warmup={args.warmup} repeats={args.repeats} (median ms)")
-    header = f"{'N':>9} {'operation':<34} {'ms':>10} {'x bf fp32':>10} {'x faiss':>8} {'TFLOP/s':>8}"
+    header = f"{'N':>9} {'operation':<42} {'ms':>10} {'x bf fp32':>10} {'x faiss':>8} {'TFLOP/s':>8}"
     for n in sizes:
         X, Q = random_data(n, n_queries, args.dim, args.seed)
         print(header)
@@ -150,7 +156,7 @@ def main() -> int:
             tflops = products * 2.0 * n_queries * n * args.dim / (ms * 1e-3) / 1e12
             ratio = f"{ms / base[0]:10.2f}" if base else f"{'':>10}"
             vs_faiss = f"{ms / faiss_ms[0]:8.2f}" if faiss_ms else f"{'':>8}"
-            print(f"{n:>9} {name:<34} {ms:10.1f} {ratio} {vs_faiss} {tflops:8.3f}")
+            print(f"{n:>9} {name:<42} {ms:10.1f} {ratio} {vs_faiss} {tflops:8.3f}")
     return 0
 
 
@@ -176,18 +182,20 @@ def measure_size(args: argparse.Namespace, X: np.ndarray, Q: np.ndarray, lows: l
         del index
     data, q, _ = in_units(X, Q, dev)
     gaussian = get_potential("gaussian")
-    hp = {"beta": args.beta}
+    hp = {"beta": args.betas[0]}
     with torch.no_grad():
         field = Field.of(data, args.memory_mb)
         if args.before:
-            rows["gaussian step, matmul fp32 (before)"] = (time_it(lambda: previous_gaussian_step(q, field, args.beta)), 2)
-        rows["gaussian step, matmul fp32"] = (time_it(lambda: gaussian.evaluate(q, field, hp)), 2)
+            rows[f"gaussian step, matmul fp32 (before) b={args.betas[0]:g}"] = (
+                time_it(lambda: previous_gaussian_step(q, field, args.betas[0])), 2)
+        for beta in args.betas:
+            rows[f"gaussian step, matmul fp32 b={beta:g}"] = (time_it(lambda: gaussian.evaluate(q, field, {"beta": beta})), 2)
         for precision in ["fp32", *lows]:
             if precision == "fp16" and not cuda:
                 continue  # CPU fp16 attention runs, but slowly; it is not a configuration to measure
             sdpa = Field.of(data, args.memory_mb, kernel="sdpa", precision=precision)
             try:
-                rows[f"gaussian step, sdpa {precision}"] = (time_it(lambda: gaussian.evaluate(q, sdpa, hp)), 2)
+                rows[f"gaussian step, sdpa {precision} b={args.betas[0]:g}"] = (time_it(lambda: gaussian.evaluate(q, sdpa, hp)), 2)
             except Exception as error:  # noqa: BLE001 - report and go on with the other rows
                 print(f"  (gaussian sdpa {precision} failed: {type(error).__name__}: {error})")
         if not args.no_potential1:
