@@ -8,7 +8,7 @@ data and grad log Psi = beta (mean - q) without ever underflowing, whatever beta
 O(query block x data block). The weighted mean is the mean-shift / Hopfield fixed-point map.
 
 Two kernels (Field.kernel). `matmul`: the stream above, written so a block keeps one
-(rows x points) tensor alive: the bias enters through addmm, exp and the max shift run in place,
+(rows x points) tensor alive: the bias is added in place, exp and the max shift run in place,
 top-m tracking costs a topk only when asked for. Tiles of 512 query rows x 4096 points (fewer
 if the budget says so) keep the product compute-bound and the logits in cache on a CPU. Where
 beta is large, most weights are below a rounding step of the sum: those blocks skip the full
@@ -40,7 +40,7 @@ EXP_FLOOR = -80.0
 #: the sparse path drops weights below e^-(SURVIVOR_MARGIN + ln(1/eps) + ln N) of the running max,
 #: eps the dtype's rounding unit: all N of them together are < e^-8 eps (3e-4 of a rounding step)
 #: of the sum, which the largest weight alone already reaches. fp32, N = 1e5: e^-35.5; fp64: e^-55.
-SURVIVOR_MARGIN = 8.0
+SURVIVOR_MARGIN = 2.0
 #: columns of a block are searched for survivors in this many interleaved groups (column
 #: g * width + j, g < SURVIVOR_GROUPS, is in group j): one strided max over the block finds the
 #: groups that hold a survivor, and only those are read again
@@ -87,7 +87,7 @@ class Gaussian(Potential):
         for cols in blocks(field.n, nc):
             x = field.X[cols]
             logits = buffer[: rows * len(x)].view(rows, len(x))
-            torch.addmm(field.sq_norms[cols][None, :], q_beta, x.T, beta=-0.5 * beta, out=logits)
+            torch.mm(q_beta, x.T, out=logits).add_(field.sq_norms[cols], alpha=-0.5 * beta)  # addmm(out=) copies the bias first: slower
             if top is not None:
                 top.update(logits, cols.start)
             groups = ColumnGroups(logits) if cut is not None else None
@@ -163,9 +163,10 @@ class ColumnGroups:
     def entries_above(self, threshold: torch.Tensor, limit: float) -> tuple[torch.Tensor, ...] | None:
         """(row ids, column ids, logits) of the entries above their row's threshold, rows ascending;
         None where more than `limit` of the (row, group) pairs hold one."""
-        group_rows, group_ids = (self.group_max > threshold[:, None]).nonzero(as_tuple=True)
-        if len(group_rows) > limit * self.group_max.numel():
-            return None
+        holding = self.group_max > threshold[:, None]
+        if int(torch.count_nonzero(holding)) > limit * holding.numel():
+            return None  # counted first: nonzero would cost several times more on a dense block
+        group_rows, group_ids = holding.nonzero(as_tuple=True)
         single = group_ids >= self.width
         rows, groups = group_rows[~single], group_ids[~single]
         values = self.grouped[rows, :, groups]  # (selected groups x SURVIVOR_GROUPS)
