@@ -9,12 +9,13 @@ O(query block x data block). The weighted mean is the mean-shift / Hopfield fixe
 
 Two kernels (Field.kernel). `matmul`: the stream above, written so a block keeps one
 (rows x points) tensor alive: the bias is added in place, exp and the max shift run in place,
-top-m tracking costs a topk only when asked for. Tiles of 512 query rows x 4096 points (fewer
-if the budget says so) keep the product compute-bound and the logits in cache on a CPU. Where
-beta is large, most weights are below a rounding step of the sum: those blocks skip the full
-exp and second product and work on the survivors alone (ColumnGroups, _accumulate_survivors),
-so the step costs little more than the one product a brute-force pass also pays. `sdpa`: the same step through fused attention with the bias carried in augmented vectors,
-in fp32/fp16/bf16 (fused.py); for GPUs, where cuDNN/flash kernels run it in low precision.
+top-m tracking costs a topk only when asked for. Tiles of at most 512 query rows and 512 x 4096
+logits (fewer if the budget says so) keep the product compute-bound and the logits in cache on
+a CPU. Where beta is large, most weights lie below a rounding step of the sum: those blocks skip
+the full exp and second product and work on the survivors alone (ColumnGroups,
+_accumulate_survivors), so the step costs little more than the one product a brute-force pass
+also pays. `sdpa`: the same step through fused attention with the bias carried in augmented
+vectors, in fp32/fp16/bf16 (fused.py); for GPUs, where cuDNN/flash kernels run it in low precision.
 """
 from __future__ import annotations
 
@@ -49,11 +50,14 @@ SURVIVOR_GROUPS = 16
 SPARSE_FRACTION = 0.25
 #: the sparse path on/off (tests compare both; CPU only); its answers equal the dense path's to fp32 rounding
 SPARSE_WEIGHTS = True
-#: the matmul kernel's tile, (query rows, points) at most: 512 rows keep a CPU's products
-#: compute-bound, and a 512 x 4096 fp32 logits tile (8 MiB) stays in a server CPU's last-level
-#: cache, so the passes after the product (max, exp or survivor search) do not go to DRAM
-#: (measured on a 2-core EPYC: 1k x 16k tiles made the strided group max 2-5x slower)
-TILE_ROWS, TILE_COLS = 512, 4096
+#: the matmul kernel's tile, at most TILE_ROWS query rows and TILE_ELEMENTS logits: 512 rows
+#: keep a CPU's products compute-bound, and a 512 x 4096 fp32 tile (8 MiB) stays in a server
+#: CPU's last-level cache, so the passes after the product (max, exp or survivor search) do not
+#: go to DRAM (measured on a 2-core EPYC: 1k x 16k tiles made the strided group max 2-5x
+#: slower). Fewer rows (the last queries of a climb) get more points per tile: fewer, larger calls.
+TILE_ROWS, TILE_ELEMENTS = 512, 512 * 4096
+#: query rows per block at least on a GPU (see chunks.block_shape)
+GPU_MIN_ROWS = 1024
 
 
 class Gaussian(Potential):
@@ -214,9 +218,16 @@ def _accumulate_survivors(
 
 
 def _tile(Q: torch.Tensor, field: Field) -> tuple[int, int]:
-    """(query rows, points) per block of the matmul kernel: the budget's shape, capped at the tile."""
+    """(query rows, points) per block of the matmul kernel: the budget's shape, on a CPU capped at the tile.
+
+    A GPU has no cache to fit and pays per kernel launch, so it takes the largest blocks the
+    budget allows with at least GPU_MIN_ROWS rows (the shape used before the CPU tiles).
+    """
+    if Q.device.type != "cpu":
+        return block_shape(len(Q), field.n, 1, Q.element_size(), field.memory_mb, TEMPORARIES, GPU_MIN_ROWS)
     qc, nc = block_shape(len(Q), field.n, 1, Q.element_size(), field.memory_mb, TEMPORARIES, TILE_ROWS)
-    qc, nc = min(qc, TILE_ROWS), min(nc, TILE_COLS)
+    qc = min(qc, TILE_ROWS)
+    nc = min(nc, max(1, TILE_ELEMENTS // qc))
     if SURVIVOR_GROUPS < nc < field.n:
         nc -= nc % SURVIVOR_GROUPS  # whole column groups in every block but the last
     return qc, nc
