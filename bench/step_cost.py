@@ -19,6 +19,7 @@ in each precision; potential_1 value+gradient (eager, and compiled with --compil
     python bench/step_cost.py                                   # CPU: N in {1e4, 1e5}, Q = 1000
     python bench/step_cost.py --threads 1
     python bench/step_cost.py --sizes 100000 --beta 100,200,300,1000 --dtype none --no-potential1
+    python bench/step_cost.py --data tests/data/siftsmall-128-euclidean.hdf5 --repeats 20   # real SIFT data
     python bench/step_cost.py --device cuda                     # N in {1e4, 1e5, 1e6}, Q = 10k, fp16+bf16
     python bench/step_cost.py --sizes 1000000 --queries 10000 --device cuda --dtype fp16
 """
@@ -29,7 +30,7 @@ import statistics
 import sys
 import time
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterable
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -67,6 +68,18 @@ def random_data(n: int, q: int, d: int, seed: int) -> tuple[np.ndarray, np.ndarr
     """Points and queries, standard normal, float32 (random-data convention of design.md 4)."""
     rng = np.random.default_rng(seed)
     return rng.standard_normal((n, d), dtype=np.float32), rng.standard_normal((q, d), dtype=np.float32)
+
+
+def real_data(path: str, n_queries: int) -> tuple[int, np.ndarray, np.ndarray]:
+    """(N, train, first n_queries test queries) of an ann-benchmarks HDF5 file, validated by the harness loader."""
+    from harness.errors import HarnessError
+    from harness.loader import load_file
+
+    try:
+        dataset = load_file(Path(path))
+    except HarnessError as error:
+        raise SystemExit(f"error: {error}")
+    return dataset.n_train, np.ascontiguousarray(dataset.train), np.ascontiguousarray(dataset.test[:n_queries])
 
 
 def in_units(X: np.ndarray, Q: np.ndarray, device: str) -> tuple[torch.Tensor, torch.Tensor, float]:
@@ -127,12 +140,20 @@ def main() -> int:
     parser.add_argument("--compile", action="store_true", help="add a potential_1 row through torch.compile")
     parser.add_argument("--before", action="store_true", help="add the pre-issue-6 Gaussian loop as a row (before/after)")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--data", default=None, metavar="FILE.hdf5",
+                        help="an ann-benchmarks file (e.g. tests/data/siftsmall-128-euclidean.hdf5): its train set "
+                             "and up to --queries of its test queries instead of random data (--sizes, --dim ignored)")
     args = parser.parse_args()
     if args.device == "cuda" and not torch.cuda.is_available():
         parser.error("--device cuda: torch sees no CUDA GPU")
     cuda = args.device == "cuda"
     sizes = [int(float(s)) for s in (args.sizes or ("10000,100000,1000000" if cuda else "10000,100000")).split(",")]
     n_queries = args.queries or (10000 if cuda else 1000)
+    if args.data is None:  # generated one size at a time: 1e6 x 128 is 512 MB
+        cases: Iterable[tuple[int, np.ndarray, np.ndarray]] = ((n, *random_data(n, n_queries, args.dim, args.seed)) for n in sizes)
+    else:
+        n, X, Q = real_data(args.data, n_queries)
+        cases, sizes, n_queries, args.dim = [(n, X, Q)], [n], len(Q), X.shape[1]
     lows = args.dtype or ("fp16,bf16" if cuda else "bf16")
     lows = [] if lows == "none" else lows.split(",")
     args.betas = [float(b) for b in (args.beta or ("200" if cuda else "200,300,1000")).split(",")]
@@ -143,11 +164,10 @@ def main() -> int:
     faiss.omp_set_num_threads(args.threads)
     device_name = torch.cuda.get_device_name() if cuda else _cpu_name()
     print(f"device={args.device} ({device_name}) threads={args.threads} torch={torch.__version__} faiss={faiss.__version__}")
-    print(f"D={args.dim} Q={n_queries} N in {sizes} beta in {args.betas} memory_mb={args.memory_mb} "
+    print(f"{'data ' + args.data if args.data else 'random N(0,1) data'}: D={args.dim} Q={n_queries} N in {sizes} beta in {args.betas} memory_mb={args.memory_mb} "
           f"warmup={args.warmup} repeats={args.repeats} (median ms)")
     header = f"{'N':>9} {'operation':<42} {'ms':>10} {'x bf fp32':>10} {'x faiss':>8} {'TFLOP/s':>8}"
-    for n in sizes:
-        X, Q = random_data(n, n_queries, args.dim, args.seed)
+    for n, X, Q in cases:
         print(header)
         rows = measure_size(args, X, Q, lows)
         base = rows.get("bruteforce fp32")
