@@ -6,7 +6,8 @@ restricting the potential. This script measures that claim. Every row times one 
 the same Q random queries and N random points (D = 128 by default, seeded, centred and in
 nearest-neighbour-spacing units as the adapters hold them) and prints
 
-    ms (median of --repeats after --warmup runs; CUDA timed with events around a synchronize),
+    ms (median of --repeats rounds after --warmup runs; each round times every row once, so a slow
+    spell of the machine is shared by all rows; CUDA timed with events around a synchronize),
     the ratio to the fp32 brute-force pass (and, on CPU, to FAISS IndexFlatL2 at the same threads),
     effective TFLOP/s counting matmul flops only: 2 Q N D per product (brute force: 1 product,
     a Gaussian or potential_1 step: 2 products; the padded width of the sdpa kernel is not counted).
@@ -29,6 +30,7 @@ import argparse
 import statistics
 import sys
 import time
+from functools import partial
 from pathlib import Path
 from typing import Callable, Iterable
 
@@ -43,25 +45,42 @@ from algorithms.potential import Field, get_potential  # noqa: E402
 from algorithms.potential.scale import estimate_scale  # noqa: E402
 
 
-def timed(device: str, fn: Callable[[], object], warmup: int, repeats: int) -> float:
-    """Median milliseconds of `fn` after `warmup` calls; CUDA: events, synchronised."""
-    for _ in range(warmup):
+def _once(device: str, fn: Callable[[], object]) -> float:
+    """Milliseconds of one call of `fn`; CUDA: events, synchronised."""
+    if device == "cuda":
+        torch.cuda.synchronize()
+        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        start.record()
         fn()
-    times = []
+        end.record()
+        torch.cuda.synchronize()
+        return start.elapsed_time(end)
+    begin = time.perf_counter()
+    fn()
+    return (time.perf_counter() - begin) * 1e3
+
+
+def timed_rounds(device: str, operations: dict[str, Callable[[], object]], warmup: int, repeats: int) -> dict[str, float]:
+    """Median milliseconds of each operation, timed in alternating rounds (one call of each per round).
+
+    Alternating spreads a slow spell of the machine (a shared VM's neighbours, clock changes)
+    over every row instead of one, so the ratios between rows hold even when the absolute
+    times drift. An operation that fails in its warm-up is reported and left out.
+    """
+    alive = {}
+    for name, fn in operations.items():
+        try:
+            for _ in range(warmup):
+                fn()
+        except Exception as error:  # noqa: BLE001 - report and go on with the other rows
+            print(f"  ({name} failed: {type(error).__name__}: {error})")
+            continue
+        alive[name] = fn
+    times: dict[str, list[float]] = {name: [] for name in alive}
     for _ in range(repeats):
-        if device == "cuda":
-            torch.cuda.synchronize()
-            start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-            start.record()
-            fn()
-            end.record()
-            torch.cuda.synchronize()
-            times.append(start.elapsed_time(end))
-        else:
-            begin = time.perf_counter()
-            fn()
-            times.append((time.perf_counter() - begin) * 1e3)
-    return statistics.median(times)
+        for name, fn in alive.items():
+            times[name].append(_once(device, fn))
+    return {name: statistics.median(ts) for name, ts in times.items()}
 
 
 def random_data(n: int, q: int, d: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -130,7 +149,7 @@ def main() -> int:
                         help="low precisions to add, comma list of fp16,bf16 (default CUDA fp16,bf16; CPU bf16); 'none' for fp32 only")
     parser.add_argument("--threads", type=int, default=2, help="torch and FAISS threads (CPU)")
     parser.add_argument("--warmup", type=int, default=1)
-    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--beta", default=None,
                         help="Gaussian inverse bandwidths, 1 / scale unit^2, comma list; one matmul row each "
                              "(default CPU 200,300,1000: the CPU kernel skips negligible weights, so the "
@@ -165,7 +184,7 @@ def main() -> int:
     device_name = torch.cuda.get_device_name() if cuda else _cpu_name()
     print(f"device={args.device} ({device_name}) threads={args.threads} torch={torch.__version__} faiss={faiss.__version__}")
     print(f"{'data ' + args.data if args.data else 'random N(0,1) data'}: D={args.dim} Q={n_queries} N in {sizes} beta in {args.betas} memory_mb={args.memory_mb} "
-          f"warmup={args.warmup} repeats={args.repeats} (median ms)")
+          f"warmup={args.warmup} repeats={args.repeats} (median ms, alternating rounds)")
     header = f"{'N':>9} {'operation':<42} {'ms':>10} {'x bf fp32':>10} {'x faiss':>8} {'TFLOP/s':>8}"
     for n, X, Q in cases:
         print(header)
@@ -183,49 +202,43 @@ def main() -> int:
 def measure_size(args: argparse.Namespace, X: np.ndarray, Q: np.ndarray, lows: list[str]) -> dict[str, tuple[float, int]]:
     """{row name: (median ms, matmul products counted)} for one N."""
     dev, cuda = args.device, args.device == "cuda"
-    time_it = lambda fn: timed(dev, fn, args.warmup, args.repeats)  # noqa: E731
-    rows: dict[str, tuple[float, int]] = {}
+    rows: dict[str, tuple[Callable[[], object], int]] = {}
     queries = torch.from_numpy(Q).to(dev)
     for precision in ["fp32", *lows]:
         if precision == "fp16" and not cuda:
             continue
         bf = registry.get("bruteforce").make(device=dev, threads=args.threads, precision=precision, memory_mb=256)
         bf.fit(X)
-        rows[f"bruteforce {precision}"] = (time_it(lambda: bf.search_tensor(queries, 1)), 1)
-        del bf
+        rows[f"bruteforce {precision}"] = (partial(bf.search_tensor, queries, 1), 1)
     if not cuda:
         import faiss
 
         index = faiss.IndexFlatL2(X.shape[1])
         index.add(X)
-        rows["faiss-flat (IndexFlatL2)"] = (time_it(lambda: index.search(Q, 1)), 1)
-        del index
+        rows["faiss-flat (IndexFlatL2)"] = (partial(index.search, Q, 1), 1)
     data, q, _ = in_units(X, Q, dev)
     gaussian = get_potential("gaussian")
-    hp = {"beta": args.betas[0]}
+    first = args.betas[0]
+    field = Field.of(data, args.memory_mb)
+    if args.before:
+        rows[f"gaussian step, matmul fp32 (before) b={first:g}"] = (partial(previous_gaussian_step, q, field, first), 2)
+    for beta in args.betas:
+        rows[f"gaussian step, matmul fp32 b={beta:g}"] = (partial(gaussian.evaluate, q, field, {"beta": beta}), 2)
+    for precision in ["fp32", *lows]:
+        if precision == "fp16" and not cuda:
+            continue  # CPU fp16 attention runs, but slowly; it is not a configuration to measure
+        sdpa = Field.of(data, args.memory_mb, kernel="sdpa", precision=precision)
+        rows[f"gaussian step, sdpa {precision} b={first:g}"] = (partial(gaussian.evaluate, q, sdpa, {"beta": first}), 2)
+    if not args.no_potential1:
+        p1 = get_potential("potential_1")
+        hp1 = {"c": 1e8, "eps": 0.5, "clamp": 16.0}
+        rows["potential_1 value+grad, eager"] = (partial(p1.evaluate, q, field, hp1), 2)
+        if args.compile:
+            compiled = Field.of(data, args.memory_mb, kernel="compiled")
+            rows["potential_1 value+grad, compiled"] = (partial(p1.evaluate, q, compiled, hp1), 2)
     with torch.no_grad():
-        field = Field.of(data, args.memory_mb)
-        if args.before:
-            rows[f"gaussian step, matmul fp32 (before) b={args.betas[0]:g}"] = (
-                time_it(lambda: previous_gaussian_step(q, field, args.betas[0])), 2)
-        for beta in args.betas:
-            rows[f"gaussian step, matmul fp32 b={beta:g}"] = (time_it(lambda: gaussian.evaluate(q, field, {"beta": beta})), 2)
-        for precision in ["fp32", *lows]:
-            if precision == "fp16" and not cuda:
-                continue  # CPU fp16 attention runs, but slowly; it is not a configuration to measure
-            sdpa = Field.of(data, args.memory_mb, kernel="sdpa", precision=precision)
-            try:
-                rows[f"gaussian step, sdpa {precision} b={args.betas[0]:g}"] = (time_it(lambda: gaussian.evaluate(q, sdpa, hp)), 2)
-            except Exception as error:  # noqa: BLE001 - report and go on with the other rows
-                print(f"  (gaussian sdpa {precision} failed: {type(error).__name__}: {error})")
-        if not args.no_potential1:
-            p1 = get_potential("potential_1")
-            hp1 = {"c": 1e8, "eps": 0.5, "clamp": 16.0}
-            rows["potential_1 value+grad, eager"] = (time_it(lambda: p1.evaluate(q, field, hp1)), 2)
-            if args.compile:
-                compiled = Field.of(data, args.memory_mb, kernel="compiled")
-                rows["potential_1 value+grad, compiled"] = (time_it(lambda: p1.evaluate(q, compiled, hp1)), 2)
-    return rows
+        medians = timed_rounds(dev, {name: fn for name, (fn, _) in rows.items()}, args.warmup, args.repeats)
+    return {name: (ms, rows[name][1]) for name, ms in medians.items()}
 
 
 def _cpu_name() -> str:
