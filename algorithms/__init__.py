@@ -3,7 +3,10 @@
 Every module in this package is imported by `algorithms.registry.discover()`; a module
 registers its adapters with `@register(...)`.
 """
+from ._allocator import tune_malloc
 from .base import Adapter, Param, SearchStats
 from .registry import AlgorithmSpec, all_algorithms, get, register
+
+tune_malloc()  # one C allocator setting for every process that measures (see _allocator.py)
 
 __all__ = ["Adapter", "AlgorithmSpec", "Param", "SearchStats", "all_algorithms", "get", "register"]

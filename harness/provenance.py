@@ -16,6 +16,8 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from algorithms._allocator import tune_malloc
+
 from . import __version__
 
 LIBRARIES = ("torch", "faiss-cpu", "faiss-gpu", "faiss", "hnswlib", "numpy", "h5py", "matplotlib", "PyYAML", "tqdm")
@@ -87,6 +89,7 @@ def node_facts(gpu: dict[str, Any] | None = None) -> dict[str, Any]:
         "cpu_model": cpu_model(),
         "cpu_count": os.cpu_count(),
         "gpu_name": gpu["gpu_name"],
+        "allocator": tune_malloc(),
     }
 
 
@@ -101,6 +104,7 @@ def collect(threads: int, dataset_path: str | None = None, dataset_sha256: str |
         "python": sys.version.split()[0],
         "cpu_model": node["cpu_model"],
         "cpu_count": node["cpu_count"],
+        "allocator": node["allocator"],
         **gpu,
         "libraries": library_versions(),
         "threads": threads,

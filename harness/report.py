@@ -160,7 +160,7 @@ def _provenance_html(records: Sequence[Record]) -> str:
     provenance = [r.get("provenance") or {} for r in records]
     if not provenance:
         return "<p>No runs recorded.</p>"
-    machine_keys = ("hostname", "platform", "cpu_model", "cpu_count", "gpu_name", "python", "torch", "cuda")
+    machine_keys = ("hostname", "platform", "cpu_model", "cpu_count", "gpu_name", "python", "torch", "cuda", "allocator")
     parts = [
         "<h3>Machines</h3>",
         _table(_distinct(provenance, machine_keys), machine_keys),

@@ -287,3 +287,33 @@ def test_column_groups_find_exactly_the_entries_above_the_threshold(cols: int) -
     assert sorted(zip(row_ids.tolist(), col_ids.tolist())) == list(zip(want_rows.tolist(), want_cols.tolist()))
     assert torch.equal(values, logits[row_ids, col_ids])
     assert groups.entries_above(logits.amin(1) - 1, limit=0.5) is None  # every group holds one: too many
+
+
+# -- CPU block caps: a smaller block on the CPU, never a larger one, and the same numbers -----------
+def test_cpu_block_cap_lowers_only_cpu_budgets() -> None:
+    from algorithms.potential.chunks import cpu_capped
+
+    assert cpu_capped(128.0, torch.device("cpu"), 4.0) == 4.0
+    assert cpu_capped(1.0, torch.device("cpu"), 4.0) == 1.0  # a smaller budget is kept
+    assert cpu_capped(128.0, torch.device("cuda"), 4.0) == 128.0  # GPUs take the largest blocks
+
+
+@pytest.mark.parametrize("name", ["potential_1", "potential_2", "naive"])
+def test_capped_blocks_give_the_uncapped_numbers(monkeypatch, name: str) -> None:
+    from algorithms.potential import coordinate, potentials
+
+    X, Q = _clusters(seed=4, n=700, d=16, nq=30)
+    data, q = _units(X, Q)
+    data, q = data.double(), q.double()
+    field = Field.of(data, memory_mb=128.0)
+    potential = get_potential(name)
+    hp = {key: param.default for key, param in potential.params.items()}
+    monkeypatch.setattr(potentials, "RADIAL_CPU_MB", 0.05)  # many blocks of a few rows and points
+    monkeypatch.setattr(coordinate, "COORDINATE_CPU_MB", 0.05)
+    capped = potential.evaluate(q, field, hp, track_m=5)
+    monkeypatch.setattr(potentials, "RADIAL_CPU_MB", 1e6)  # one block
+    monkeypatch.setattr(coordinate, "COORDINATE_CPU_MB", 1e6)
+    whole = potential.evaluate(q, field, hp, track_m=5)
+    assert torch.allclose(capped.value, whole.value, rtol=1e-12, atol=1e-300)
+    assert torch.allclose(capped.grad, whole.grad, rtol=1e-10, atol=1e-300)
+    assert torch.equal(capped.top_ids, whole.top_ids)

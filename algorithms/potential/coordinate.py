@@ -13,9 +13,13 @@ import torch
 
 from algorithms.base import Param
 
-from .chunks import RunningTopM, block_shape, blocks
+from .chunks import RunningTopM, block_shape, blocks, cpu_capped
 from .fused import compiled_call
 from .potentials import Evaluation, Field, Hyper, Potential, _concat, register_function_potential
+
+#: a coordinate block's budget on a CPU at most (chunks.cpu_capped): with its 8 temporaries of
+#: (rows x points x D), each stays within a core's L2 cache (512 KiB)
+COORDINATE_CPU_MB = 4.0
 
 
 class CoordinatePotential(Potential):
@@ -49,7 +53,8 @@ class CoordinatePotential(Potential):
         return self.terms(x[None, :, :] - q[:, None, :], hp)
 
     def evaluate(self, Q: torch.Tensor, field: Field, hp: Hyper, track_m: int = 0) -> Evaluation:
-        qc, nc = block_shape(len(Q), field.n, Q.shape[1], Q.element_size(), field.memory_mb)
+        budget = cpu_capped(field.memory_mb, Q.device, COORDINATE_CPU_MB)
+        qc, nc = block_shape(len(Q), field.n, Q.shape[1], Q.element_size(), budget)
         parts = [self._evaluate_rows(Q[rows], field, hp, nc, track_m) for rows in blocks(len(Q), qc)]
         return _concat(parts)
 

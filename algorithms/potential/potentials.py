@@ -26,7 +26,7 @@ import torch
 from algorithms.base import Param
 from harness.errors import ConfigError
 
-from .chunks import RunningTopM, block_shape, blocks
+from .chunks import RunningTopM, block_shape, blocks, cpu_capped
 from .fused import compiled_call
 
 Hyper = Mapping[str, Any]
@@ -37,6 +37,8 @@ KERNELS = ("matmul", "sdpa", "compiled")
 PRECISIONS = ("fp32", "fp16", "bf16")
 #: query rows a radial block keeps at least, so its matrix products are not memory-bound (chunks.py)
 RADIAL_MIN_ROWS = 256
+#: a radial block's budget on a CPU at most (chunks.cpu_capped): 256 rows x 4096 points per temporary
+RADIAL_CPU_MB = 32.0
 
 
 @dataclass
@@ -144,7 +146,8 @@ class RadialPotential(Potential):
     kernels: ClassVar[tuple[str, ...]] = ("matmul", "compiled")
 
     def evaluate(self, Q: torch.Tensor, field: Field, hp: Hyper, track_m: int = 0) -> Evaluation:
-        qc, nc = block_shape(len(Q), field.n, 1, Q.element_size(), field.memory_mb, min_rows=RADIAL_MIN_ROWS)
+        budget = cpu_capped(field.memory_mb, Q.device, RADIAL_CPU_MB)
+        qc, nc = block_shape(len(Q), field.n, 1, Q.element_size(), budget, min_rows=RADIAL_MIN_ROWS)
         parts = [self._evaluate_rows(Q[rows], field, hp, nc, track_m) for rows in blocks(len(Q), qc)]
         return _concat(parts)
 
