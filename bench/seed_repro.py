@@ -27,6 +27,7 @@ from typing import Callable
 
 import torch
 
+from algorithms import tune_malloc
 from algorithms.potential import Field, climb, get_potential, make_rule, snap
 from algorithms.potential.note_reference import EPS, RATE, C, note_ascent, note_data
 
@@ -84,6 +85,7 @@ def main() -> None:
     name = torch.cuda.get_device_name(torch.device(args.device)) if args.device.startswith("cuda") else "cpu"
     print(f"device={args.device} ({name}) steps={args.steps} S={len(ds)} Q={len(qs)} D={ds.shape[1]} fp64 "
           f"threads={torch.get_num_threads()} kernel={args.kernel}")
+    print(f"allocator: {tune_malloc()} (both paths run in this process; GPNN_MALLOC=default for glibc's defaults)")
     for potential in potentials:
         print(potential)
         ref, t_ref = _timed(args.device, lambda: note_ascent(ds, qs, args.steps, potential))

@@ -40,7 +40,7 @@ sys.path.insert(0, str(ROOT))
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
-from algorithms import registry  # noqa: E402
+from algorithms import registry, tune_malloc  # noqa: E402
 from algorithms.potential import Field, get_potential  # noqa: E402
 from algorithms.potential.scale import estimate_scale  # noqa: E402
 
@@ -182,7 +182,8 @@ def main() -> int:
 
     faiss.omp_set_num_threads(args.threads)
     device_name = torch.cuda.get_device_name() if cuda else _cpu_name()
-    print(f"device={args.device} ({device_name}) threads={args.threads} torch={torch.__version__} faiss={faiss.__version__}")
+    print(f"device={args.device} ({device_name}) threads={args.threads} torch={torch.__version__} faiss={faiss.__version__} "
+          f"allocator: {tune_malloc()}")
     print(f"{'data ' + args.data if args.data else 'random N(0,1) data'}: D={args.dim} Q={n_queries} N in {sizes} beta in {args.betas} memory_mb={args.memory_mb} "
           f"warmup={args.warmup} repeats={args.repeats} (median ms, alternating rounds)")
     header = f"{'N':>9} {'operation':<42} {'ms':>10} {'x bf fp32':>10} {'x faiss':>8} {'TFLOP/s':>8}"
