@@ -17,8 +17,8 @@ from .chunks import RunningTopM, block_shape, blocks, cpu_capped
 from .fused import compiled_call
 from .potentials import Evaluation, Field, Hyper, Potential, _concat, register_function_potential
 
-#: a coordinate block's budget on a CPU at most (chunks.cpu_capped): with its 8 temporaries of
-#: (rows x points x D), each stays within a core's L2 cache (512 KiB)
+#: a coordinate block's budget on a CPU at most (chunks.cpu_capped): each of its 8 temporaries
+#: of (rows x points x D) is then 512 KiB, within a core's L2 cache
 COORDINATE_CPU_MB = 4.0
 
 

@@ -39,8 +39,8 @@ TEMPORARIES = 2
 #: weight is < 1.8e-35 of the largest, so even 1e9 of them change the sum by < 1e-25 relative.
 EXP_FLOOR = -80.0
 #: the sparse path drops weights below e^-(SURVIVOR_MARGIN + ln(1/eps) + ln N) of the running max,
-#: eps the dtype's rounding unit: all N of them together are < e^-8 eps (3e-4 of a rounding step)
-#: of the sum, which the largest weight alone already reaches. fp32, N = 1e5: e^-35.5; fp64: e^-55.
+#: eps the dtype's rounding unit: all N of them together are < e^-2 eps (0.14 of a rounding step)
+#: of the sum, which the largest weight alone already reaches. fp32, N = 1e5: e^-29.4; fp64: e^-49.5.
 SURVIVOR_MARGIN = 2.0
 #: columns of a block are searched for survivors in this many interleaved groups (column
 #: g * width + j, g < SURVIVOR_GROUPS, is in group j): one strided max over the block finds the
@@ -86,12 +86,14 @@ class Gaussian(Potential):
         run_x = torch.zeros_like(q)
         q_beta = q * beta
         top = RunningTopM(rows, track_m, q) if track_m else None
-        cut = survivor_cut(field.n, q.dtype) if SPARSE_WEIGHTS and q.device.type == "cpu" else None  # measured on CPUs only
+        sparse = SPARSE_WEIGHTS and q.device.type == "cpu"  # measured on CPUs only
+        cut = survivor_cut(field.n, q.dtype) if sparse else None
         buffer = q.new_empty(rows * min(nc, field.n))  # one logits block, reused: no page faults per block
         for cols in blocks(field.n, nc):
             x = field.X[cols]
             logits = buffer[: rows * len(x)].view(rows, len(x))
-            torch.mm(q_beta, x.T, out=logits).add_(field.sq_norms[cols], alpha=-0.5 * beta)  # addmm(out=) copies the bias first: slower
+            # the bias added in place: addmm(out=) would copy it into the block first, a pass more
+            torch.mm(q_beta, x.T, out=logits).add_(field.sq_norms[cols], alpha=-0.5 * beta)
             if top is not None:
                 top.update(logits, cols.start)
             groups = ColumnGroups(logits) if cut is not None else None
@@ -193,8 +195,8 @@ def _accumulate_survivors(
     """Add a block's weights to run_sum / run_x from its non-negligible entries only, if they are few.
 
     An entry whose logit is <= its row's threshold (running max - survivor_cut) has weight
-    below e^-cut of the largest; leaving all of them out changes the sums by less than a
-    thousandth of a rounding step (SURVIVOR_MARGIN). Where few entries survive (large beta:
+    below e^-cut of the largest; leaving all of them out changes the sums by less than e^-2 of
+    a rounding step (SURVIVOR_MARGIN). Where few entries survive (large beta:
     the step is dominated by a handful of neighbours), exp and the weighted sum run over the
     survivors alone (a CSR sparse x dense product) instead of the whole block and a full
     product; the column groups find them without a pass over the block per survivor. Returns
