@@ -146,6 +146,15 @@ class Adapter(abc.ABC):
     devices: ClassVar[tuple[str, ...]] = ("cpu",)
     #: set by the registry: the name the adapter is registered under
     name: ClassVar[str] = ""
+    #: bumped when the adapter's answers change meaning for the same parameters; part of the
+    #: record key when > 0, so that records of an earlier revision are recomputed, not reused
+    revision: ClassVar[int] = 0
+    #: query values that switch off the part of the method under test (e.g. {"ascent": "none"});
+    #: empty for algorithms without a control. See `control_of`.
+    control_switch: ClassVar[Mapping[str, Any]] = {}
+    #: query parameters that mean nothing once the switch is off; the control leaves them at
+    #: their defaults, so configurations differing only in them share one control
+    control_resets: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, *, device: str = "cpu", threads: int = 1, seed: int = 0, **params: Any) -> None:
         owner = self.name or type(self).__name__
@@ -223,6 +232,29 @@ class Adapter(abc.ABC):
         return None
 
     # -- hooks for subclasses ---------------------------------------------------------------
+    @classmethod
+    def is_control(cls, query: Mapping[str, Any]) -> bool:
+        """Whether these query parameters are a control (the switch is set)."""
+        return bool(cls.control_switch) and all(query.get(k) == v for k, v in cls.control_switch.items())
+
+    @classmethod
+    def control_of(cls, query: Mapping[str, Any]) -> dict[str, Any] | None:
+        """The query parameters of this configuration's control, None if it has none or is one.
+
+        A control is the same configuration with the part under test switched off, so that a
+        number the method reaches can be compared with what it reaches without that part.
+        The sweep runs it beside every configuration (`harness.sweeps.expand`).
+        """
+        if not cls.control_switch or cls.is_control(query):
+            return None
+        kept = {k: v for k, v in query.items() if k not in cls.control_resets}
+        return {**kept, **cls.control_switch}
+
+    @staticmethod
+    def describe_switch(switch: Mapping[str, Any]) -> str:
+        """`{"ascent": "none"}` -> `ascent=none`: the tag a control's series carries."""
+        return ",".join(f"{k}={_fmt(v)}" for k, v in switch.items())
+
     @classmethod
     def check_config(
         cls, build: Mapping[str, Any], query: Mapping[str, Any], k: int, n_train: int, dimension: int

@@ -28,7 +28,8 @@ from typing import Callable
 import torch
 
 from algorithms import tune_malloc
-from algorithms.potential import Field, climb, get_potential, make_rule, snap
+from algorithms.potential import Field, climb, field_step, get_potential, make_rule
+from algorithms.potential.potentials import nearest_candidates
 from algorithms.potential.note_reference import EPS, RATE, C, note_ascent, note_data
 
 
@@ -51,8 +52,8 @@ def _ours(
     hp = {"c": float(C), "eps": EPS, "clamp": 16.0}
     rule = make_rule("normalised", impl, RATE, power=1.1)
     with torch.no_grad():
-        result = climb(qs, impl, field, hp, rule, max_iters=steps, tol=tol)
-        ids, _, _ = snap(result.positions, field, 1, "exact")
+        result = climb(qs, rule, field_step(impl, field, hp), max_iters=steps, tol=tol)
+        ids = nearest_candidates(result.positions, field, 1)
     return result.positions, ids[:, 0]
 
 

@@ -86,7 +86,7 @@ def _dataset_key(name: str) -> str:
 
 def cmd_results(args: argparse.Namespace) -> int:
     from .records import load_records
-    from .summary import format_csv, format_summary, format_table, results_table, summary_rows
+    from .summary import control_rows, format_controls, format_csv, format_summary, format_table, results_table, summary_rows
 
     dataset = _dataset_key(args.dataset) if args.dataset else None
     problems: list[str] = []
@@ -98,6 +98,9 @@ def cmd_results(args: argparse.Namespace) -> int:
         raise HarnessError(f"no records under {where}", "run `python -m harness --dataset ...` first")
     if args.summary:
         print(format_summary(summary_rows(found)))
+        controls = format_controls(control_rows(found))
+        if controls:
+            print(controls)
         return 0
     rows = results_table(found)
     if args.format == "csv":

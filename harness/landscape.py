@@ -23,7 +23,7 @@ import numpy as np
 import torch
 from matplotlib.figure import Figure
 
-from algorithms.potential import Field, climb, estimate_scale, get_potential, make_rule
+from algorithms.potential import Field, climb, estimate_scale, field_step, get_potential, make_rule
 
 from .plots import save_figure
 
@@ -157,7 +157,7 @@ def traced_climb(
     trace: list[torch.Tensor] = []
     start = torch.as_tensor(starts, dtype=torch.float64)
     rule = make_rule(rule_name, potential, rate)
-    climb(start, potential, _field(points), hp, rule, max_iters=iters, tol=0.0, trace=trace)
+    climb(start, rule, field_step(potential, _field(points), hp), max_iters=iters, tol=0.0, trace=trace)
     path = [start] + trace
     path += [path[-1]] * (iters + 1 - len(path))
     return torch.stack(path).numpy()

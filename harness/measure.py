@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, Iterator, Sequence
 
 import numpy as np
 
-from algorithms.base import Adapter, SearchStats
+from algorithms.base import Adapter, SearchStats, validate_params
 
 from . import metrics
 from .clocks import Timing, rss_bytes, timed
@@ -137,6 +137,7 @@ def run_query_config(
     else:
         timings, ids, stats = _batch_runs(adapter, Q, k, options.runs)
         latencies = None
+    check_answer(adapter.name, ids)
     distances = row_distances(dataset.distance, Q, dataset.train, ids)
     true_ids, true_dist = dataset.neighbors[:n_queries], dataset.distances[:n_queries]
     arrays: dict[str, np.ndarray] = {"ids": ids, "distances": distances}
@@ -160,7 +161,40 @@ def run_query_config(
     for name, value in stats.extra.items():
         if name != "positions":
             arrays[name] = np.asarray(value)
-    return {"query_params": adapter.query_values, "metrics": scored}, arrays
+    return {"query_params": adapter.query_values, **control_fields(adapter), "metrics": scored}, arrays
+
+
+def control_fields(adapter: Adapter) -> dict[str, Any]:
+    """How a record relates to its control: `role` ("control", "method" or None), the switch,
+    and for a method the complete query parameters of its control (so a report can pair them)."""
+    switch = adapter.control_switch
+    if not switch:
+        return {"role": None}
+    fields: dict[str, Any] = {"control_switch": adapter.describe_switch(switch), "revision": adapter.revision}
+    if adapter.is_control(adapter.query_values):
+        return {"role": "control", **fields}
+    control = type(adapter).control_of(adapter.query_values)
+    complete = validate_params(adapter.name, adapter.query_params, control or {}, "query")
+    return {"role": "method", **fields, "control_query_params": complete}
+
+
+class InvalidAnswer(Exception):
+    """An adapter returned an answer that cannot be scored honestly (its record fails)."""
+
+
+def check_answer(algorithm: str, ids: np.ndarray) -> None:
+    """Refuse an answer that lists one point twice for a query (-1 padding aside).
+
+    ann-benchmarks refuses such answers too: a repeated true neighbour would otherwise look
+    like several hits (`[5, 5]` for the true `[5, 7]` would score recall@2 = 1.0).
+    """
+    repeat = metrics.repeated_id(ids)
+    if repeat is not None:
+        row, point = repeat
+        raise InvalidAnswer(
+            f"{algorithm} returned id {point} more than once for query row {row}; "
+            "an answer must list distinct points (pad with -1 where fewer than k exist)"
+        )
 
 
 def _position_metrics(

@@ -14,25 +14,65 @@ import numpy as np
 EPSILON = 1e-3
 
 
-def recall_by_distance(found: np.ndarray, true_distances: np.ndarray, k: int, epsilon: float = EPSILON) -> np.ndarray:
-    """Per-query fraction of the first k returned points within the k-th true distance + epsilon.
+def first_occurrences(ids: np.ndarray) -> np.ndarray:
+    """Mask of the slots of each row that hold an id not seen earlier in the row (-1 never counts).
+
+    A repeated id must not count twice: an answer [5, 5] is one point, not two hits.
+    """
+    ids = np.asarray(ids)
+    if ids.ndim != 2 or ids.shape[1] == 0:
+        return np.zeros(ids.shape, dtype=bool)
+    order = np.argsort(ids, axis=1, kind="stable")
+    ordered = np.take_along_axis(ids, order, axis=1)
+    fresh_sorted = np.ones(ids.shape, dtype=bool)
+    fresh_sorted[:, 1:] = ordered[:, 1:] != ordered[:, :-1]
+    fresh = np.empty_like(fresh_sorted)
+    np.put_along_axis(fresh, order, fresh_sorted, axis=1)
+    return fresh & (ids >= 0)
+
+
+def hits_by_distance(
+    found: np.ndarray, true_distances: np.ndarray, k: int, epsilon: float = EPSILON, ids: np.ndarray | None = None
+) -> np.ndarray:
+    """Per-query count of the first k returned points within the k-th true distance + epsilon.
 
     `found` holds the recomputed distances of the returned points (NaN for missing ones, which
-    never count). `true_distances` holds the sorted true distances, at least k columns.
+    never count). `true_distances` holds the sorted true distances, at least k columns. With
+    `ids`, a point returned twice counts once (ann-benchmarks refuses such answers; the harness
+    fails their records, and the count stays honest in any case).
     """
     found = np.asarray(found, dtype=np.float64)[:, :k]
     threshold = np.asarray(true_distances, dtype=np.float64)[:, k - 1 : k] + epsilon
     with np.errstate(invalid="ignore"):
         hits = np.nan_to_num(found, nan=np.inf) <= threshold
-    return hits.sum(1) / k
+    if ids is not None:
+        hits &= first_occurrences(np.asarray(ids)[:, :k])
+    return hits.sum(1)
+
+
+def hits_by_id(ids: np.ndarray, true_ids: np.ndarray, k: int) -> np.ndarray:
+    """Per-query count of the true k nearest ids found among the first k returned ids, each once."""
+    ids = np.asarray(ids)[:, :k]
+    truth = np.asarray(true_ids)[:, :k]
+    hits = (ids[:, :, None] == truth[:, None, :]).any(axis=2) & first_occurrences(ids)
+    return hits.sum(1)
+
+
+def recall_by_distance(
+    found: np.ndarray, true_distances: np.ndarray, k: int, epsilon: float = EPSILON, ids: np.ndarray | None = None
+) -> np.ndarray:
+    """Per-query recall@k by distance (ties count), see `hits_by_distance`."""
+    return hits_by_distance(found, true_distances, k, epsilon, ids) / k
 
 
 def recall_by_id(ids: np.ndarray, true_ids: np.ndarray, k: int) -> np.ndarray:
-    """Per-query fraction of the true k nearest ids found among the first k returned ids."""
-    ids = np.asarray(ids)[:, :k]
-    truth = np.asarray(true_ids)[:, :k]
-    hits = (ids[:, :, None] == truth[:, None, :]).any(axis=2) & (ids >= 0)
-    return hits.sum(1) / k
+    """Per-query fraction of the true k nearest ids found among the first k returned ids, each once."""
+    return hits_by_id(ids, true_ids, k) / k
+
+
+def mean_recall(hits: np.ndarray, k: int) -> float:
+    """Total hits / (queries x k), computed as ann-benchmarks does (mean of counts, then / k)."""
+    return float(np.mean(hits) / float(k))
 
 
 def quality(
@@ -40,11 +80,21 @@ def quality(
 ) -> dict[str, float]:
     """recall@1 and recall@k, by distance (ties count) and by id."""
     return {
-        "recall_at_1": float(recall_by_distance(distances, true_distances, 1).mean()),
-        "recall_at_1_id": float(recall_by_id(ids, true_ids, 1).mean()),
-        "recall_at_k": float(recall_by_distance(distances, true_distances, k).mean()),
-        "recall_at_k_id": float(recall_by_id(ids, true_ids, k).mean()),
+        "recall_at_1": mean_recall(hits_by_distance(distances, true_distances, 1, ids=ids), 1),
+        "recall_at_1_id": mean_recall(hits_by_id(ids, true_ids, 1), 1),
+        "recall_at_k": mean_recall(hits_by_distance(distances, true_distances, k, ids=ids), k),
+        "recall_at_k_id": mean_recall(hits_by_id(ids, true_ids, k), k),
     }
+
+
+def repeated_id(ids: np.ndarray) -> tuple[int, int] | None:
+    """(query row, id) of the first id an answer repeats (-1 padding aside), or None."""
+    ids = np.asarray(ids)
+    repeats = ~first_occurrences(ids) & (ids >= 0)
+    if not repeats.any():
+        return None
+    row, col = np.argwhere(repeats)[0]
+    return int(row), int(ids[row, col])
 
 
 def _median(values: Sequence[float]) -> float:

@@ -32,7 +32,7 @@ from matplotlib.ticker import LogFormatter
 from .pareto import pareto_front
 from .records import load_arrays
 from .style import linestyle_for, style_for
-from .summary import compact_json, is_ok, metric, series_name
+from .summary import compact_json, is_control, is_ok, metric, series_name
 
 Record = Mapping[str, Any]
 
@@ -233,10 +233,15 @@ def _draw_series(ax: Axes, series: str, points: list[_Point], y_larger_better: b
     xs = np.array([p.x for p in points])
     ys = np.array([p.y for p in points])
     front = pareto_front(xs, ys, x_larger_better=True, y_larger_better=y_larger_better)
-    ax.scatter(xs, ys, color=style.colour, marker=style.marker, alpha=0.25, s=22)
+    # a control (the method with the part under test switched off) is drawn muted in the
+    # method's colour: hollow markers, a thin dotted line, so the two read as a pair
+    control = is_control(first)
+    ax.scatter(xs, ys, color=style.colour, marker=style.marker, alpha=0.12 if control else 0.25, s=22)
     ax.plot(
         xs[front], ys[front], color=style.colour, marker=style.marker, markersize=5,
-        linestyle=linestyle_for(first.get("device"), first.get("mode")), linewidth=1.4, label=series,
+        linestyle=":" if control else linestyle_for(first.get("device"), first.get("mode")),
+        linewidth=1.0 if control else 1.4, alpha=0.55 if control else 1.0, label=series,
+        markerfacecolor="none" if control else style.colour,
     )
 
 

@@ -36,14 +36,17 @@ def record_key(
     n_queries: int,
     device: str = "cpu",
     threads: int = 1,
+    revision: int = 0,
 ) -> str:
     """A stable identity for a measurement: what decides whether a record can be reused.
 
     Device and threads are part of it: a CUDA run and a CPU run of the same parameters are
-    two measurements, and one must never overwrite the other.
+    two measurements, and one must never overwrite the other. So is the adapter's revision
+    when it is not 0: answers whose meaning changed are computed again, never reused.
     """
+    identity = [algorithm, dict(build_params), dict(query_params), mode, k, n_queries, device, threads]
     payload = json.dumps(
-        [algorithm, dict(build_params), dict(query_params), mode, k, n_queries, device, threads],
+        identity + ([revision] if revision else []),
         sort_keys=True,
         default=str,
     )

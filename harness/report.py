@@ -17,7 +17,9 @@ from typing import Any, Iterable, Mapping, Sequence
 
 from . import __version__
 from .plots import FIGURE_TITLES, figure_caption
-from .summary import RESULT_COLUMNS, SUMMARY_COLUMNS, format_value, results_table, summary_rows
+from .summary import (
+    CONTROL_COLUMNS, RESULT_COLUMNS, SUMMARY_COLUMNS, control_rows, format_value, results_table, summary_rows,
+)
 
 Record = Mapping[str, Any]
 
@@ -48,6 +50,7 @@ def write_report(records: Sequence[Record], out_dir: Path, dataset: str, figures
         _header(mine, dataset),
         _section("Figures", _figures_html(figures, out_dir)),
         _section("Summary: best queries per second reaching each recall@1", _summary_html(mine)),
+        *_controls_section(mine),
         _section("All runs", _results_html(mine)),
         _section("Provenance", _provenance_html(mine)),
     ]
@@ -146,6 +149,21 @@ def _summary_html(records: Sequence[Record]) -> str:
         return "<p>No successful runs to summarise.</p>"
     note = "<p>A dash means the series never reaches that recall. Recall is recall@1 (distance-based).</p>"
     return note + "\n" + _table(rows, [c for c in SUMMARY_COLUMNS if c != "dataset"])
+
+
+def _controls_section(records: Sequence[Record]) -> list[str]:
+    """The method-vs-control table, where the records hold methods with controls."""
+    rows = control_rows(records)
+    if not rows:
+        return []
+    note = (
+        "<p>Each configuration of the potential method beside its control: the same configuration with "
+        "<code>ascent=none</code>, i.e. no climb, the same snap gathered at the query itself. "
+        "<code>recall_gain</code> = recall@1 &minus; the control's recall@1 (what the climb adds); "
+        "<code>dist_ratio</code> = distance computations per query / the control's. "
+        "<code>converged_onto_nn_rate</code> is the seed note's own measure (landing within 1e-3 of the true NN).</p>"
+    )
+    return [_section("What the climb adds: each configuration beside its control", note + _table(rows, [c for c in CONTROL_COLUMNS if c != "dataset"]))]
 
 
 def _results_html(records: Sequence[Record]) -> str:

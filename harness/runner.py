@@ -129,7 +129,8 @@ def _plan(dataset: DatasetLike, config: BuildConfig, options: RunOptions, n_quer
     plan = []
     for params in config.query_params:
         key = records.record_key(
-            config.entry, config.build_params, params, options.mode, options.k, n_queries, device, options.threads
+            config.entry, config.build_params, params, options.mode, options.k, n_queries, device, options.threads,
+            config.spec.adapter.revision,
         )
         stem = records.record_stem(config.entry, config.build_params, params, key)
         plan.append(_Query(params, key, stem, directory / f"{stem}.json"))

@@ -22,11 +22,18 @@ RESULT_COLUMNS: tuple[str, ...] = (
     "dataset", "algorithm", "label", "build_params", "query_params", "mode", "device", "k",
     "recall_at_1", "recall_at_1_id", "recall_at_k", "qps", "build_s", "index_bytes",
     "query_wall_s", "query_cpu_s", "query_gpu_s", "iterations_mean", "dist_comps_mean",
-    "status", "error",
+    "converged_onto_nn_rate", "position_to_true_nn_median", "role", "status", "error",
 )
 _METRIC_COLUMNS = (
     "recall_at_1", "recall_at_1_id", "recall_at_k", "qps", "build_s", "index_bytes",
     "query_wall_s", "query_cpu_s", "query_gpu_s", "iterations_mean", "dist_comps_mean",
+    "converged_onto_nn_rate", "position_to_true_nn_median",
+)
+#: what the climb adds: each method configuration beside its control (the same, part under test off)
+CONTROL_COLUMNS: tuple[str, ...] = (
+    "dataset", "algorithm", "label", "recall_at_1", "control_recall_at_1", "recall_gain",
+    "converged_onto_nn_rate", "recall_at_k", "control_recall_at_k", "dist_comps_mean",
+    "control_dist_comps_mean", "dist_ratio", "qps", "control_qps",
 )
 SUMMARY_COLUMNS: tuple[str, ...] = ("dataset", "metric", "threshold", "series", "qps", "recall", "k", "label")
 # Tolerance for a recall stored as 0.8999999999 meaning 0.9 (a float sum of 0/1 hits).
@@ -54,6 +61,8 @@ def series_name(record: Mapping[str, Any]) -> str:
         tags.append(str(record.get("device")))
     if record.get("mode", "batch") != "batch":
         tags.append(str(record.get("mode")))
+    if record.get("role") == "control":
+        tags.append(str(record.get("control_switch") or "control"))
     return f"{name} [{', '.join(tags)}]" if tags else name
 
 
@@ -107,6 +116,66 @@ def _best_row(
     return row
 
 
+def is_control(record: Mapping[str, Any]) -> bool:
+    """Whether a record is a control run (drawn muted, paired with its method in `control_rows`)."""
+    return record.get("role") == "control"
+
+
+def _pair_key(record: Mapping[str, Any], query_params: Any) -> str:
+    """What a method record and its control share: everything but the query parameters they differ in."""
+    same = [record.get(f) for f in ("dataset", "algorithm", "k", "mode", "device", "n_queries", "threads")]
+    return compact_json([same, record.get("build_params"), query_params])
+
+
+def control_rows(records: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """Each method configuration beside its control: recalls, the climb's gain, the cost ratio.
+
+    `recall_gain` = recall@1 - the control's recall@1 (what the climb adds; negative when it
+    costs recall); `dist_ratio` = distance computations per query / the control's. A method
+    whose control has no record (not run yet, or failed) gets a row with the control cells empty.
+    """
+    ok = [r for r in records if is_ok(r)]
+    controls = {_pair_key(r, r.get("query_params")): r for r in ok if is_control(r)}
+    rows = []
+    for record in ok:
+        if record.get("role") != "method":
+            continue
+        control = controls.get(_pair_key(record, record.get("control_query_params")))
+        row: dict[str, Any] = {"dataset": record.get("dataset"), "algorithm": record.get("algorithm"), "label": record.get("label")}
+        for name in ("recall_at_1", "converged_onto_nn_rate", "recall_at_k", "dist_comps_mean", "qps"):
+            row[name] = _finite(metric(record, name))
+        for name in ("recall_at_1", "recall_at_k", "dist_comps_mean", "qps"):
+            row[f"control_{name}"] = _finite(metric(control, name)) if control else None
+        row["recall_gain"] = _difference(row["recall_at_1"], row["control_recall_at_1"])
+        row["dist_ratio"] = _ratio(row["dist_comps_mean"], row["control_dist_comps_mean"])
+        rows.append(row)
+    rows.sort(key=lambda r: (str(r["dataset"]), str(r["algorithm"]), str(r["label"])))
+    return rows
+
+
+def _finite(value: float) -> float | None:
+    return value if math.isfinite(value) else None
+
+
+def _difference(a: float | None, b: float | None) -> float | None:
+    return None if a is None or b is None else a - b
+
+
+def _ratio(a: float | None, b: float | None) -> float | None:
+    return None if a is None or b is None or b == 0 else a / b
+
+
+def format_controls(rows: Sequence[Mapping[str, Any]]) -> str:
+    """The method-vs-control table as text, with a heading that says how to read it."""
+    if not rows:
+        return ""
+    heading = (
+        "What the climb adds: each configuration beside its control (ascent=none: the same snap from the query)\n"
+        "recall_gain = recall@1 - control recall@1; dist_ratio = distances per query / the control's\n"
+    )
+    return heading + format_table(rows, CONTROL_COLUMNS)
+
+
 def format_summary(rows: Sequence[Mapping[str, Any]]) -> str:
     """The summary as an aligned text table; "-" where a threshold is not reached."""
     if not rows:
@@ -131,6 +200,7 @@ def results_table(records: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
         }
         for column in _METRIC_COLUMNS:
             row[column] = metrics.get(column)
+        row["role"] = record.get("role")
         row["status"] = record.get("status")
         row["error"] = record.get("error")
         rows.append(row)
@@ -146,9 +216,9 @@ def format_value(column: str, value: Any) -> str:
         return str(value)
     if isinstance(value, float) and not math.isfinite(value):
         return "-"
-    if column.startswith("recall") or column == "threshold":
+    if column.startswith(("recall", "control_recall")) or column in ("threshold", "converged_onto_nn_rate"):
         return f"{value:.4f}"
-    if column == "qps":
+    if column in ("qps", "control_qps"):
         return f"{value:,.1f}"
     if isinstance(value, int):
         return str(value)

@@ -223,7 +223,7 @@ def expand(entries: list[SweepEntry], n_train: int) -> list[BuildConfig]:
         if n_train >= LARGE_TRAIN and entry.large:
             build = entry.large.get("build", build)
             query = entry.large.get("query", query)
-        query_list = _product(query)
+        query_list = with_controls(spec, _product(query))
         for build_params in _product(build):
             full_build = {**spec.fixed, **build_params}
             _check(entry, spec, full_build, query_list)
@@ -231,6 +231,20 @@ def expand(entries: list[SweepEntry], n_train: int) -> list[BuildConfig]:
                 BuildConfig(entry.name, spec, full_build, query_list, entry.max_queries, entry.source)
             )
     return configs
+
+
+def with_controls(spec: AlgorithmSpec, queries: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The query configurations, each followed by its control where the algorithm defines one.
+
+    A control is the same configuration with the part under test switched off (for the
+    potential method: `ascent=none`, no climb); configurations that share a control run it once.
+    """
+    out: list[dict[str, Any]] = []
+    for query in queries:
+        for item in (query, spec.adapter.control_of(query)):
+            if item is not None and item not in out:
+                out.append(item)
+    return out
 
 
 def _check(entry: SweepEntry, spec: AlgorithmSpec, build: dict[str, Any], queries: list[dict[str, Any]]) -> None:

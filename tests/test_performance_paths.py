@@ -60,7 +60,7 @@ def test_sdpa_adapter_returns_the_matmul_adapters_ids(precision: str) -> None:
     for kernel, prec in (("matmul", "fp32"), ("sdpa", precision)):
         adapter = registry.get("potential-gaussian").make()
         adapter.fit(X)
-        adapter.set_query_params(kernel=kernel, precision=prec, beta=50.0, snap="topm", m=8)
+        adapter.set_query_params(kernel=kernel, precision=prec, beta=50.0, snap="final", m=8)
         ids, dists = adapter.search(Q, 3)
         results[kernel] = (ids, dists, adapter.last_positions, adapter.stats())
     (ids_m, d_m, pos_m, _), (ids_s, d_s, pos_s, st_s) = results["matmul"], results["sdpa"]
@@ -210,7 +210,7 @@ def test_cuda_sdpa_adapter_recall_equals_fp32(precision: str) -> None:
     for kernel, prec in (("matmul", "fp32"), ("sdpa", precision)):
         adapter = registry.get("potential-gaussian").make(device="cuda")
         adapter.fit(X)
-        adapter.set_query_params(kernel=kernel, precision=prec, beta=50.0, snap="topm", m=16)
+        adapter.set_query_params(kernel=kernel, precision=prec, beta=50.0, snap="final", m=16)
         ids[kernel] = adapter.search(Q, 1)[0]
     exact = registry.get("bruteforce").make()
     exact.fit(X)

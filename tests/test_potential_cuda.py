@@ -34,7 +34,7 @@ def test_cuda_search_equals_cpu_search(algorithm, query) -> None:
     for device in ("cpu", "cuda"):
         adapter = registry.get(algorithm).make(device=device, dtype="float64")
         adapter.fit(X)
-        adapter.set_query_params(snap="topm", m=8, **query)
+        adapter.set_query_params(snap="final", m=8, **query)
         ids, dists = adapter.search(Q, 3)
         results[device] = (ids, dists, adapter.last_positions, adapter.stats().iterations)
     cpu, gpu = results["cpu"], results["cuda"]

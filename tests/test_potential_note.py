@@ -33,9 +33,10 @@ def _reference(data: np.ndarray, queries: np.ndarray, potential: str) -> np.ndar
 
 
 def _ours(data: np.ndarray, queries: np.ndarray, algorithm: str) -> tuple[np.ndarray, np.ndarray]:
+    # m = 1: the pool is the one point nearest the landing position, the note's own snap
     adapter = registry.get(algorithm).make(scale=1.0, dtype="float64")
     adapter.fit(data)
-    adapter.set_query_params(ascent="normalised", rate=RATE, power=1.1, max_iters=STEPS, tol=0.0, snap="exact")
+    adapter.set_query_params(ascent="normalised", rate=RATE, power=1.1, max_iters=STEPS, tol=0.0, snap="exact", m=1)
     ids, _ = adapter.search(queries, 1)
     return adapter.last_positions, ids[:, 0]
 

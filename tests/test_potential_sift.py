@@ -29,7 +29,7 @@ def test_gaussian_mean_shift_reaches_the_nearest_neighbour_on_siftsmall(siftsmal
     train, test, neighbors = siftsmall
     adapter = registry.get("potential-gaussian").make(threads=2)
     adapter.fit(train)
-    adapter.set_query_params(beta=BETA, ascent="meanshift", snap="topm", m=16)
+    adapter.set_query_params(beta=BETA, ascent="meanshift", snap="final", m=16)
     ids, _ = adapter.search(test, 1)
     recall = float((ids[:, 0] == neighbors[:, 0]).mean())
     iterations = adapter.stats().iterations

@@ -105,5 +105,11 @@ def test_a_variant_in_one_file_is_listed_and_swept_by_the_cli(tmp_path, make_tin
                  "--runs", "1", "--no-plots", "--no-progress", *dirs])
     assert code == 0, capsys.readouterr().err
     found = records.load_records(tmp_path / "results", dataset.stem)
-    assert sorted(r["query_params"]["width"] for r in found) == [0.1, 0.3]
-    assert all(r["status"] == "ok" and r["metrics"]["iterations_mean"] > 0 for r in found)
+    methods = [r for r in found if r["role"] == "method"]
+    controls = [r for r in found if r["role"] == "control"]
+    assert sorted(r["query_params"]["width"] for r in methods) == [0.1, 0.3]
+    assert all(r["status"] == "ok" and r["metrics"]["iterations_mean"] > 0 for r in methods)
+    # every configuration ran beside its control: the same width, no climb
+    assert sorted(r["query_params"]["width"] for r in controls) == [0.1, 0.3]
+    assert all(r["query_params"]["ascent"] == "none" and r["metrics"]["iterations_mean"] == 0 for r in controls)
+    assert all(r["control_query_params"] in [c["query_params"] for c in controls] for r in methods)

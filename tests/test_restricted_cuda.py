@@ -33,7 +33,7 @@ def test_cuda_search_equals_cpu_search(name, build, query) -> None:
     for device in ("cpu", "cuda"):
         adapter = registry.get(name).make(device=device, dtype="float64", seed=1, **build)
         adapter.fit(X)
-        adapter.set_query_params(snap="topm", m=8, **query)
+        adapter.set_query_params(snap="final", m=8, **query)
         ids, dists = adapter.search(Q, 3)
         out[device] = (ids, dists, adapter.last_positions, adapter.stats())
     cpu, gpu = out["cpu"], out["cuda"]

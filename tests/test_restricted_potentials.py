@@ -118,10 +118,12 @@ def _two_clusters() -> np.ndarray:
 def test_ivf_counts_centroids_cells_snap_and_answer() -> None:
     X = _two_clusters()
     Q = np.array([[0.02, 0.03], [10.02, 10.03]], dtype=np.float32)
-    query = {"nprobe": 1, "max_iters": 1, "snap": "topm", "m": 2, "beta": 1.0}
+    query = {"nprobe": 1, "max_iters": 1, "snap": "final", "m": 2, "beta": 1.0}
     _, _, _, stats = _search("potential-gaussian-ivf", X, Q, {"nlist": 2, "scale": 1.0}, query, k=1)
-    # one step: 2 centroids + the probed cell (3 or 5 points); snap: m = 2; the answer: k = 1
-    assert stats.dist_comps.tolist() == [2 + 3 + 2 + 1, 2 + 5 + 2 + 1]
+    # one step: 2 centroids + the probed cell (3 or 5 points); the step moved, so the snap
+    # evaluates once more at the landing position (2 + the same cell); the pool (m = 2) to the query
+    assert stats.dist_comps.tolist() == [2 + 3 + 2 + 3 + 2, 2 + 5 + 2 + 5 + 2]
+    assert stats.extra["snap_reevaluated"].tolist() == [True, True]
     assert stats.iterations.tolist() == [1, 1]
 
 
@@ -129,10 +131,11 @@ def test_graph_counts_entries_and_unique_candidates() -> None:
     X = _two_clusters()
     Q = np.array([[0.02, 0.03]], dtype=np.float32)
     build = {"graph_k": 2, "entries": 2, "scale": 1.0, "graph_ef": 50}
-    query = {"frontier": 1, "max_iters": 1, "snap": "topm", "m": 1, "beta": 1.0}
+    query = {"frontier": 1, "max_iters": 1, "snap": "final", "m": 1, "beta": 1.0}
     _, _, _, stats = _search("potential-gaussian-graph", X, Q, build, query, k=1)
-    # 2 entry points; frontier (1 point of cluster a) + its 2 neighbours = all 3 of cluster a; m = 1; k = 1
-    assert stats.dist_comps.tolist() == [2 + 3 + 1 + 1]
+    # 2 entry points; frontier (1 point of cluster a) + its 2 neighbours = all 3 of cluster a; the
+    # snap's evaluation at the landing position (the same 3); the pool (m = 1) to the query
+    assert stats.dist_comps.tolist() == [2 + 3 + 3 + 1]
 
 
 def test_planes_count_the_points_of_the_three_by_three_cells() -> None:
@@ -151,7 +154,8 @@ def test_planes_count_the_points_of_the_three_by_three_cells() -> None:
         qcells = np.floor(Qu[:, [j, (j + 1) % 3]] / R)
         expected += (np.abs(cells[None] - qcells[:, None]).max(2) <= 1).sum(1)
     np.testing.assert_array_equal(adapter.stats().extra["pair_dist_comps"], expected)
-    np.testing.assert_allclose(adapter.stats().dist_comps, expected * 2 / 3 + len(X) + 1)
+    # the exact snap's full pass, then the pool (m = 16 by default) to the query
+    np.testing.assert_allclose(adapter.stats().dist_comps, expected * 2 / 3 + len(X) + 16)
     assert adapter.stats().scalars["truncation_ratio"] == pytest.approx(1e-3)
 
 
@@ -178,7 +182,7 @@ def test_recall_one_on_well_separated_data(name, build, query) -> None:
     X = (rng.uniform(0, 1, size=(200, 4)) * 40).astype(np.float32)
     Q = (X[:30] + 0.05 * rng.standard_normal((30, 4))).astype(np.float32)
     true = np.linalg.norm(X[None] - Q[:, None], axis=2).argmin(1)
-    ids, _, _, _ = _search(name, X, Q, {**build, "scale": 1.0}, {"snap": "topm", **query}, k=1)
+    ids, _, _, _ = _search(name, X, Q, {**build, "scale": 1.0}, {"snap": "final", **query}, k=1)
     assert (ids[:, 0] == true).mean() == 1.0
 
 

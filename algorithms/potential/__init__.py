@@ -6,7 +6,7 @@ small file per variant in variants/), ascent rules (ascent.py), snap modes (snap
 registered potential appears as the algorithm `potential-<name>` (adapter.py).
 """
 from .adapter import PotentialAdapter, adapter_class, algorithm_name
-from .ascent import AscentRule, Climb, climb, make_rule, register_rule, rule_names
+from .ascent import AscentRule, Climb, StepResult, climb, field_step, make_rule, register_rule, rule_class, rule_names
 from .coordinate import CoordinatePotential, coordinate_potential
 from .potentials import (
     Evaluation,
@@ -21,11 +21,12 @@ from .potentials import (
 from . import builtin as _builtin  # noqa: F401  (registers potential_1, potential_2, naive)
 from . import gaussian as _gaussian  # noqa: F401  (registers gaussian)
 from .scale import estimate_scale
-from .snap import converged_onto_nn_rate, snap
+from .snap import SNAP_MODES, converged_onto_nn_rate, rerank
 
 __all__ = [
-    "AscentRule", "Climb", "CoordinatePotential", "Evaluation", "Field", "Potential", "PotentialAdapter",
-    "RadialPotential", "adapter_class", "algorithm_name", "climb", "converged_onto_nn_rate",
-    "coordinate_potential", "estimate_scale", "get_potential", "make_rule", "potential_names",
-    "radial_potential", "register_potential", "register_rule", "rule_names", "snap",
+    "SNAP_MODES", "AscentRule", "Climb", "CoordinatePotential", "Evaluation", "Field", "Potential",
+    "PotentialAdapter", "RadialPotential", "StepResult", "adapter_class", "algorithm_name", "climb",
+    "converged_onto_nn_rate", "coordinate_potential", "estimate_scale", "field_step", "get_potential",
+    "make_rule", "potential_names", "radial_potential", "register_potential", "register_rule",
+    "rerank", "rule_class", "rule_names",
 ]

@@ -10,49 +10,17 @@ from __future__ import annotations
 
 from typing import Any, ClassVar, Mapping
 
-import numpy as np
 import torch
 
 from algorithms import registry
-from algorithms._threads import torch_threads
-from algorithms.base import Adapter, Param, SearchStats, positive
+from algorithms.base import Param
 from harness.errors import ParameterError
 
-from .ascent import climb, make_rule, rule_names
+from .ascent import StepResult
+from .climbing import COMMON_BUILD, DTYPES, ClimbingAdapter, common_query
 from .potentials import KERNELS, PRECISIONS, Field, Potential, on_register
-from .scale import Units, check_scale
-from .snap import SNAP_MODES, nearest_candidates, snap
 
-DTYPES = {"float32": torch.float32, "float64": torch.float64}
-
-
-def _optional_positive(value: Any) -> str | None:
-    return None if value is None or value > 0 else "must be > 0 (or null for the rule's default)"
-
-
-def _non_negative(value: Any) -> str | None:
-    return None if value >= 0 else "must be >= 0"
-
-
-COMMON_BUILD: dict[str, Param] = {
-    "scale": Param((str, float), "auto", "length unit: 'auto' (median NN spacing of a sample) or a number; 1.0 = raw units", check_scale),
-    "dtype": Param(str, "float32", "compute precision", choices=tuple(DTYPES)),
-}
-
-
-def common_query(potential: Potential) -> dict[str, Param]:
-    """Query parameters shared by every potential; the default rule depends on the potential."""
-    default_rule = "meanshift" if potential.has_mean else "adam"
-    return {
-        "ascent": Param(str, default_rule, "ascent rule", choices=tuple(rule_names())),
-        "rate": Param((float, type(None)), None, "step size in scale units (null: rule default, normalised 5e-4, adam 1e-2)", _optional_positive),
-        "power": Param(float, 1.1, "normalised rule: step = rate * g / |g|^power (the note's code: 1.1)", _non_negative),
-        "max_iters": Param(int, 100, "iteration cap per query", positive),
-        "tol": Param(float, 1e-3, "stop a query when its step (scale units) is shorter", _non_negative),
-        "snap": Param(str, "topm", "near -> exact: 'exact' (full pass) or 'topm' (top-m contributors)", choices=SNAP_MODES),
-        "m": Param(int, 16, "topm snap: contributors tracked (at least k are used)", positive),
-        "memory_mb": Param(float, 128.0, "memory budget of one evaluation block, MiB", positive),
-    }
+__all__ = ["COMMON_BUILD", "DTYPES", "PotentialAdapter", "adapter_class", "algorithm_name", "common_query"]
 
 
 def evaluation_query() -> dict[str, Param]:
@@ -70,80 +38,35 @@ def evaluation_query() -> dict[str, Param]:
     }
 
 
-class PotentialAdapter(Adapter):
-    """Gradient-potential search: climb the potential from the query, then snap to a data point."""
+class PotentialAdapter(ClimbingAdapter):
+    """Gradient-potential search over the whole data: climb from the query, snap to data points."""
 
-    devices = ("cpu", "cuda")
     potential_impl: ClassVar[Potential]
 
-    def __init__(self, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        if self.device == "cuda" and not torch.cuda.is_available():
-            raise ParameterError(f"{self.name}: device 'cuda' requested but no CUDA GPU is visible to torch")
-        self.last_positions: np.ndarray | None = None
-        self.scale = 1.0
-
-    @property
-    def dtype(self) -> torch.dtype:
-        return DTYPES[self.params["dtype"]]
-
     def check_query_params(self, values: Mapping[str, Any]) -> None:
-        make_rule(values["ascent"], self.potential_impl, values["rate"])
+        super().check_query_params(values)
         check_kernel(self.name, self.potential_impl, values, self.device, self.params["dtype"])
 
-    def _fit(self, X: np.ndarray) -> None:
-        with torch_threads(self.threads):
-            self.units = Units(X, self.params["scale"], self.dtype, self.device, seed=self.seed)
-            self.scale, self._X = self.units.scale, self.units.data
-
-    def to_units(self, Q: np.ndarray) -> torch.Tensor:
-        return self.units.inward(Q)
-
-    def _search(self, Q: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-        with torch_threads(self.threads), torch.no_grad():
-            return self._climb_and_snap(self.to_units(Q), k)
-
-    def _climb_and_snap(self, q: torch.Tensor, k: int) -> tuple[np.ndarray, np.ndarray]:
+    def field(self) -> Field:
         v = self.query_values
-        potential = self.potential_impl
-        field = Field.of(self._X, v["memory_mb"], kernel=v["kernel"], precision=v["precision"])
-        hp = {name: v[name] for name in potential.params}
-        rule = make_rule(v["ascent"], potential, v["rate"], power=v["power"])
-        track_m = min(field.n, max(v["m"], k)) if v["snap"] == "topm" else 0
-        # the sdpa kernel cannot see its top contributors: one extra pass after the climb, at the
-        # final positions, instead of one per iteration; it is counted as a full pass
-        during = 0 if v["kernel"] == "sdpa" else track_m
-        result = climb(q, potential, field, hp, rule, max_iters=v["max_iters"], tol=v["tol"], track_m=during)
-        top_ids, extra_cost = result.top_ids, 0
-        if track_m and not during:
-            top_ids = top_contributors(result.positions, field, track_m)
-            extra_cost = field.n
-        ids, to_position, snap_cost = snap(result.positions, field, k, v["snap"], top_ids)
-        snap_cost += extra_cost
-        to_query = (self._X[ids] - q[:, None, :]).norm(dim=2) * self.scale
-        positions = self.units.outward(result.positions)
-        self.last_positions = positions.cpu().numpy()
-        iterations = result.iterations.cpu().numpy()
-        self._stats = SearchStats(
-            iterations=iterations,
-            dist_comps=iterations * field.n + snap_cost,
-            extra={
-                "position_to_snap": (to_position[:, 0].double() * self.scale).cpu().numpy(),
-                "last_step": (result.last_step.double() * self.scale).cpu().numpy(),
-                "positions": self.last_positions,
-            },
-            scalars={"scale": self.scale, "track_m": float(track_m)},
-        )
-        return ids.cpu().numpy(), to_query.float().cpu().numpy()
+        return Field(X=self._X, sq_norms=self._sq, memory_mb=v["memory_mb"], kernel=v["kernel"], precision=v["precision"])
 
-    def index_bytes(self) -> int | None:
-        X = getattr(self, "_X", None)
-        return None if X is None else X.element_size() * X.numel()
+    def _prepare(self, q: torch.Tensor) -> torch.Tensor:
+        self._search_field = self.field()  # one per search: the sdpa kernel caches its keys in it
+        return super()._prepare(q)
 
+    def _step(self, positions: torch.Tensor, active: torch.Tensor, track_m: int) -> StepResult:
+        ev = self.potential_impl.evaluate(positions, self._search_field, self.hyper(), track_m)
+        return StepResult(ev, float(self.n_train))
 
-def top_contributors(positions: torch.Tensor, field: Field, m: int) -> torch.Tensor:
-    """The m data points nearest to each position: for radial potentials, the top-m contributors."""
-    return nearest_candidates(positions, field, m)
+    def _tracked_during_climb(self, m: int) -> int:
+        # the sdpa kernel cannot see its top contributors: the snap gathers them once, at the
+        # landing positions, instead of a tracking pass per iteration
+        return 0 if self.query_values["kernel"] == "sdpa" else m
+
+    def _pool_at(self, positions: torch.Tensor, rows: torch.Tensor, m: int) -> tuple[torch.Tensor, float]:
+        pool = self.potential_impl.top_contributors(positions, self._search_field, self.hyper(), m)
+        return pool, float(self.n_train)
 
 
 def check_kernel(owner: str, potential: Potential, values: Mapping[str, Any], device: str, dtype: str) -> None:

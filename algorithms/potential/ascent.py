@@ -1,19 +1,25 @@
-"""Ascent rules, swappable by name as torch.optim optimisers are, and the climbing loop.
+"""Ascent rules, swappable by name as torch.optim optimisers are, and the one climbing loop.
 
 A rule is a small object with `step(q, evaluation) -> new q` and per-query state that it
 can shrink when queries leave the active batch. `climb` runs every query until its own step
 is shorter than `tol` (scale units) or `max_iters` is reached; converged queries are dropped
-from the batch, so they cost nothing more.
+from the batch, so they cost nothing more. The loop does not know where the potential is
+summed: a step function evaluates it (over the whole data, or over a per-query candidate set
+for the restricted variants) and says how many distances each active query paid.
 
 Step length is the shorter of the last step and the two-step displacement |q_t - q_{t-2}|:
 a fixed-length step (the note's normalised rule) never shrinks, but around a cone-shaped peak
 it settles into a 2-cycle straddling the peak, which the two-step displacement sees as zero.
+
+The rule `none` never moves: the climb is skipped and the position stays at the query. It is
+the control of every potential configuration (same snap, same candidates, no climb), so that
+what the climb itself adds can be measured.
 """
 from __future__ import annotations
 
 import abc
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import Any, Callable, ClassVar, NamedTuple
 
 import torch
 
@@ -29,6 +35,8 @@ class AscentRule(abc.ABC):
     default_rate: ClassVar[float | None] = None
     #: needs Evaluation.mean (only potentials with `has_mean`, i.e. the Gaussian)
     needs_mean: ClassVar[bool] = False
+    #: False for the control rule `none`: the climb is skipped, the position stays at the query
+    moves: ClassVar[bool] = True
 
     def __init__(self, rate: float | None = None, **options: Any) -> None:
         self.rate = self.default_rate if rate is None else rate
@@ -106,6 +114,16 @@ class MeanShift(AscentRule):
         return ev.mean
 
 
+class NoAscent(AscentRule):
+    """The control: no climb at all. The snap then reads the potential at the query itself."""
+
+    name = "none"
+    moves = False
+
+    def step(self, q: torch.Tensor, ev: Evaluation) -> torch.Tensor:
+        return q
+
+
 _RULES: dict[str, type[AscentRule]] = {}
 
 
@@ -114,12 +132,17 @@ def register_rule(cls: type[AscentRule]) -> type[AscentRule]:
     return cls
 
 
-for _rule in (Normalised, Adam, MeanShift):
+for _rule in (Normalised, Adam, MeanShift, NoAscent):
     register_rule(_rule)
 
 
 def rule_names() -> list[str]:
     return list(_RULES)
+
+
+def rule_class(name: str) -> type[AscentRule]:
+    """The rule registered as `name` (KeyError if none)."""
+    return _RULES[name]
 
 
 def make_rule(name: str, potential: Potential, rate: float | None = None, **options: Any) -> AscentRule:
@@ -135,22 +158,46 @@ def make_rule(name: str, potential: Potential, rate: float | None = None, **opti
     return cls(rate=rate, **options)
 
 
+class StepResult(NamedTuple):
+    """One evaluation of the active queries.
+
+    `cost`: distance computations per active query in this evaluation (a tensor, or one number
+    for all). `hold`: queries whose position must stay put this step (their candidate set is
+    still changing), or None.
+    """
+
+    evaluation: Evaluation
+    cost: torch.Tensor | float
+    hold: torch.Tensor | None = None
+
+
+#: step(positions of the active queries (a, D), their query ids (a,), top-m to track) -> StepResult
+StepFn = Callable[[torch.Tensor, torch.Tensor, int], StepResult]
+
+
 @dataclass
 class Climb:
-    """Where each query ended: positions (scale units), iterations, last step, top contributors."""
+    """Where each query ended and what it cost.
+
+    `positions` (scale units), `iterations` (evaluations made), `last_step` (the stopping
+    measure), `dist_comps` (distance computations per query, float64). `top_ids` are the top
+    contributors of each query's last evaluation, or None; `pool_at_landing` says for which
+    queries that evaluation was at the landing position itself (within `tol`): for the others
+    the snap must evaluate there once more.
+    """
 
     positions: torch.Tensor
     iterations: torch.Tensor
     last_step: torch.Tensor
     top_ids: torch.Tensor | None
+    pool_at_landing: torch.Tensor
+    dist_comps: torch.Tensor
 
 
 def climb(
     start: torch.Tensor,
-    potential: Potential,
-    field: Field,
-    hp: Hyper,
     rule: AscentRule,
+    step: StepFn,
     *,
     max_iters: int,
     tol: float,
@@ -162,32 +209,58 @@ def climb(
     With `trace`, a copy of every query's position is appended after each iteration (for the
     landscape figures; converged queries stay where they stopped).
     """
-    n = len(start)
-    pos = start.clone()
-    before = start.clone()
-    iterations = torch.zeros(n, dtype=torch.long, device=start.device)
-    last_step = torch.full((n,), float("inf"), dtype=start.dtype, device=start.device)
-    top_ids = torch.zeros((n, track_m), dtype=torch.long, device=start.device) if track_m else None
-    active = torch.arange(n, device=start.device)
+    n, device = len(start), start.device
+    pos, before = start.clone(), start.clone()
+    iterations = torch.zeros(n, dtype=torch.long, device=device)
+    cost = torch.zeros(n, dtype=torch.float64, device=device)
+    last_step = torch.full((n,), float("inf"), dtype=start.dtype, device=device)
+    at_landing = torch.zeros(n, dtype=torch.bool, device=device)
+    top_ids = torch.full((n, track_m), -1, dtype=torch.long, device=device) if track_m else None
+    active = torch.arange(n, device=device) if rule.moves else torch.zeros(0, dtype=torch.long, device=device)
     rule.start(n, start)
     for it in range(max_iters):
         if len(active) == 0:
             break
         current = pos[active]
-        ev = potential.evaluate(current, field, hp, track_m)
-        new = rule.step(current, ev)
-        moved = (new - current).norm(dim=1)
-        if it > 0:
-            moved = torch.minimum(moved, (new - before[active]).norm(dim=1))
+        result = step(current, active, track_m)
+        new = rule.step(current, result.evaluation)
+        jump = (new - current).norm(dim=1)
+        moved = jump if it == 0 else torch.minimum(jump, (new - before[active]).norm(dim=1))
+        if result.hold is not None:
+            new = torch.where(result.hold[:, None], current, new)
+            jump = jump.masked_fill(result.hold, 0.0)
+            moved = moved.masked_fill(result.hold, float("inf"))
         before[active] = current
         pos[active] = new
         iterations[active] += 1
+        cost[active] += torch.as_tensor(result.cost, dtype=torch.float64, device=device)
         last_step[active] = moved
+        at_landing[active] = jump < tol
         if top_ids is not None:
-            top_ids[active] = ev.top_ids
+            top_ids[active] = fit_width(result.evaluation.top_ids, track_m)
         if trace is not None:
             trace.append(pos.clone())
         going = ~(moved < tol)
         active = active[going]
         rule.keep(going)
-    return Climb(positions=pos, iterations=iterations, last_step=last_step, top_ids=top_ids)
+    if not rule.moves:
+        last_step.zero_()
+    return Climb(pos, iterations, last_step, top_ids, at_landing, cost)
+
+
+def fit_width(ids: torch.Tensor | None, width: int) -> torch.Tensor:
+    """Top ids padded with -1 (no point) to `width` when a candidate set was narrower."""
+    assert ids is not None, "track_m > 0 needs the step to return top contributor ids"
+    if ids.shape[1] >= width:
+        return ids[:, :width]
+    pad = torch.full((len(ids), width - ids.shape[1]), -1, dtype=ids.dtype, device=ids.device)
+    return torch.cat([ids, pad], 1)
+
+
+def field_step(potential: Potential, field: Field, hp: Hyper) -> StepFn:
+    """The step of the full potential: every query evaluates over all N points."""
+
+    def step(positions: torch.Tensor, active: torch.Tensor, track_m: int) -> StepResult:
+        return StepResult(potential.evaluate(positions, field, hp, track_m), float(field.n))
+
+    return step

@@ -67,7 +67,7 @@ class Gaussian(Potential):
     params = {"beta": Param(float, 200.0, "inverse bandwidth, in 1 / scale unit^2", positive)}
     description = "Gaussian potential sum_x exp(-beta||x-q||^2/2), log domain; mean-shift = attention"
     # beta * (d2^2 - d1^2) must reach ~2 ln N (design.md 3): 200 does on siftsmall and random-xs
-    sweep = {"query": {"ascent": ["meanshift"], "beta": [30.0, 100.0, 300.0, 1000.0], "snap": ["topm"]}}
+    sweep = {"query": {"ascent": ["meanshift"], "beta": [30.0, 100.0, 300.0, 1000.0], "snap": ["final"]}}
     log_domain = True
     has_mean = True
     kernels = ("matmul", "sdpa")
@@ -111,6 +111,9 @@ class Gaussian(Potential):
         return Evaluation(
             value=value, grad=beta * (mean - q), top_ids=None if top is None else top.ids, mean=mean
         )
+
+    def top_contributors(self, Q: torch.Tensor, field: Field, hp: Hyper, m: int) -> torch.Tensor:
+        return top_contributors(Q, field, hp["beta"], m)
 
     def _evaluate_sdpa(self, Q: torch.Tensor, field: Field, beta: float, track_m: int) -> Evaluation:
         """The mean-shift step by fused attention; top-m (if asked) by one extra fp32 matmul pass.

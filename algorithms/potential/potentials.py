@@ -75,6 +75,27 @@ def squared_norms(X: torch.Tensor, rows: int = 65536) -> torch.Tensor:
     return torch.cat([(part * part).sum(1) for part in torch.split(X, rows)])
 
 
+def nearest_candidates(positions: torch.Tensor, field: Field, count: int) -> torch.Tensor:
+    """Ids (Q x count) of the data points nearest to each position, by chunked matmul."""
+    qc, nc = block_shape(len(positions), field.n, 1, positions.element_size(), field.memory_mb)
+    out = []
+    for rows in blocks(len(positions), qc):
+        p = positions[rows]
+        best_d = p.new_full((len(p), 0), float("inf"))
+        best_i = torch.zeros((len(p), 0), dtype=torch.long, device=p.device)
+        for cols in blocks(field.n, nc):
+            d2 = field.sq_norms[cols] - 2.0 * (p @ field.X[cols].T)
+            take = min(count, d2.shape[1])
+            d, i = d2.topk(take, dim=1, largest=False)
+            best_d = torch.cat([best_d, d], 1)
+            best_i = torch.cat([best_i, i + cols.start], 1)
+            if best_d.shape[1] > count:
+                best_d, order = best_d.topk(count, dim=1, largest=False)
+                best_i = best_i.gather(1, order)
+        out.append(best_i)
+    return torch.cat(out) if out else torch.zeros((0, count), dtype=torch.long, device=positions.device)
+
+
 @dataclass
 class Evaluation:
     """The potential at a batch of positions.
@@ -114,6 +135,14 @@ class Potential(abc.ABC):
     def __call__(self, Q: torch.Tensor, field: Field, hp: Hyper) -> torch.Tensor:
         return self.evaluate(Q, field, hp).value
 
+    def top_contributors(self, Q: torch.Tensor, field: Field, hp: Hyper, m: int) -> torch.Tensor:
+        """Ids (Q x m) of the m points contributing most to the potential at positions Q.
+
+        What the snap's pool is made of. By default one evaluation with tracking; potentials
+        whose contributions fall with distance override it with a cheaper nearest-points pass.
+        """
+        return self.evaluate(Q, field, hp, m).top_ids
+
 
 class RadialPotential(Potential):
     """Psi(q) = sum_x psi(||x - q||) with psi decreasing in r (a peak on every point).
@@ -144,6 +173,10 @@ class RadialPotential(Potential):
         return value.detach(), grad
 
     kernels: ClassVar[tuple[str, ...]] = ("matmul", "compiled")
+
+    def top_contributors(self, Q: torch.Tensor, field: Field, hp: Hyper, m: int) -> torch.Tensor:
+        """psi decreases with r: the top contributors are the nearest points (one matmul pass)."""
+        return nearest_candidates(Q, field, m)
 
     def evaluate(self, Q: torch.Tensor, field: Field, hp: Hyper, track_m: int = 0) -> Evaluation:
         budget = cpu_capped(field.memory_mb, Q.device, RADIAL_CPU_MB)

@@ -141,8 +141,10 @@ def _top(scores: torch.Tensor, cand: torch.Tensor, valid: torch.Tensor, m: int) 
     if not m:
         return None
     take = min(m, scores.shape[1])
-    order = scores.masked_fill(~valid, float("-inf")).topk(take, dim=1).indices
-    return cand.gather(1, order)
+    ranked = scores.masked_fill(~valid, float("-inf"))
+    order = ranked.topk(take, dim=1).indices
+    # -1 where a row has fewer than m candidates: padded slots repeat a real id, never to be returned twice
+    return cand.gather(1, order).masked_fill_(~valid.gather(1, order), -1)
 
 
 def _dots(q: torch.Tensor, x: torch.Tensor) -> torch.Tensor:

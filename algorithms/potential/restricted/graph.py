@@ -29,7 +29,7 @@ from harness.errors import ParameterError
 
 from .base import RestrictedAdapter, make_variant, tensor_bytes
 from .candidates import evaluate_on_candidates, unique_rows
-from .climb import StepResult
+from ..ascent import StepResult
 from .ivf import kmeans_centroids, nearest_rows
 
 
@@ -104,6 +104,7 @@ class GraphLocal(RestrictedAdapter):
             self.query_values["memory_mb"],
         )
         new_front = ev.top_ids[:, :width]
+        new_front = torch.where(new_front >= 0, new_front, front)  # -1: fewer candidates than the frontier
         changed = (new_front.sort(1).values != front.sort(1).values).any(1)
         self._frontier[active] = new_front
         self._count_new(positions, active, cand, valid)

@@ -27,7 +27,7 @@ from harness.errors import ParameterError
 
 from .base import RestrictedAdapter, make_variant, tensor_bytes
 from .candidates import evaluate_on_candidates, ranges_to_padded
-from .climb import StepResult
+from ..ascent import StepResult
 
 
 def kmeans_centroids(X: np.ndarray, count: int, seed: int, threads: int, niter: int = 20) -> np.ndarray:

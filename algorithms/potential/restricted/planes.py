@@ -30,7 +30,7 @@ from ..chunks import blocks
 from ..potentials import Evaluation
 from .base import RestrictedAdapter, make_variant, tensor_bytes
 from .candidates import ranges_to_padded, segment_sums
-from .climb import StepResult
+from ..ascent import StepResult
 
 _NEIGHBOUR_CELLS = [(dx, dy) for dx in (-1, 0, 1) for dy in (-1, 0, 1)]
 
@@ -178,7 +178,7 @@ class Planes(RestrictedAdapter):
         keyed, sums, last = segment_sums(all_ids, all_vals.clamp_min(0.0), all_vals >= 0, self.n_train)
         take = min(m, keyed.shape[1])
         order = sums.masked_fill(~last, float("-inf")).topk(take, dim=1).indices
-        return keyed.gather(1, order)
+        return keyed.gather(1, order).masked_fill_(~last.gather(1, order), -1)
 
     def _psi_radius(self) -> float:
         if math.isinf(self.radius):
