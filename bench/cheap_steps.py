@@ -2,12 +2,34 @@
 
 Runs the harness itself, in-process, on the sweep bench/cheap_steps.yaml: the restricted
 potentials (IVF-local, graph-local, 2-D planes), the full Gaussian potential, brute force,
-FAISS IVF-Flat and HNSW, and hnswlib. Then, from the records alone, prints per recall@1
-threshold (0.9, 0.95, 0.99) each method's best queries/s and its distance computations per
-query, and the ratio of the best potential method to the best baseline.
+FAISS IVF-Flat and HNSW, and hnswlib. Every potential configuration runs beside its control
+(the same query parameters with `ascent: none`: no climb, the snap's pool gathered at the query).
 
-    python bench/cheap_steps.py                                   # siftsmall + random-s-100
-    python bench/cheap_steps.py --datasets siftsmall --queries 100
+Query sets. Every method runs on the same first N test queries (default 200: all of siftsmall,
+the first 200 of random-s-100). A method too slow for that carries `max_queries: M` in the yaml;
+it runs on the first M queries only, and *every* method is run again on that same subset, so
+each table compares methods on one query set. Records carry n_queries in their identity, so the
+passes share one results directory without overwriting each other. `--skip-slow` leaves the
+slow methods (and their subsets) out.
+
+Printed per dataset and query set, from the records alone:
+  * per recall@1 threshold (0.9, 0.95, 0.99) and per series (a control is its own series,
+    e.g. "potential-gaussian-ivf [ascent=none]"): the configuration with the best median q/s
+    reaching it, its recall@1 with a 95 % Wilson score interval over the n queries, its
+    distance computations per query (and the fewest of any configuration reaching it), and
+    q/s min / median / max over the --runs timed repetitions; then the ratio of the best
+    potential method to the best baseline;
+  * what the climb adds over its control for every potential configuration
+    (`harness.summary.control_rows`: recall gain, distance ratio, converged-onto-NN rate).
+Machine facts and the exact command line come first.
+
+Output: everything printed for a dataset (header, run log, tables) is also written to
+`<--out>/cheap_steps-<dataset name>.txt` (default bench/results/, overwritten each run), so the
+README can quote a file. Records go to a temporary directory unless --results-dir keeps them
+(a kept directory is reused: a record with the same identity is not measured again).
+
+    python bench/cheap_steps.py                                   # siftsmall + random-s-100, 200 queries, 3 runs
+    python bench/cheap_steps.py --datasets siftsmall --queries 50 --runs 2 --skip-slow
     python bench/cheap_steps.py --results-dir results/cheap-steps # keep (and reuse) the records
 """
 from __future__ import annotations
@@ -16,143 +38,301 @@ import argparse
 import math
 import os
 import platform
+import re
+import shlex
+import statistics
 import sys
 import tempfile
 import time
-from dataclasses import fields
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any, Mapping, Sequence, TextIO
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 SWEEP = Path(__file__).with_name("cheap_steps.yaml")
+OUT = Path(__file__).with_name("results")
 ALIASES = {"siftsmall": str(ROOT / "tests" / "data" / "siftsmall-128-euclidean.hdf5"), "random-s-100": "random-s-100-euclidean"}
-DEFAULT_QUERIES = {"siftsmall": None, "random-s-100": 200}
+DEFAULT_QUERIES = 200
 BASELINES = ("bruteforce", "faiss-ivf", "faiss-hnsw", "hnswlib")
 THRESHOLDS = (0.9, 0.95, 0.99)
+SLACK = 1e-9  # a recall stored as 0.8999999999 means 0.9
+
+Record = Mapping[str, Any]
+
+
+class Tee:
+    """Prints to stdout and, while a file is open, to that file too."""
+
+    def __init__(self) -> None:
+        self.file: TextIO | None = None
+
+    def __call__(self, text: str = "") -> None:
+        print(text, flush=True)
+        if self.file is not None:
+            self.file.write(text + "\n")
+            self.file.flush()
+
+    def open(self, path: Path, preamble: Sequence[str]) -> None:
+        self.close()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.file = path.open("w", encoding="utf-8")
+        self.file.write("\n".join(preamble) + "\n\n")
+
+    def close(self) -> None:
+        if self.file is not None:
+            self.file.close()
+            self.file = None
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--datasets", default="siftsmall,random-s-100", help="comma list: siftsmall, random-s-100, a registry name or a path")
-    parser.add_argument("--queries", type=int, default=None, help="first N test queries (default: all of siftsmall, 200 of random-s-100)")
-    parser.add_argument("--runs", type=int, default=1, help="timed repetitions per configuration")
+    parser.add_argument("--queries", type=int, default=DEFAULT_QUERIES, help="first N test queries for every method (default 200)")
+    parser.add_argument("--runs", type=int, default=3, help="timed repetitions per configuration (q/s min/median/max over them)")
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--skip-slow", action="store_true", help="leave out the methods with max_queries in the sweep")
+    parser.add_argument("--out", type=Path, default=OUT, help="where the text output goes (default bench/results)")
     parser.add_argument("--results-dir", type=Path, default=None, help="where records go (default: a temporary directory)")
     parser.add_argument("--data-dir", type=Path, default=None, help="dataset directory (default: the harness's)")
     parser.add_argument("--sweep", type=Path, default=SWEEP)
     return parser.parse_args(argv)
 
 
-def run_dataset(spec: str, args: argparse.Namespace, results_dir: Path) -> tuple[str, int]:
-    """Run the sweep on one dataset in this process; returns the dataset name and query count."""
+def wilson(successes: float, n: int, z: float = 1.96) -> tuple[float, float]:
+    """The Wilson score interval of a binomial proportion (z = 1.96: 95 %); (nan, nan) when n = 0."""
+    if n <= 0:
+        return math.nan, math.nan
+    p, z2 = successes / n, z * z
+    centre = (p + z2 / (2 * n)) / (1 + z2 / n)
+    half = z / (1 + z2 / n) * math.sqrt(p * (1 - p) / n + z2 / (4 * n * n))
+    return max(0.0, centre - half), min(1.0, centre + half)
+
+
+# --- query sets and runs ---------------------------------------------------------------------
+
+def query_sets(entries: Sequence[Any], n: int) -> list[int]:
+    """The query-set sizes, largest first: N, then each slow entry's max_queries below N."""
+    return sorted({n} | {e.max_queries for e in entries if e.max_queries is not None and e.max_queries < n}, reverse=True)
+
+
+def entries_on(entries: Sequence[Any], size: int) -> list[Any]:
+    """The entries that run on the first `size` queries: all but those limited to fewer."""
+    return [e for e in entries if e.max_queries is None or e.max_queries >= size]
+
+
+def set_heading(entries: Sequence[Any], sizes: Sequence[int], size: int) -> str:
+    """Which query set a table is on, and why a subset exists."""
+    if size == sizes[0]:
+        left_out = [e.name for e in entries if e.max_queries is not None and e.max_queries < size]
+        note = f" except {', '.join(left_out)} (too slow for {size}: on a subset below)" if left_out else ""
+        return f"{size} queries (the first {size} test queries), every method{note}"
+    larger = sizes[sizes.index(size) - 1]
+    limited = [e.name for e in entries if e.max_queries is not None and size <= e.max_queries < larger]
+    return f"subset of {size} queries (the first {size}), every method rerun on it; documented subset of {', '.join(limited)}"
+
+
+def run_pass(dataset: Any, entries: Sequence[Any], size: int, args: argparse.Namespace, results_dir: Path, out: Tee) -> None:
+    """Run the given sweep entries on the first `size` queries, in this process."""
     from harness import provenance, sweeps
-    from harness.loader import open_dataset
     from harness.runner import RunOptions, run_sweep
-    from harness.threads import set_threads
 
-    set_threads(args.threads)
-    dataset = open_dataset(ALIASES.get(spec, spec), args.data_dir, progress=False)
-    queries = args.queries if args.queries is not None else DEFAULT_QUERIES.get(spec)
-    configs = sweeps.expand(sweeps.read_sweep_file(args.sweep), dataset.n_train)
+    configs = sweeps.expand(list(entries), dataset.n_train)
     configs, _ = sweeps.check_configs(configs, 10, dataset.n_train, dataset.dimension)
-    wanted = dict(k=10, runs=args.runs, queries=queries, threads=args.threads, results_dir=results_dir, progress=False)
-    if "isolation" in {f.name for f in fields(RunOptions)}:
-        wanted["isolation"] = "none"  # in-process: the dataset is already in memory, and it is faster
-    options = RunOptions(**wanted)
+    options = RunOptions(k=10, runs=args.runs, queries=size, threads=args.threads, results_dir=results_dir,
+                         progress=False, isolation="none")
     info = provenance.collect(args.threads, str(dataset.path), dataset.checksum)
-    used = min(dataset.n_test, queries or dataset.n_test)
-    print(f"{dataset.name}: {dataset.n_train} x {dataset.dimension}, {used} of {dataset.n_test} queries, "
-          f"{len(configs)} index builds", flush=True)
-    run_sweep(dataset, configs, options, info, report=lambda line: print(line, flush=True))
-    return dataset.name, used
+    out(f"-- pass on {size} queries: {len(configs)} index builds")
+    done = run_sweep(dataset, configs, options, info, report=out)
+    out(f"-- {len(done.written)} records measured, {len(done.reused)} reused from --results-dir, "
+        f"{len(done.failed) + len(done.skipped)} failed")
 
 
-def best_rows(records: list[Mapping[str, Any]], threshold: float) -> dict[str, dict[str, float]]:
-    """Per algorithm: best q/s among records reaching `threshold`, its dist comps, and the fewest
-    dist comps of any record reaching it (they may come from different configurations)."""
-    from harness.summary import is_ok, metric
+# --- tables ----------------------------------------------------------------------------------
 
-    out: dict[str, dict[str, float]] = {}
+def _fmt(value: float | None, spec: str = ",.0f") -> str:
+    return "-" if value is None or not math.isfinite(value) else format(value, spec)
+
+
+def qps_spread(record: Record) -> tuple[float, float, float]:
+    """q/s min, median, max over the timed repetitions (the median alone when runs are absent)."""
+    from harness.summary import metric
+
+    runs = [float(q) for q in (record.get("metrics") or {}).get("qps_runs") or []]
+    if not runs:
+        q = metric(record, "qps")
+        return q, q, q
+    return min(runs), statistics.median(runs), max(runs)
+
+
+def best_per_series(records: Sequence[Record], threshold: float) -> dict[str, tuple[Record, float]]:
+    """Per series: the record with the best median q/s reaching `threshold` (ties: higher recall,
+    then label), with the fewest distance computations of any record of that series reaching it."""
+    from harness.summary import is_ok, metric, series_name
+
+    def rank(r: Record) -> tuple[float, float, str]:
+        return -metric(r, "qps"), -metric(r, "recall_at_1"), str(r.get("label"))
+
+    best: dict[str, tuple[Record, float]] = {}
     for record in records:
-        if not is_ok(record) or metric(record, "recall_at_1") < threshold - 1e-9:
+        if not is_ok(record) or metric(record, "recall_at_1") < threshold - SLACK or not math.isfinite(metric(record, "qps")):
             continue
-        name = str(record["algorithm"])
-        qps, comps = metric(record, "qps"), metric(record, "dist_comps_mean")
-        row = out.setdefault(name, {"qps": -1.0, "comps_at_qps": math.nan, "min_comps": math.inf, "n_queries": math.nan})
-        if qps > row["qps"]:
-            row.update(qps=qps, comps_at_qps=comps, n_queries=float(record.get("n_queries") or math.nan))
-        if math.isfinite(comps):
-            row["min_comps"] = min(row["min_comps"], comps)
-    return out
+        name, comps = series_name(record), metric(record, "dist_comps_mean")
+        held, fewest = best.get(name, (None, math.inf))
+        fewest = min(fewest, comps) if math.isfinite(comps) else fewest
+        best[name] = (record if held is None or rank(record) < rank(held) else held, fewest)
+    return best
 
 
-def _fmt(value: float, digits: str = ",.0f") -> str:
-    return "-" if value is None or not math.isfinite(value) else format(value, digits)
+def threshold_table(records: Sequence[Record], series: Sequence[str], threshold: float) -> list[str]:
+    from harness.summary import metric
+
+    best = best_per_series(records, threshold)
+    lines = [f"  recall@1 >= {threshold}",
+             f"    {'series':38} {'recall@1 [95% Wilson]':>23} {'dist/query':>10} {'fewest d/q':>10} "
+             f"{'q/s min / median / max':>28}  configuration"]
+    for name in series:
+        if name not in best:
+            lines.append(f"    {name:38} {'not reached':>23}")
+            continue
+        record, fewest = best[name]
+        recall, n = metric(record, "recall_at_1"), int(record.get("n_queries") or 0)
+        low, high = wilson(round(recall * n), n)
+        spread = " / ".join(_fmt(q) for q in qps_spread(record))
+        lines.append(f"    {name:38} {f'{recall:.4f} [{low:.3f}, {high:.3f}]':>23} "
+                     f"{_fmt(metric(record, 'dist_comps_mean')):>10} {_fmt(fewest):>10} {spread:>28}  {record.get('label')}")
+    lines.append("    " + ratio_line(best))
+    return lines
 
 
-def table(records: list[Mapping[str, Any]], names: list[str]) -> str:
-    lines = []
-    for threshold in THRESHOLDS:
-        rows = best_rows(records, threshold)
-        lines.append(f"  recall@1 >= {threshold}")
-        lines.append(f"    {'method':26} {'best q/s':>10} {'dist/query':>11} {'min dist/q':>11}")
-        for name in names:
-            row = rows.get(name)
-            if row is None:
-                lines.append(f"    {name:26} {'not reached':>10}")
-                continue
-            lines.append(f"    {name:26} {_fmt(row['qps']):>10} {_fmt(row['comps_at_qps']):>11} {_fmt(row['min_comps']):>11}")
-        lines.append("    " + ratio_line(rows))
-    return "\n".join(lines)
+def ratio_line(best: Mapping[str, tuple[Record, float]]) -> str:
+    """Best potential method (controls excluded) over best baseline: median q/s and fewest dist comps."""
+    from harness.summary import metric
 
-
-def ratio_line(rows: Mapping[str, Mapping[str, float]]) -> str:
-    """Best potential method over best baseline, for q/s and for the fewest dist comps."""
-    pot = {n: r for n, r in rows.items() if n.startswith("potential")}
-    base = {n: r for n, r in rows.items() if n in BASELINES}
+    pot = {n: b for n, b in best.items() if b[0].get("role") == "method"}
+    base = {n: b for n, b in best.items() if b[0].get("algorithm") in BASELINES}
     if not pot or not base:
         return "ratio best potential / best baseline: - (a side never reaches this recall)"
-    p_q, b_q = max(pot, key=lambda n: pot[n]["qps"]), max(base, key=lambda n: base[n]["qps"])
-    text = f"q/s ratio {pot[p_q]['qps'] / base[b_q]['qps']:.3f} ({p_q} / {b_q})"
-    p_c = min(pot, key=lambda n: pot[n]["min_comps"])
-    counted = {n: r for n, r in base.items() if math.isfinite(r["min_comps"])}
-    if counted and math.isfinite(pot[p_c]["min_comps"]):
-        b_c = min(counted, key=lambda n: counted[n]["min_comps"])
-        text += f"; dist-comps ratio {pot[p_c]['min_comps'] / counted[b_c]['min_comps']:.2f} ({p_c} / {b_c})"
+    p_q = max(pot, key=lambda n: metric(pot[n][0], "qps"))
+    b_q = max(base, key=lambda n: metric(base[n][0], "qps"))
+    text = f"q/s ratio {metric(pot[p_q][0], 'qps') / metric(base[b_q][0], 'qps'):.3f} ({p_q} / {b_q})"
+    p_c = min(pot, key=lambda n: pot[n][1])
+    counted = {n: b for n, b in base.items() if math.isfinite(b[1])}
+    if counted and math.isfinite(pot[p_c][1]):
+        b_c = min(counted, key=lambda n: counted[n][1])
+        text += f"; dist-comps ratio {pot[p_c][1] / counted[b_c][1]:.2f} ({p_c} / {b_c})"
     return text
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    args = parse_args(argv)
-    from harness import provenance
-    from harness.records import load_records
+def series_order(records: Sequence[Record], entries: Sequence[Any]) -> list[str]:
+    """Series in sweep order, each method before its control."""
+    from harness.summary import is_ok, series_name
 
-    print(f"machine: {provenance.cpu_model()}, {os.cpu_count()} cores, {args.threads} threads; "
-          f"python {platform.python_version()}")
+    position = {e.name: i for i, e in enumerate(entries)}
+    names = {series_name(r): (position.get(str(r.get("algorithm")), len(position)), r.get("role") == "control")
+             for r in records if is_ok(r)}
+    return sorted(names, key=lambda n: (names[n], n))
+
+
+def report_set(records: Sequence[Record], entries: Sequence[Any], heading: str, runs: int, out: Tee) -> None:
+    """The threshold tables and the method-vs-control table of one query set."""
+    from harness.summary import control_rows, is_ok
+
+    failed = [r for r in records if not is_ok(r)]
+    out(f"\n== {heading}")
+    counts = sorted({len((r.get("metrics") or {}).get("qps_runs") or []) for r in records if is_ok(r)})
+    runs_text = f"{counts[0]}-{counts[-1]}" if len(counts) > 1 else str(counts[0] if counts else runs)
+    out(f"   recall@1 with its 95 % Wilson score interval over the queries; q/s min / median / max over {runs_text} timed runs")
+    if failed:
+        out(f"   {len(failed)} configuration(s) failed: " + ", ".join(sorted({str(r.get('algorithm')) for r in failed})))
+    for threshold in THRESHOLDS:
+        for line in threshold_table(records, series_order(records, entries), threshold):
+            out(line)
+    rows = sorted(control_rows(records), key=lambda r: _natural(str(r["label"])))
+    if rows:
+        out()
+        out(control_table(rows).rstrip("\n"))
+
+
+def _natural(text: str) -> list[Any]:
+    """A sort key that orders nprobe=4 before nprobe=16."""
+    return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", text)]
+
+
+def control_table(rows: Sequence[Mapping[str, Any]]) -> str:
+    """`harness.summary.format_controls` without the dataset and algorithm columns (the label has both)."""
+    from harness.summary import CONTROL_COLUMNS, format_controls, format_table
+
+    heading = format_controls(rows).split("\n")[:2]
+    columns = [c for c in CONTROL_COLUMNS if c not in ("dataset", "algorithm")]
+    return "\n".join(heading) + "\n" + format_table(rows, columns)
+
+
+# --- the run ---------------------------------------------------------------------------------
+
+def preamble(args: argparse.Namespace, argv: Sequence[str]) -> list[str]:
+    """Machine facts and the exact command line."""
+    from harness import provenance
+
+    versions = provenance.library_versions()
+    libs = ", ".join(f"{n} {versions[n]}" for n in ("torch", "faiss-cpu", "faiss", "hnswlib", "numpy") if n in versions)
+    commit, dirty = provenance.git_state()
+    return [
+        f"date: {provenance.now_iso()}",
+        f"machine: {provenance.cpu_model()}, {os.cpu_count()} cores, {args.threads} threads; {platform.platform()}",
+        f"python {platform.python_version()}; {libs}",
+        f"allocator: {provenance.tune_malloc()}; git: {commit or '-'}{' (dirty)' if dirty else ''}",
+        "command: " + shlex.join(["python", "bench/cheap_steps.py", *argv]),
+    ]
+
+
+def run_dataset(spec: str, args: argparse.Namespace, entries: list[Any], results_dir: Path, head: list[str], out: Tee) -> None:
+    """Every pass on one dataset, then its tables; output also to <out>/cheap_steps-<name>.txt."""
+    from harness.loader import open_dataset
+    from harness.records import load_records, safe_component
+
+    dataset = open_dataset(ALIASES.get(spec, spec), args.data_dir, progress=False)
+    path = args.out / f"cheap_steps-{safe_component(dataset.name)}.txt"
+    out.open(path, head)
+    sizes = query_sets(entries, min(args.queries, dataset.n_test))
+    out(f"{dataset.name}: {dataset.n_train} x {dataset.dimension}, {dataset.n_test} test queries; query sets: "
+        + ", ".join(str(s) for s in sizes))
+    started = time.perf_counter()
+    for size in sizes:
+        run_pass(dataset, entries_on(entries, size), size, args, results_dir, out)
+    out(f"\n{dataset.name}: sweep took {time.perf_counter() - started:.0f} s")
+    records = load_records(results_dir, dataset.name)
+    for size in sizes:
+        on_set = [r for r in records if r.get("n_queries") == size]
+        report_set(on_set, entries, set_heading(entries, sizes, size), args.runs, out)
+    out()
+    out.close()
+    print(f"(written to {path})", flush=True)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    args = parse_args(argv)
+    from harness.sweeps import read_sweep_file
+    from harness.threads import set_threads
+
+    set_threads(args.threads)
+    entries = read_sweep_file(args.sweep)
+    if args.skip_slow:
+        entries = [e for e in entries if e.max_queries is None]
+    head = preamble(args, argv)
+    print("\n".join(head) + "\n", flush=True)
     scratch = tempfile.TemporaryDirectory(prefix="cheap-steps-") if args.results_dir is None else None
     results_dir = Path(scratch.name) if scratch else args.results_dir
-    names = [entry for entry in _entry_names(args.sweep)]
+    out = Tee()
     try:
         for spec in [s.strip() for s in args.datasets.split(",") if s.strip()]:
-            started = time.perf_counter()
-            name, used = run_dataset(spec, args, results_dir)
-            records = load_records(results_dir, name)
-            print(f"\n{name} ({used} queries; slow methods on their documented subset, see {args.sweep.name}); "
-                  f"sweep took {time.perf_counter() - started:.0f} s")
-            print(table(records, names), flush=True)
-            print()
+            run_dataset(spec, args, entries, results_dir, head, out)
     finally:
+        out.close()
         if scratch:
             scratch.cleanup()
     return 0
-
-
-def _entry_names(path: Path) -> list[str]:
-    from harness.sweeps import read_sweep_file
-
-    return [entry.name for entry in read_sweep_file(path)]
 
 
 if __name__ == "__main__":

@@ -215,7 +215,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     entries = _sweep_entries(args)
     dataset = open_dataset(args.dataset, args.data_dir, download=True, progress=args.progress)
     _check_count(args.count, dataset)
-    configs = sweeps.expand(entries, dataset.n_train)
+    configs = sweeps.expand(entries, dataset.n_train, dataset.name)
     configs, notes = sweeps.check_configs(
         configs, args.count, dataset.n_train, dataset.dimension, drop_invalid=args.sweep is None
     )

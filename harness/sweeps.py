@@ -10,6 +10,7 @@ its build parameters, and on each built index over the product of its query para
       large:                       # replaces build/query when train has >= 200k points
         build: {nlist: [1024, 4096]}
       max_queries: 500             # optional: a documented subset of the test queries
+      datasets: [uniform-64-euclidean]   # optional: run only on these datasets
 
 Every parameter is checked against the adapter's declared parameters before anything runs;
 errors name the file, the line and the key.
@@ -32,7 +33,7 @@ from .errors import ConfigError, HarnessError
 
 DEFAULT_SWEEP_FILE = Path(__file__).with_name("sweeps") / "default.yaml"
 LARGE_TRAIN = 200_000
-ENTRY_KEYS = ("algorithm", "build", "query", "large", "max_queries", "description")
+ENTRY_KEYS = ("algorithm", "build", "query", "large", "max_queries", "datasets", "description")
 
 
 @dataclass
@@ -60,6 +61,8 @@ class SweepEntry:
     large: dict[str, dict[str, list[Any]]] = field(default_factory=dict)
     max_queries: int | None = None
     source: str = ""
+    #: dataset names this entry is for (None: every dataset)
+    datasets: list[str] | None = None
 
 
 class _LineLoader(yaml.SafeLoader):
@@ -131,6 +134,9 @@ def _parse_entry(name: Any, body: Any, parent: Any, source: str) -> SweepEntry:
     max_queries = body.get("max_queries")
     if max_queries is not None and (not isinstance(max_queries, int) or isinstance(max_queries, bool) or max_queries < 1):
         raise ConfigError(f"sweep file {_where(source, body, 'max_queries')}: max_queries must be a positive integer")
+    datasets = body.get("datasets")
+    if datasets is not None and (not isinstance(datasets, list) or not all(isinstance(d, str) for d in datasets)):
+        raise ConfigError(f"sweep file {_where(source, body, 'datasets')}: datasets must be a list of dataset names")
     return SweepEntry(
         name=str(name),
         algorithm=algorithm,
@@ -139,6 +145,7 @@ def _parse_entry(name: Any, body: Any, parent: Any, source: str) -> SweepEntry:
         large={part: _param_lists(large, part, source) for part in ("build", "query") if part in large},
         max_queries=max_queries,
         source=where,
+        datasets=datasets,
     )
 
 
@@ -214,10 +221,15 @@ def _product(lists: Mapping[str, list[Any]]) -> list[dict[str, Any]]:
     return [dict(zip(keys, combo)) for combo in itertools.product(*(lists[k] for k in keys))]
 
 
-def expand(entries: list[SweepEntry], n_train: int) -> list[BuildConfig]:
-    """Build configurations for a dataset of `n_train` points, every parameter checked."""
+def expand(entries: list[SweepEntry], n_train: int, dataset: str | None = None) -> list[BuildConfig]:
+    """Build configurations for a dataset of `n_train` points, every parameter checked.
+
+    Entries restricted to other datasets (`datasets:`) are left out when `dataset` is given.
+    """
     configs = []
     for entry in entries:
+        if dataset is not None and entry.datasets is not None and dataset not in entry.datasets:
+            continue
         spec = registry.get(entry.algorithm)
         build, query = entry.build, entry.query
         if n_train >= LARGE_TRAIN and entry.large:

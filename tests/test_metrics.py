@@ -57,3 +57,30 @@ def test_iteration_summary_and_latency():
     lat = metrics.latency_percentiles(np.arange(1, 101, dtype=float))
     assert lat["latency_p50_s"] == pytest.approx(50.5)
     assert metrics.latency_percentiles(None)["latency_p99_s"] is None
+
+
+def test_a_repeated_id_counts_once() -> None:
+    assert metrics.recall_by_id([[5, 5]], [[5, 7]], 2)[0] == 0.5
+    # by distance too: the second 5 lies within the 2nd true distance, but it is the same point
+    ids, found, true_dist = np.array([[5, 5]]), np.array([[1.0, 1.0]]), np.array([[1.0, 2.0]])
+    assert metrics.recall_by_distance(found, true_dist, 2, ids=ids)[0] == 0.5
+    assert metrics.quality(ids, found, np.array([[5, 7]]), true_dist, 2)["recall_at_k"] == 0.5
+    # -1 padding is never a point, however often it appears
+    assert metrics.recall_by_id([[5, -1, -1]], [[5, 7, 9]], 3)[0] == pytest.approx(1 / 3)
+
+
+def test_repeated_id_finds_the_row_and_the_id() -> None:
+    assert metrics.repeated_id(np.array([[1, 2, -1, -1], [3, 4, 3, 0]])) == (1, 3)
+    assert metrics.repeated_id(np.array([[1, 2, -1, -1]])) is None
+
+
+def test_mean_recall_is_total_hits_over_queries_times_k_as_ann_benchmarks_computes_it() -> None:
+    rng = np.random.default_rng(0)
+    hits = rng.integers(0, 11, size=997)
+    # ann-benchmarks: np.mean(per-query counts) / float(count)
+    assert metrics.mean_recall(hits, 10) == np.mean(hits) / float(10)
+    true_dist = np.sort(rng.random((997, 10)), axis=1)
+    found = np.where(rng.random((997, 10)) < 0.7, true_dist, true_dist + 1.0)
+    ids = np.arange(997 * 10).reshape(997, 10)
+    expected = np.mean([(found[i] <= true_dist[i, 9] + 1e-3).sum() for i in range(997)]) / float(10)
+    assert metrics.quality(ids, found, ids, true_dist, 10)["recall_at_k"] == expected

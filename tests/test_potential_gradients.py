@@ -99,8 +99,12 @@ def test_mean_shift_step_never_decreases_log_potential(field, queries) -> None:
     for beta in (0.5, 3.0, 30.0):
         q = queries.clone()
         previous = gaussian.evaluate(q, field, {"beta": beta})
+        start_value = previous.value.clone()
         for _ in range(10):
             q = rule.step(q, previous)
             current = gaussian.evaluate(q, field, {"beta": beta})
             assert (current.value >= previous.value - 1e-10).all()
             previous = current
+        # ... and it climbs: a rule that never moved would pass the line above
+        assert (queries - q).norm(dim=1).min() > 1e-3
+        assert (previous.value > start_value + 1e-6).all()

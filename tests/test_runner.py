@@ -137,3 +137,27 @@ def test_same_seed_same_ids(tiny, tmp_path):
         assert ra["seed"] == 7
         assert np.array_equal(records.load_arrays(ra)["ids"], records.load_arrays(rb)["ids"])
         assert ra["metrics"]["recall_at_1"] == rb["metrics"]["recall_at_1"]
+
+
+class _Repeats(Adapter):
+    """Returns the exact nearest neighbour k times: recall must not be inflated by it."""
+
+    def _fit(self, X):
+        self._X = X
+
+    def _search(self, Q, k):
+        d = ((Q[:, None, :] - self._X[None]) ** 2).sum(-1)
+        nearest = d.argmin(1)
+        return np.repeat(nearest[:, None], k, 1), np.repeat(np.sqrt(d.min(1))[:, None], k, 1)
+
+
+registry.add("test-repeats", _Repeats)
+
+
+def test_an_answer_repeating_an_id_gets_a_failed_record_naming_row_and_id(tiny, tmp_path):
+    summary, lines = _run(tiny, tmp_path, ["test-repeats"], k=5)
+    [path] = summary.failed
+    record = records.read_record(path)
+    assert record["status"] == "failed"
+    assert "query row 0" in record["error"] and "more than once" in record["error"]
+    assert "returned id" in record["error"]

@@ -109,3 +109,24 @@ def test_algorithms_marked_out_of_the_default_run_run_only_by_name():
     assert "toy-slow" not in {e.name for e in sweeps.default_entries()}
     assert "toy-sweep" in {e.name for e in sweeps.default_entries()}
     assert [e.name for e in sweeps.default_entries(["toy-slow"])] == ["toy-slow"]
+
+
+def test_every_potential_configuration_runs_beside_its_control() -> None:
+    [entry] = sweeps.default_entries(["potential-1"])
+    [config] = sweeps.expand([entry], 1000)
+    methods = [q for q in config.query_params if q.get("ascent") != "none"]
+    controls = [q for q in config.query_params if q.get("ascent") == "none"]
+    assert len(methods) == 2  # rates 0.02 and 0.05
+    # one control serves both: the rate means nothing without a climb
+    assert controls == [{"ascent": "none"}]
+    assert all(config.spec.adapter.control_of(q) == {"ascent": "none"} for q in methods)
+    [baseline] = sweeps.expand(sweeps.default_entries(["hnswlib"]), 1000)[:1]
+    assert not any(q.get("ascent") for q in baseline.query_params)
+
+
+def test_an_entry_for_named_datasets_runs_only_there() -> None:
+    entries = sweeps.default_entries(["potential-1-note"])
+    assert sweeps.expand(entries, 1000, "random-xs-20-euclidean") == []
+    [config] = sweeps.expand(entries, 1000, "uniform-64-euclidean")
+    assert config.build_params["scale"] == 1.0
+    assert {q["ascent"] for q in config.query_params} == {"normalised", "none"}
