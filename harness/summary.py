@@ -13,6 +13,7 @@ import csv
 import io
 import json
 import math
+import re
 from collections import defaultdict
 from typing import Any, Iterable, Mapping, Sequence
 
@@ -149,8 +150,13 @@ def control_rows(records: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
         row["recall_gain"] = _difference(row["recall_at_1"], row["control_recall_at_1"])
         row["dist_ratio"] = _ratio(row["dist_comps_mean"], row["control_dist_comps_mean"])
         rows.append(row)
-    rows.sort(key=lambda r: (str(r["dataset"]), str(r["algorithm"]), str(r["label"])))
+    rows.sort(key=lambda r: (str(r["dataset"]), str(r["algorithm"]), natural_key(str(r["label"]))))
     return rows
+
+
+def natural_key(text: str) -> list[Any]:
+    """Sort key that orders numbers inside labels by value: beta=30 before beta=100."""
+    return [(0, float(part), "") if part else (1, 0.0, word) for part, word in re.findall(r"(\d+(?:\.\d+)?)|(\D+)", text)]
 
 
 def _finite(value: float) -> float | None:

@@ -161,3 +161,29 @@ def test_an_answer_repeating_an_id_gets_a_failed_record_naming_row_and_id(tiny, 
     assert record["status"] == "failed"
     assert "query row 0" in record["error"] and "more than once" in record["error"]
     assert "returned id" in record["error"]
+
+
+def test_potential_records_pair_with_their_controls(tiny, tmp_path):
+    from harness.report import write_report
+    from harness.summary import control_rows, results_table, series_name
+
+    summary, _ = _run(tiny, tmp_path, ["potential-gaussian"])
+    found = [records.read_record(p) for p in summary.written]
+    methods = [r for r in found if r["role"] == "method"]
+    controls = [r for r in found if r["role"] == "control"]
+    assert len(methods) == 4 and len(controls) == 4  # one per beta: beta shapes the pool's ranking
+    assert {series_name(r) for r in controls} == {"potential-gaussian [ascent=none]"}
+    rows = control_rows(found)
+    assert len(rows) == 4 and all(row["control_recall_at_1"] is not None for row in rows)
+    for row in rows:
+        method = next(r for r in methods if r["label"] == row["label"])
+        control = next(r for r in controls if r["query_params"] == method["control_query_params"])
+        assert row["recall_gain"] == method["metrics"]["recall_at_1"] - control["metrics"]["recall_at_1"]
+        assert row["dist_ratio"] == method["metrics"]["dist_comps_mean"] / control["metrics"]["dist_comps_mean"]
+        assert control["metrics"]["iterations_mean"] == 0
+    # the full potential's control is an exact search: the climb cannot add recall there
+    assert all(row["control_recall_at_1"] == 1.0 and row["recall_gain"] <= 0 for row in rows)
+    table = results_table(found)
+    assert all("converged_onto_nn_rate" in row and "position_to_true_nn_median" in row for row in table)
+    page = write_report(found, tmp_path / "plots", tiny.name, []).read_text()
+    assert "What the climb adds" in page and "recall_gain" in page
