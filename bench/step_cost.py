@@ -14,8 +14,11 @@ nearest-neighbour-spacing units as the adapters hold them) and prints
 
 Rows: bruteforce fp32 and in each --dtype low precision (scores in that precision, fp32 re-rank);
 faiss-flat (CPU); gaussian step by the streaming matmul kernel at each --beta (on the CPU it
-skips weights below a rounding step of the sum, so large beta costs less) and by the sdpa kernel
-in each precision; potential_1 value+gradient (eager, and compiled with --compile).
+skips weights below a rounding step of the sum, so large beta costs less), alone and as a search
+runs it: with the top-m contributors tracked for the snap's pool (--track-m, the adapter's m;
+0 leaves those rows out); the sdpa kernel in each precision; potential_1 value+gradient (eager,
+and compiled with --compile). What is printed is also written to --out (default
+bench/results/step_cost.txt; '-' for none), with the command line.
 
     python bench/step_cost.py                                   # CPU: N in {1e4, 1e5}, Q = 1000
     python bench/step_cost.py --threads 1
@@ -155,6 +158,10 @@ def main() -> int:
                              "(default CPU 200,300,1000: the CPU kernel skips negligible weights, so the "
                              "cost depends on beta; CUDA 200); the other Gaussian rows use the first")
     parser.add_argument("--memory-mb", type=float, default=128.0, help="potential evaluation budget (adapter default)")
+    parser.add_argument("--track-m", type=int, default=100,
+                        help="top-m tracked per Gaussian step as a search does it (the default sweep's m); 0: no such rows")
+    parser.add_argument("--out", default=str(ROOT / "bench" / "results" / "step_cost.txt"),
+                        help="also write the output here ('-': nowhere)")
     parser.add_argument("--no-potential1", action="store_true", help="skip the potential_1 rows")
     parser.add_argument("--compile", action="store_true", help="add a potential_1 row through torch.compile")
     parser.add_argument("--before", action="store_true", help="add the pre-issue-6 Gaussian loop as a row (before/after)")
@@ -182,11 +189,19 @@ def main() -> int:
 
     faiss.omp_set_num_threads(args.threads)
     device_name = torch.cuda.get_device_name() if cuda else _cpu_name()
+    lines: list[str] = []
+
+    def print(text: str) -> None:  # noqa: A001 - every line goes to stdout and to --out
+        lines.append(text)
+        sys.stdout.write(text + "\n")
+        sys.stdout.flush()
+
+    print("command: python " + " ".join(sys.argv))
     print(f"device={args.device} ({device_name}) threads={args.threads} torch={torch.__version__} faiss={faiss.__version__} "
           f"allocator: {tune_malloc()}")
     print(f"{'data ' + args.data if args.data else 'random N(0,1) data'}: D={args.dim} Q={n_queries} N in {sizes} beta in {args.betas} memory_mb={args.memory_mb} "
           f"warmup={args.warmup} repeats={args.repeats} (median ms, alternating rounds)")
-    header = f"{'N':>9} {'operation':<42} {'ms':>10} {'x bf fp32':>10} {'x faiss':>8} {'TFLOP/s':>8}"
+    header = f"{'N':>9} {'operation':<54} {'ms':>10} {'x bf fp32':>10} {'x faiss':>8} {'TFLOP/s':>8}"
     for n, X, Q in cases:
         print(header)
         rows = measure_size(args, X, Q, lows)
@@ -196,7 +211,11 @@ def main() -> int:
             tflops = products * 2.0 * n_queries * n * args.dim / (ms * 1e-3) / 1e12
             ratio = f"{ms / base[0]:10.2f}" if base else f"{'':>10}"
             vs_faiss = f"{ms / faiss_ms[0]:8.2f}" if faiss_ms else f"{'':>8}"
-            print(f"{n:>9} {name:<42} {ms:10.1f} {ratio} {vs_faiss} {tflops:8.3f}")
+            print(f"{n:>9} {name:<54} {ms:10.1f} {ratio} {vs_faiss} {tflops:8.3f}")
+    if args.out != "-":
+        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.out).write_text("\n".join(lines) + "\n")
+        sys.stdout.write(f"(written to {args.out})\n")
     return 0
 
 
@@ -225,6 +244,9 @@ def measure_size(args: argparse.Namespace, X: np.ndarray, Q: np.ndarray, lows: l
         rows[f"gaussian step, matmul fp32 (before) b={first:g}"] = (partial(previous_gaussian_step, q, field, first), 2)
     for beta in args.betas:
         rows[f"gaussian step, matmul fp32 b={beta:g}"] = (partial(gaussian.evaluate, q, field, {"beta": beta}), 2)
+        if args.track_m:  # as a search runs it: the snap's pool tracked in every evaluation
+            name = f"gaussian step + top-{args.track_m} tracking, matmul fp32 b={beta:g}"
+            rows[name] = (partial(gaussian.evaluate, q, field, {"beta": beta}, args.track_m), 2)
     for precision in ["fp32", *lows]:
         if precision == "fp16" and not cuda:
             continue  # CPU fp16 attention runs, but slowly; it is not a configuration to measure
