@@ -150,3 +150,19 @@ def test_linestyles_tell_device_and_mode_apart():
     styles = {linestyle_for(d, m) for d in ("cpu", "cuda") for m in ("batch", "single")}
     assert len(styles) == 4
     assert linestyle_for(None, None) == "-"
+
+
+def test_a_control_is_drawn_muted_in_its_methods_colour():
+    from matplotlib.figure import Figure
+
+    from harness.plots import _draw_series, _Point
+
+    ax = Figure().add_subplot()
+    method = {"algorithm": "potential-gaussian", "role": "method"}
+    control = {"algorithm": "potential-gaussian", "role": "control", "control_switch": "ascent=none"}
+    _draw_series(ax, "potential-gaussian", [_Point(0.9, 100.0, "m", method), _Point(0.99, 50.0, "m", method)], True)
+    _draw_series(ax, "potential-gaussian [ascent=none]", [_Point(1.0, 300.0, "c", control)], True)
+    drawn_method, drawn_control = ax.lines
+    assert drawn_method.get_color() == drawn_control.get_color() == style_for("potential-gaussian").colour
+    assert drawn_control.get_linestyle() == ":" and drawn_control.get_markerfacecolor() == "none"
+    assert drawn_method.get_linestyle() != ":" and drawn_control.get_alpha() < 1.0
