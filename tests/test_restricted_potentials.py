@@ -209,3 +209,18 @@ def test_fewer_than_k_distinct_candidates_are_padded_with_minus_one_not_repeated
         assert len(set(real.tolist())) == len(real)
         assert np.isinf(d[row < 0]).all() and np.isfinite(d[row >= 0]).all()
         assert (row[: len(real)] >= 0).all()  # the points first, nearest first, then the padding
+
+
+def test_graph_control_is_a_graph_search_from_the_query() -> None:
+    """With no climb the frontier still walks the graph at the query until it settles, so the
+    control is graph search at the same frontier width (not the entry points' neighbourhood)."""
+    rng = np.random.default_rng(8)
+    X = (rng.uniform(0, 1, size=(400, 4)) * 40).astype(np.float32)
+    Q = (X[:40] + 0.05 * rng.standard_normal((40, 4))).astype(np.float32)
+    true = np.linalg.norm(X[None] - Q[:, None], axis=2).argmin(1)
+    build = {"graph_k": 8, "entries": 16, "scale": 1.0}
+    ids, _, positions, stats = _search("potential-gaussian-graph", X, Q, build, {"ascent": "none", "frontier": 4}, k=1)
+    np.testing.assert_allclose(positions, Q, atol=1e-6)
+    one_neighbourhood = 16 + 4 * (1 + 8) + 4  # entries + one frontier with its neighbours + the pool
+    assert (stats.dist_comps > one_neighbourhood).mean() >= 0.5  # it walked
+    assert (ids[:, 0] == true).mean() >= 0.9

@@ -8,6 +8,10 @@ points. Search: a query's frontier starts as its `frontier` nearest entry points
 distances). Each step sums the potential over frontier + neighbours (duplicates removed),
 and the new frontier is the `frontier` largest contributors at the current position.
 
+The snap's pool at a position is where the frontier settles there (`_pool_at` walks it), so
+the control (`ascent=none`: the position stays at the query) is a graph search from the query
+at the same frontier width, and the climb is measured against that.
+
 With `settle` (default) a query's position waits while its frontier is still changing: the
 frontier first walks the graph towards the position (a beam search driven by the potential's
 own ranking), and only a settled neighbourhood moves the position. Without it, the first
@@ -29,7 +33,7 @@ from harness.errors import ParameterError
 
 from .base import RestrictedAdapter, make_variant, tensor_bytes
 from .candidates import evaluate_on_candidates, unique_rows
-from ..ascent import StepResult
+from ..ascent import StepResult, fit_width
 from .ivf import kmeans_centroids, nearest_rows
 
 
@@ -95,6 +99,27 @@ class GraphLocal(RestrictedAdapter):
         return torch.full((len(q),), float(len(self._entries)), dtype=torch.float64, device=q.device)
 
     def _step(self, positions: torch.Tensor, active: torch.Tensor, track_m: int) -> StepResult:
+        result, changed = self._walk(positions, active, track_m)
+        return result._replace(hold=changed if self.query_values["settle"] else None)
+
+    def _pool_at(self, positions: torch.Tensor, rows: torch.Tensor, m: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """The pool at fixed positions: walk the frontier there until it settles (a beam search over
+        the graph ranked by the potential, i.e. by distance; at most max_iters evaluations, each
+        counted), then its top-m. For the control (no climb) this is graph search from the query."""
+        pool = torch.full((len(rows), m), -1, dtype=torch.long, device=positions.device)
+        cost = torch.zeros(len(rows), dtype=torch.float64, device=positions.device)
+        walking = torch.arange(len(rows), device=positions.device)
+        for _ in range(self.query_values["max_iters"]):
+            result, changed = self._walk(positions[walking], rows[walking], m)
+            pool[walking] = fit_width(result.evaluation.top_ids, m)
+            cost[walking] += result.cost.to(cost.dtype)
+            walking = walking[changed]
+            if len(walking) == 0:
+                break
+        return pool, cost
+
+    def _walk(self, positions: torch.Tensor, active: torch.Tensor, track_m: int) -> tuple[StepResult, torch.Tensor]:
+        """One evaluation over frontier + neighbours; the new frontier; which frontiers changed."""
         front = self._frontier[active]
         ids = torch.cat([front, self._graph[front].reshape(len(front), -1)], 1)
         cand, valid = unique_rows(ids, torch.ones_like(ids, dtype=torch.bool), self.n_train)
@@ -109,8 +134,7 @@ class GraphLocal(RestrictedAdapter):
         self._frontier[active] = new_front
         self._count_new(positions, active, cand, valid)
         ev.top_ids = ev.top_ids[:, :track_m] if track_m else None
-        hold = changed if self.query_values["settle"] else None
-        return StepResult(ev, valid.sum(1), hold)
+        return StepResult(ev, valid.sum(1)), changed
 
     def _count_new(self, positions: torch.Tensor, active: torch.Tensor, cand: torch.Tensor, valid: torch.Tensor) -> None:
         """Distances a cache would still compute: all after a move, else those not seen yet."""
