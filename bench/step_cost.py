@@ -199,7 +199,8 @@ def main() -> int:
     print("command: python " + " ".join(sys.argv))
     print(f"device={args.device} ({device_name}) threads={args.threads} torch={torch.__version__} faiss={faiss.__version__} "
           f"allocator: {tune_malloc()}")
-    print(f"{'data ' + args.data if args.data else 'random N(0,1) data'}: D={args.dim} Q={n_queries} N in {sizes} beta in {args.betas} memory_mb={args.memory_mb} "
+    source = "data " + args.data if args.data else "random N(0,1) data"
+    print(f"{source}: D={args.dim} Q={n_queries} N in {sizes} beta in {args.betas} memory_mb={args.memory_mb} "
           f"warmup={args.warmup} repeats={args.repeats} (median ms, alternating rounds)")
     header = f"{'N':>9} {'operation':<54} {'ms':>10} {'x bf fp32':>10} {'x faiss':>8} {'TFLOP/s':>8}"
     for n, X, Q in cases:

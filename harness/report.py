@@ -163,7 +163,8 @@ def _controls_section(records: Sequence[Record]) -> list[str]:
         "<code>dist_ratio</code> = distance computations per query / the control's. "
         "<code>converged_onto_nn_rate</code> is the seed note's own measure (landing within 1e-3 of the true NN).</p>"
     )
-    return [_section("What the climb adds: each configuration beside its control", note + _table(rows, [c for c in CONTROL_COLUMNS if c != "dataset"]))]
+    table = _table(rows, [c for c in CONTROL_COLUMNS if c != "dataset"])
+    return [_section("What the climb adds: each configuration beside its control", note + table)]
 
 
 def _results_html(records: Sequence[Record]) -> str:

@@ -10,7 +10,6 @@ list the tests that catch a broken climb.
 """
 from __future__ import annotations
 
-import numpy as np
 import pytest
 
 from algorithms import registry

@@ -40,7 +40,7 @@ class Handler(BaseHTTPRequestHandler):
         state.ranges.append(self.headers.get("Range"))
         (state.behaviour or serve)(self, len(state.ranges) - 1)
 
-    def log_message(self, format: str, *args: object) -> None:
+    def log_message(self, format: str, *args: object) -> None:  # noqa: A002 - the name http.server gives it
         pass
 
 

@@ -169,7 +169,10 @@ _COMPILE_REASON = "torch.compile on a CPU takes ~15 s per graph here; set GPNN_C
 
 @pytest.mark.slow
 @pytest.mark.skipif(not (torch.cuda.is_available() or os.environ.get("GPNN_COMPILE_TESTS")), reason=_COMPILE_REASON)
-@pytest.mark.parametrize("name,hp", [("potential_1", {"c": 1e3, "eps": 0.5, "clamp": 16.0}), ("potential_2", {"c": 1e3, "eps": 0.5, "clamp": 16.0}), ("naive", {"c": 10.0})])
+@pytest.mark.parametrize(
+    "name,hp",
+    [("potential_1", {"c": 1e3, "eps": 0.5, "clamp": 16.0}), ("potential_2", {"c": 1e3, "eps": 0.5, "clamp": 16.0}), ("naive", {"c": 10.0})],
+)
 def test_compiled_blocks_equal_eager(name: str, hp: dict) -> None:
     device = "cuda" if torch.cuda.is_available() else "cpu"
     X, Q = _clusters(n=600, d=16, nq=20)

@@ -43,7 +43,13 @@ def test_cuda_search_equals_cpu_search(algorithm, query) -> None:
     assert np.abs(cpu[3] - gpu[3]).max() <= 1
 
 
-@pytest.mark.parametrize("name,hp", [("potential_1", {"c": 1e3, "eps": 0.5, "clamp": 16.0}), ("potential_2", {"c": 1e3, "eps": 0.5, "clamp": 16.0}), ("naive", {"c": 10.0}), ("gaussian", {"beta": 5.0})])
+@pytest.mark.parametrize(
+    "name,hp",
+    [
+        ("potential_1", {"c": 1e3, "eps": 0.5, "clamp": 16.0}), ("potential_2", {"c": 1e3, "eps": 0.5, "clamp": 16.0}),
+        ("naive", {"c": 10.0}), ("gaussian", {"beta": 5.0}),
+    ],
+)
 def test_cuda_evaluation_equals_cpu_evaluation(name, hp) -> None:
     gen = torch.Generator().manual_seed(3)
     X = torch.rand(300, 9, generator=gen, dtype=torch.float64)

@@ -40,7 +40,7 @@ def test_unique_rows_and_segment_sums() -> None:
     assert sorted(uniq[0][mask[0]].tolist()) == [2, 4, 9] and uniq[1][mask[1]].tolist() == [1]
     vals = torch.tensor([[1.0, 2.0, 3.0, 4.0], [1.0, 1.0, 1.0, 0.5]])
     keyed, sums, last = segment_sums(ids, vals, torch.ones_like(ids, dtype=torch.bool), 10)
-    got = {int(i): float(s) for i, s, l in zip(keyed[0], sums[0], last[0]) if l}
+    got = {int(i): float(s) for i, s, is_last in zip(keyed[0], sums[0], last[0]) if is_last}
     assert got == {2: 2.0, 4: 4.0, 9: 4.0}
     assert sums[1][last[1]].tolist() == [3.5]
 
