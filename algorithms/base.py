@@ -243,7 +243,7 @@ class Adapter(abc.ABC):
 
         A control is the same configuration with the part under test switched off, so that a
         number the method reaches can be compared with what it reaches without that part.
-        The sweep runs it beside every configuration (`harness.sweeps.expand`).
+        The sweep runs it beside every configuration (`harness.run.sweeps.expand`).
         """
         if not cls.control_switch or cls.is_control(query):
             return None

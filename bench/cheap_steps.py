@@ -20,7 +20,7 @@ Printed per dataset and query set, from the records alone:
     q/s min / median / max over the --runs timed repetitions; then the ratio of the best
     potential method to the best baseline;
   * what the climb adds over its control for every potential configuration
-    (`harness.summary.control_rows`: recall gain, distance ratio, converged-onto-NN rate).
+    (`harness.report.summary.control_rows`: recall gain, distance ratio, converged-onto-NN rate).
 Machine facts and the exact command line come first.
 
 Output: everything printed for a dataset (header, run log, tables) is also written to
@@ -134,8 +134,8 @@ def set_heading(entries: Sequence[Any], sizes: Sequence[int], size: int) -> str:
 
 def run_pass(dataset: Any, entries: Sequence[Any], size: int, args: argparse.Namespace, results_dir: Path, out: Tee) -> None:
     """Run the given sweep entries on the first `size` queries, in this process."""
-    from harness import provenance, sweeps
-    from harness.runner import RunOptions, run_sweep
+    from harness.run import provenance, sweeps
+    from harness.run.runner import RunOptions, run_sweep
 
     configs = sweeps.expand(list(entries), dataset.n_train)
     configs, _ = sweeps.check_configs(configs, 10, dataset.n_train, dataset.dimension)
@@ -156,7 +156,7 @@ def _fmt(value: float | None, spec: str = ",.0f") -> str:
 
 def qps_spread(record: Record) -> tuple[float, float, float]:
     """q/s min, median, max over the timed repetitions (the median alone when runs are absent)."""
-    from harness.summary import metric
+    from harness.report.summary import metric
 
     runs = [float(q) for q in (record.get("metrics") or {}).get("qps_runs") or []]
     if not runs:
@@ -168,7 +168,7 @@ def qps_spread(record: Record) -> tuple[float, float, float]:
 def best_per_series(records: Sequence[Record], threshold: float) -> dict[str, tuple[Record, float]]:
     """Per series: the record with the best median q/s reaching `threshold` (ties: higher recall,
     then label), with the fewest distance computations of any record of that series reaching it."""
-    from harness.summary import is_ok, metric, series_name
+    from harness.report.summary import is_ok, metric, series_name
 
     def rank(r: Record) -> tuple[float, float, str]:
         return -metric(r, "qps"), -metric(r, "recall_at_1"), str(r.get("label"))
@@ -185,7 +185,7 @@ def best_per_series(records: Sequence[Record], threshold: float) -> dict[str, tu
 
 
 def threshold_table(records: Sequence[Record], series: Sequence[str], threshold: float) -> list[str]:
-    from harness.summary import metric
+    from harness.report.summary import metric
 
     best = best_per_series(records, threshold)
     lines = [f"  recall@1 >= {threshold}",
@@ -207,7 +207,7 @@ def threshold_table(records: Sequence[Record], series: Sequence[str], threshold:
 
 def ratio_line(best: Mapping[str, tuple[Record, float]]) -> str:
     """Best potential method (controls excluded) over best baseline: median q/s and fewest dist comps."""
-    from harness.summary import metric
+    from harness.report.summary import metric
 
     pot = {n: b for n, b in best.items() if b[0].get("role") == "method"}
     base = {n: b for n, b in best.items() if b[0].get("algorithm") in BASELINES}
@@ -226,7 +226,7 @@ def ratio_line(best: Mapping[str, tuple[Record, float]]) -> str:
 
 def series_order(records: Sequence[Record], entries: Sequence[Any]) -> list[str]:
     """Series in sweep order, each method before its control."""
-    from harness.summary import is_ok, series_name
+    from harness.report.summary import is_ok, series_name
 
     position = {e.name: i for i, e in enumerate(entries)}
     names = {series_name(r): (position.get(str(r.get("algorithm")), len(position)), r.get("role") == "control")
@@ -236,7 +236,7 @@ def series_order(records: Sequence[Record], entries: Sequence[Any]) -> list[str]
 
 def report_set(records: Sequence[Record], entries: Sequence[Any], heading: str, runs: int, out: Tee) -> None:
     """The threshold tables and the method-vs-control table of one query set."""
-    from harness.summary import control_rows, is_ok
+    from harness.report.summary import control_rows, is_ok
 
     failed = [r for r in records if not is_ok(r)]
     out(f"\n== {heading}")
@@ -260,8 +260,8 @@ def _natural(text: str) -> list[Any]:
 
 
 def control_table(rows: Sequence[Mapping[str, Any]]) -> str:
-    """`harness.summary.format_controls` without the dataset and algorithm columns (the label has both)."""
-    from harness.summary import CONTROL_COLUMNS, format_controls, format_table
+    """`harness.report.summary.format_controls` without the dataset and algorithm columns (the label has both)."""
+    from harness.report.summary import CONTROL_COLUMNS, format_controls, format_table
 
     heading = format_controls(rows).split("\n")[:2]
     columns = [c for c in CONTROL_COLUMNS if c not in ("dataset", "algorithm")]
@@ -272,7 +272,7 @@ def control_table(rows: Sequence[Mapping[str, Any]]) -> str:
 
 def preamble(args: argparse.Namespace, argv: Sequence[str]) -> list[str]:
     """Machine facts and the exact command line."""
-    from harness import provenance
+    from harness.run import provenance
 
     versions = provenance.library_versions()
     libs = ", ".join(f"{n} {versions[n]}" for n in ("torch", "faiss-cpu", "faiss", "hnswlib", "numpy") if n in versions)
@@ -288,7 +288,7 @@ def preamble(args: argparse.Namespace, argv: Sequence[str]) -> list[str]:
 
 def run_dataset(spec: str, args: argparse.Namespace, entries: list[Any], results_dir: Path, head: list[str], out: Tee) -> None:
     """Every pass on one dataset, then its tables; output also to <out>/cheap_steps-<name>.txt."""
-    from harness.loader import open_dataset
+    from harness.data.loader import open_dataset
     from harness.records import load_records, safe_component
 
     dataset = open_dataset(ALIASES.get(spec, spec), args.data_dir, progress=False)
@@ -313,8 +313,8 @@ def run_dataset(spec: str, args: argparse.Namespace, entries: list[Any], results
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     args = parse_args(argv)
-    from harness.sweeps import read_sweep_file
-    from harness.threads import set_threads
+    from harness.run.sweeps import read_sweep_file
+    from harness.run.threads import set_threads
 
     set_threads(args.threads)
     entries = read_sweep_file(args.sweep)

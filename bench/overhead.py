@@ -25,7 +25,7 @@ from typing import Any, Callable
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from harness.threads import set_env_threads  # noqa: E402
+from harness.run.threads import set_env_threads  # noqa: E402
 
 CASES = {
     # name: (build params, query params)
@@ -88,10 +88,10 @@ def main() -> int:
     set_env_threads(args.threads)
 
     from algorithms import registry
-    from harness import provenance
-    from harness.loader import open_dataset
-    from harness.runner import RunOptions, run_query_config
-    from harness.threads import set_threads
+    from harness.data.loader import open_dataset
+    from harness.run import provenance
+    from harness.run.runner import RunOptions, run_query_config
+    from harness.run.threads import set_threads
 
     set_threads(args.threads)
     dataset = open_dataset(args.dataset, progress=False)

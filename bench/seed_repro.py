@@ -29,8 +29,8 @@ import torch
 
 from algorithms import tune_malloc
 from algorithms.potential import Field, climb, field_step, get_potential, make_rule
-from algorithms.potential.potentials import nearest_candidates
 from algorithms.potential.note_reference import EPS, RATE, C, note_ascent, note_data
+from algorithms.potential.potentials import nearest_candidates
 
 
 def _timed(device: str, fn: Callable[[], torch.Tensor]) -> tuple[torch.Tensor, float]:

@@ -94,8 +94,8 @@ def random_data(n: int, q: int, d: int, seed: int) -> tuple[np.ndarray, np.ndarr
 
 def real_data(path: str, n_queries: int) -> tuple[int, np.ndarray, np.ndarray]:
     """(N, train, first n_queries test queries) of an ann-benchmarks HDF5 file, validated by the harness loader."""
+    from harness.data.loader import load_file
     from harness.errors import HarnessError
-    from harness.loader import load_file
 
     try:
         dataset = load_file(Path(path))
@@ -267,7 +267,7 @@ def measure_size(args: argparse.Namespace, X: np.ndarray, Q: np.ndarray, lows: l
 
 def _cpu_name() -> str:
     try:
-        from harness import provenance
+        from harness.run import provenance
 
         return provenance.cpu_model()
     except Exception:  # noqa: BLE001

@@ -17,9 +17,9 @@ import sys
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-from . import commands
-from .errors import HarnessError
-from .runner import interrupt_code, sigterm_as_interrupt
+from harness import commands
+from harness.errors import HarnessError
+from harness.run.runner import interrupt_code, sigterm_as_interrupt
 
 SUBCOMMANDS = ("run", "datasets", "list", "results", "plot", "report", "landscape")
 EXAMPLES = """
@@ -181,7 +181,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _resolve_device(requested: str) -> str:
     """The device to run on; asks through NVML so that this process never initialises CUDA."""
-    from .isolation import cuda_available
+    from harness.run.isolation import cuda_available
 
     if requested == "cpu":
         return requested
@@ -197,15 +197,15 @@ def _resolve_device(requested: str) -> str:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from . import sweeps
-    from .plugins import load_plugins, plugin_list
-    from .loader import open_dataset
-    from .threads import set_threads
+    from harness.data.loader import open_dataset
+    from harness.run import sweeps
+    from harness.run.plugins import load_plugins, plugin_list
+    from harness.run.threads import set_threads
 
     if args.ray_address and args.executor != "ray":
         raise HarnessError("--ray-address is only used with --executor ray", "add --executor ray, or drop --ray-address")
     if args.executor == "ray":
-        from .ray_executor import require_ray
+        from harness.run.ray_executor import require_ray
 
         require_ray()  # before any work: a missing extra is said at once
     plugins = plugin_list(args.plugins)
@@ -221,7 +221,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     )
     _check_writable(args.results_dir)
     if args.executor == "ray":
-        from .ray_executor import ray_session, resolve_device
+        from harness.run.ray_executor import ray_session, resolve_device
 
         with ray_session(args.ray_address) as ray:
             return _run(args, dataset, configs, notes, plugins, resolve_device(ray, device), ray)
@@ -232,8 +232,8 @@ def _run(args: argparse.Namespace, dataset: Any, configs: list[Any], notes: list
          device: str, ray: Any) -> int:
     """Measure every configuration (locally, or on Ray when `ray` is the connected module),
     then report what was done."""
-    from .isolation import DatasetRef
-    from .runner import RunOptions, RunSummary, run_sweep
+    from harness.run.isolation import DatasetRef
+    from harness.run.runner import RunOptions, RunSummary, run_sweep
 
     options = RunOptions(
         k=args.count, runs=args.runs, queries=args.queries, threads=args.threads, device=device, mode=args.mode,
@@ -255,7 +255,7 @@ def _run(args: argparse.Namespace, dataset: Any, configs: list[Any], notes: list
     where = args.results_dir / dataset.name
     try:
         if ray is not None:
-            from .ray_executor import run_sweep_on_ray
+            from harness.run.ray_executor import run_sweep_on_ray
 
             run_sweep_on_ray(ray, dataset, configs, options, info, summary=summary)
         else:
@@ -277,7 +277,7 @@ def _run(args: argparse.Namespace, dataset: Any, configs: list[Any], notes: list
 
 
 def _sweep_entries(args: argparse.Namespace) -> list[Any]:
-    from . import sweeps
+    from harness.run import sweeps
 
     names = [n.strip() for n in args.algorithms.split(",") if n.strip()] if args.algorithms else None
     if args.sweep is None:
@@ -289,8 +289,8 @@ def _sweep_entries(args: argparse.Namespace) -> list[Any]:
 def _provenance(isolation: str, threads: int, dataset: Any) -> dict[str, Any]:
     """The provenance block of every record; under process isolation, CUDA stays out of this
     process: reading the GPU's name initialises CUDA, so on a GPU machine a child reads it."""
-    from . import provenance
-    from .isolation import call_in_child, cuda_available
+    from harness.run import provenance
+    from harness.run.isolation import call_in_child, cuda_available
 
     if isolation == "process" and cuda_available():
         return call_in_child(provenance.collect, threads, str(dataset.path), dataset.checksum)

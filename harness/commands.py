@@ -10,13 +10,13 @@ import json
 import sys
 from pathlib import Path
 
-from .errors import HarnessError
+from harness.errors import HarnessError
 
 LANDSCAPES = ("overlay-1d", "contours-2d", "trajectories", "convergence")
 
 
 def _records(dataset: str, args: argparse.Namespace) -> list[dict]:
-    from .records import load_records
+    from harness.records import load_records
 
     found = load_records(args.results_dir, dataset)
     if not found:
@@ -27,7 +27,7 @@ def _records(dataset: str, args: argparse.Namespace) -> list[dict]:
 
 
 def plot_figures(dataset: str, records: list[dict], args: argparse.Namespace) -> list[Path]:
-    from .plots import make_plots
+    from harness.report.plots import make_plots
 
     out_dir = args.plots_dir / dataset
     figures = make_plots(records, out_dir, dataset)
@@ -37,7 +37,7 @@ def plot_figures(dataset: str, records: list[dict], args: argparse.Namespace) ->
 
 def plot_and_report(dataset: str, args: argparse.Namespace) -> None:
     """Figures and the report from one reading of the records (each read verifies a checksum)."""
-    from .report import write_report
+    from harness.report.page import write_report
 
     records = _records(dataset, args)
     figures = plot_figures(dataset, records, args)
@@ -57,7 +57,7 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 
 def cmd_landscape(args: argparse.Namespace) -> int:
-    from .landscape import make_landscapes
+    from harness.report.landscape import make_landscapes
 
     which = [w.strip() for w in args.figures.split(",") if w.strip()] if args.figures else None
     unknown = sorted(set(which or ()) - set(LANDSCAPES))
@@ -73,8 +73,8 @@ def cmd_landscape(args: argparse.Namespace) -> int:
 
 def _dataset_key(name: str) -> str:
     """Records are stored under the dataset's canonical name: resolve aliases and paths."""
-    from .datasets import resolve
-    from .loader import is_path_spec
+    from harness.data.loader import is_path_spec
+    from harness.data.registry import resolve
 
     if is_path_spec(name):
         return Path(name).stem
@@ -85,8 +85,8 @@ def _dataset_key(name: str) -> str:
 
 
 def cmd_results(args: argparse.Namespace) -> int:
-    from .records import load_records
-    from .summary import control_rows, format_controls, format_csv, format_summary, format_table, results_table, summary_rows
+    from harness.records import load_records
+    from harness.report.summary import control_rows, format_controls, format_csv, format_summary, format_table, results_table, summary_rows
 
     dataset = _dataset_key(args.dataset) if args.dataset else None
     problems: list[str] = []
@@ -114,8 +114,7 @@ def cmd_results(args: argparse.Namespace) -> int:
 
 def cmd_list(args: argparse.Namespace) -> int:
     from algorithms import registry
-
-    from .plugins import load_plugins, plugin_list
+    from harness.run.plugins import load_plugins, plugin_list
 
     load_plugins(plugin_list(getattr(args, "plugins", None)))
     for name, spec in registry.all_algorithms().items():
@@ -132,8 +131,8 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 
 def cmd_datasets(args: argparse.Namespace) -> int:
-    from .datasets import default_data_dir, list_datasets, resolve
-    from .download import download
+    from harness.data.download import download
+    from harness.data.registry import default_data_dir, list_datasets, resolve
 
     data_dir = args.data_dir or default_data_dir()
     if args.action == "list":
@@ -146,7 +145,7 @@ def cmd_datasets(args: argparse.Namespace) -> int:
         raise HarnessError("datasets download needs a dataset name", "see `python -m harness datasets list`")
     info = resolve(args.name)
     if info.generated:
-        from .loader import open_dataset
+        from harness.data.loader import open_dataset
 
         path = open_dataset(info.name, data_dir, progress=args.progress).path
     else:

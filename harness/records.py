@@ -21,8 +21,8 @@ from typing import Any, Iterator, Mapping
 import h5py
 import numpy as np
 
-from .files import sha256_file
-from .errors import HarnessError
+from harness.errors import HarnessError
+from harness.files import sha256_file
 
 SCHEMA = "gpnn-record/1"
 

@@ -11,8 +11,8 @@ from typing import Callable
 import numpy as np
 import pytest
 
-from harness.distances import exact_knn
-from harness.generate import write_ann_hdf5
+from harness.data.distances import exact_knn
+from harness.data.generate import write_ann_hdf5
 
 DATA = Path(__file__).parent / "data"
 

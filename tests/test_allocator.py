@@ -61,7 +61,7 @@ def test_the_setting_can_be_turned_off_and_says_so() -> None:
 
 def test_provenance_names_the_allocator_setting() -> None:
     from algorithms import tune_malloc
-    from harness import provenance
+    from harness.run import provenance
 
     assert provenance.collect(threads=1)["allocator"] == tune_malloc()
     assert provenance.node_facts()["allocator"] == tune_malloc()

@@ -14,8 +14,8 @@ import numpy as np
 import pytest
 import torch
 
-from algorithms.registry import all_algorithms, get
 from algorithms.bruteforce import block_sizes
+from algorithms.registry import all_algorithms, get
 from harness.errors import ParameterError
 
 BASELINES = ["bruteforce", "faiss-flat", "faiss-ivf", "faiss-ivfpq", "faiss-hnsw", "hnswlib"]

@@ -11,10 +11,10 @@ list the tests that catch a broken climb.
 from __future__ import annotations
 
 import pytest
+from climb_switch import ascent_disabled
+from test_potential_adapter import RULES, landing_gaps, started_away
 
 from algorithms import registry
-from test_potential_adapter import RULES, landing_gaps, started_away
-from climb_switch import ascent_disabled
 
 
 def _landing_share(algorithm: str, query: dict, data: tuple) -> float:  # noqa: ANN001

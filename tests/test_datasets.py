@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from harness.datasets import (
+from harness.data.distances import SUPPORTED
+from harness.data.registry import (
     ALIASES,
     DatasetInfo,
     dataset_path,
@@ -15,7 +16,6 @@ from harness.datasets import (
     registered,
     resolve,
 )
-from harness.distances import SUPPORTED
 from harness.errors import ConfigError, DatasetError
 
 REQUIRED_NAMES = [

@@ -13,10 +13,10 @@ from typing import Callable, Iterator
 
 import pytest
 
-from harness.datasets import DatasetInfo, resolve
-from harness.download import download
+from harness.data.download import download
+from harness.data.loader import open_dataset, validate_file
+from harness.data.registry import DatasetInfo, resolve
 from harness.errors import DownloadError
-from harness.loader import open_dataset, validate_file
 
 FAST = {"retries": 2, "backoff": 0.01, "timeout": 2.0, "progress": False}
 

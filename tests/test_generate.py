@@ -7,9 +7,9 @@ import h5py
 import numpy as np
 import pytest
 
-from harness.datasets import resolve
-from harness.generate import generate, make_blobs, split_train_test
-from harness.loader import open_dataset, validate_file
+from harness.data.generate import generate, make_blobs, split_train_test
+from harness.data.loader import open_dataset, validate_file
+from harness.data.registry import resolve
 
 
 @pytest.fixture(scope="module")

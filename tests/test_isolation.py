@@ -6,10 +6,10 @@ from pathlib import Path
 
 from harness import records
 from harness.cli import main
-from harness.isolation import ChildJob, child_events, describe_exit
-from harness.plugins import plugin_list
-from harness.measure import BuildFailed
-from harness.runner import RunOptions
+from harness.run.isolation import ChildJob, child_events, describe_exit
+from harness.run.measure import BuildFailed
+from harness.run.plugins import plugin_list
+from harness.run.runner import RunOptions
 
 CRASH_PLUGIN = str(Path(__file__).with_name("crash_adapters.py"))
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 import matplotlib.image as mpimg
 import numpy as np
 
-from harness import landscape
+from harness.report import landscape
 
 
 def test_local_maxima_finds_strict_interior_peaks():

@@ -11,8 +11,8 @@ import h5py
 import numpy as np
 import pytest
 
+from harness.data.loader import file_checksum, load_file, open_dataset, validate_file
 from harness.errors import ConfigError, DatasetError
-from harness.loader import file_checksum, load_file, open_dataset, validate_file
 
 GOOD = {
     "train": np.arange(40, dtype=np.float32).reshape(10, 4),

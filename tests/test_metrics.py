@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from harness import metrics
+from harness.run import metrics
 
 
 def test_recall_counts_ties_by_distance_not_id():

@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from harness.pareto import pareto_front
+from harness.report.pareto import pareto_front
 
 
 def brute_force_front(xs, ys, x_larger_better=True, y_larger_better=True) -> list[int]:

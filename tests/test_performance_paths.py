@@ -12,10 +12,10 @@ import pytest
 import torch
 
 from algorithms import registry
-from algorithms.potential import Field, get_potential
-from algorithms.potential import fused
+from algorithms.potential import Field, fused, get_potential
 from algorithms.potential.chunks import TEMPORARIES, block_bytes, block_shape
 from harness.errors import ParameterError
+
 
 def _clusters(seed: int = 0, n: int = 3000, d: int = 32, nq: int = 100) -> tuple[np.ndarray, np.ndarray]:
     """Points with clear gaps, queries near some of them: exact neighbours survive low precision."""

@@ -6,11 +6,11 @@ from pathlib import Path
 
 import matplotlib.image
 import pytest
-
-from harness.plots import FIGURE_TITLES, FORMATS, figure_caption, make_plots, plot_all
-from harness.records import load_records
-from harness.style import KNOWN_STYLES, linestyle_for, style_for
 from records_factory import DEFAULT_DATASET, write_synthetic_records
+
+from harness.records import load_records
+from harness.report.plots import FIGURE_TITLES, FORMATS, figure_caption, make_plots, plot_all
+from harness.report.style import KNOWN_STYLES, linestyle_for, style_for
 
 DATASET = DEFAULT_DATASET
 
@@ -155,7 +155,7 @@ def test_linestyles_tell_device_and_mode_apart():
 def test_a_control_is_drawn_muted_in_its_methods_colour():
     from matplotlib.figure import Figure
 
-    from harness.plots import _draw_series, _Point
+    from harness.report.plots import _draw_series, _Point
 
     ax = Figure().add_subplot()
     method = {"algorithm": "potential-gaussian", "role": "method"}

@@ -5,7 +5,7 @@ import time
 import pytest
 import torch
 
-from harness import clocks, provenance, threads
+from harness.run import clocks, provenance, threads
 
 
 def test_provenance_names_machine_libraries_and_commit():

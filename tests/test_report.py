@@ -8,14 +8,20 @@ from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
-
-from harness.plots import make_plots
-from harness.records import load_records
-from harness.report import write_report
-from harness.summary import (
-    RESULT_COLUMNS, format_csv, format_summary, format_table, results_table, series_name, summary_rows,
-)
 from records_factory import DEFAULT_DATASET, make_document, write_synthetic_records
+
+from harness.records import load_records
+from harness.report.page import write_report
+from harness.report.plots import make_plots
+from harness.report.summary import (
+    RESULT_COLUMNS,
+    format_csv,
+    format_summary,
+    format_table,
+    results_table,
+    series_name,
+    summary_rows,
+)
 
 DATASET = DEFAULT_DATASET
 VOID = {"area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta", "source", "track", "wbr"}

@@ -6,9 +6,10 @@ import pytest
 
 from algorithms import registry
 from algorithms.base import Adapter, Param, SearchStats
-from harness import provenance, records, sweeps
-from harness.loader import open_dataset
-from harness.runner import RunOptions, run_sweep
+from harness import records
+from harness.data.loader import open_dataset
+from harness.run import provenance, sweeps
+from harness.run.runner import RunOptions, run_sweep
 
 
 class _Broken(Adapter):
@@ -164,8 +165,8 @@ def test_an_answer_repeating_an_id_gets_a_failed_record_naming_row_and_id(tiny, 
 
 
 def test_potential_records_pair_with_their_controls(tiny, tmp_path):
-    from harness.report import write_report
-    from harness.summary import control_rows, results_table, series_name
+    from harness.report.page import write_report
+    from harness.report.summary import control_rows, results_table, series_name
 
     summary, _ = _run(tiny, tmp_path, ["potential-gaussian"])
     found = [records.read_record(p) for p in summary.written]

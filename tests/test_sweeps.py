@@ -5,8 +5,8 @@ import pytest
 
 from algorithms import registry
 from algorithms.base import Adapter, Param, positive
-from harness import sweeps
 from harness.errors import ConfigError
+from harness.run import sweeps
 
 
 class _Toy(Adapter):

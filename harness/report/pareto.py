@@ -10,7 +10,7 @@ zero. Here the front is one small, tested function that knows nothing about plot
 - each axis may be maximised (recall, QPS) or minimised (seconds, bytes, iterations).
 
 Log-scale axes cannot show zero or negative values. That is a drawing problem, not a Pareto one:
-`harness.plots` removes such points before it calls `pareto_front` and says on the figure how
+`harness.report.plots` removes such points before it calls `pareto_front` and says on the figure how
 many it removed, so the drawn front is the front of the drawn points.
 """
 from __future__ import annotations

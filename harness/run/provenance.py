@@ -17,8 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from algorithms._allocator import tune_malloc
-
-from . import __version__
+from harness import __version__
 
 LIBRARIES = ("torch", "faiss-cpu", "faiss-gpu", "faiss", "hnswlib", "numpy", "h5py", "matplotlib", "PyYAML", "tqdm")
 

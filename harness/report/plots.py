@@ -4,13 +4,13 @@ Every figure is drawn from records alone (design.md section 6: a plot never reru
 written as PNG (for the report and quick looks) and SVG (for papers). Choices worth knowing:
 
 - Each series (an algorithm, tagged with device and mode when not batch CPU; see
-  `harness.summary.series_name`) is drawn as its Pareto front, a line, over all its points, faint.
+  `harness.report.summary.series_name`) is drawn as its Pareto front, a line, over all its points, faint.
 - Log-scale axes cannot show values <= 0: such points are left out of that figure, and the
   figure says how many. Recall is on a linear axis, so a recall of 0 is always shown.
 - A figure with nothing to show (no GPU runs, no iterative method) is still written, with a note
   in its middle saying why. The set of files is then the same for every results directory, and
   the report and the reader never wonder whether a figure failed.
-- Colours and markers come from `harness.style`, so an algorithm looks the same in every figure.
+- Colours and markers come from `harness.report.style`, so an algorithm looks the same in every figure.
 - Figures are built with `matplotlib.figure.Figure`, never pyplot: no global state, no GUI
   backend, nothing left open after a long run.
 """
@@ -29,10 +29,10 @@ from matplotlib.axis import Axis
 from matplotlib.figure import Figure
 from matplotlib.ticker import LogFormatter
 
-from .pareto import pareto_front
-from .records import load_arrays
-from .style import linestyle_for, style_for
-from .summary import compact_json, is_control, is_ok, metric, series_name
+from harness.records import load_arrays
+from harness.report.pareto import pareto_front
+from harness.report.style import linestyle_for, style_for
+from harness.report.summary import compact_json, is_control, is_ok, metric, series_name
 
 Record = Mapping[str, Any]
 

@@ -4,9 +4,9 @@ Names follow ann-benchmarks (`sift-128-euclidean`, `glove-100-angular`, ...) so 
 can be compared with theirs; short aliases (`sift-128`, `mnist`) save typing. Remote files
 come from ann-benchmarks' server, whose base URL can be moved with `GPNN_DATASET_URL` (tests
 point it at a local server; a mirror can be used offline). Generated datasets are built
-locally by `harness.generate` and never downloaded.
+locally by `harness.data.generate` and never downloaded.
 
-Only the distances the harness supports (see `harness.distances.SUPPORTED`) are listed;
+Only the distances the harness supports (see `harness.data.distances.SUPPORTED`) are listed;
 ann-benchmarks datasets in other metrics are known by name so that asking for one is refused
 with the reason rather than an "unknown dataset".
 """
@@ -18,8 +18,8 @@ import re
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from .distances import SUPPORTED
-from .errors import ConfigError, DatasetError
+from harness.data.distances import SUPPORTED
+from harness.errors import ConfigError, DatasetError
 
 DEFAULT_BASE_URL = "https://ann-benchmarks.com"
 URL_ENV = "GPNN_DATASET_URL"

@@ -7,10 +7,10 @@ so Ray never runs two tasks on the same logical core or GPU at once.
 
 What stays as with the local executor:
 
-- The runner decides what has work left (`harness.runner.plan_build_config`: reuse, skip,
+- The runner decides what has work left (`harness.run.runner.plan_build_config`: reuse, skip,
   recompute), before anything is submitted, so a rerun resumes the same way.
 - The task runs the very worker code of the process-isolation child
-  (`harness.isolation.job_events`: plugins, adapter lookup, seeding, `harness.measure`).
+  (`harness.run.isolation.job_events`: plugins, adapter lookup, seeding, `harness.run.measure`).
 - Records are written by this process (the driver) only, atomically, by the runner's own
   `Recorder`, into the driver's `--results-dir`; a record gains the node it was measured on
   (hostname, platform, CPU, GPU, Ray node id) in its provenance.
@@ -18,7 +18,7 @@ What stays as with the local executor:
 How data and events travel: the driver loads the dataset once and puts it into Ray's object
 store once (`ray.put`); every task receives that reference, so a node fetches the arrays at
 most once, and no worker downloads or reads a file. A task is a Ray generator: it yields
-`WorkerStarted` (the node's facts), then the events of `harness.measure` one by one, which
+`WorkerStarted` (the node's facts), then the events of `harness.run.measure` one by one, which
 the driver writes as records as they arrive: a crash later keeps what came before.
 
 Failures become records or retries, never a hung driver: the driver waits with `ray.wait`
@@ -47,12 +47,12 @@ from typing import Any, Callable, Iterator, Sequence
 import numpy as np
 from tqdm import tqdm
 
-from . import isolation, provenance
-from .errors import HarnessError
-from .loader import Dataset
-from .measure import Built, BuildFailed, Event, QueryDone, QueryFailed, reason_of
-from .runner import PlannedBuild, Recorder, RunOptions, RunSummary, plan_build_config
-from .sweeps import BuildConfig
+from harness.data.loader import Dataset
+from harness.errors import HarnessError
+from harness.run import isolation, provenance
+from harness.run.measure import BuildFailed, Built, Event, QueryDone, QueryFailed, reason_of
+from harness.run.runner import PlannedBuild, Recorder, RunOptions, RunSummary, plan_build_config
+from harness.run.sweeps import BuildConfig
 
 log = logging.getLogger("harness")
 
@@ -145,7 +145,7 @@ def worker_task(job: isolation.ChildJob, dataset: Dataset) -> Iterator[WorkerSta
     through the object store instead of a file path."""
     yield WorkerStarted(_node_facts())
     try:
-        from .threads import set_threads
+        from harness.run.threads import set_threads
 
         set_threads(job.options.threads)  # a reused worker may have run a task with other threads
         dataset = _writable(dataset)

@@ -21,9 +21,9 @@ import h5py
 import numpy as np
 from tqdm import tqdm
 
-from .datasets import DatasetInfo
-from .distances import exact_knn
-from .errors import DatasetError
+from harness.data.distances import exact_knn
+from harness.data.registry import DatasetInfo
+from harness.errors import DatasetError
 
 K_NEIGHBORS = 100
 GT_CHUNK = 500  # queries per ground-truth step (and per progress-bar tick)

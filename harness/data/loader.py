@@ -6,7 +6,7 @@ crash deep inside an adapter or, worse, as plausible but wrong recall numbers. E
 is reported as a DatasetError naming the file, the field, what was expected and what was found.
 
 Angular data is normalised to unit length here, once, so that adapters only ever see
-Euclidean problems (see `harness.distances`).
+Euclidean problems (see `harness.data.distances`).
 """
 from __future__ import annotations
 
@@ -20,10 +20,10 @@ from typing import Any, Callable, Mapping
 import h5py
 import numpy as np
 
-from .files import sha256_file
-from .datasets import DatasetInfo, dataset_path, default_data_dir, resolve
-from .distances import SUPPORTED, normalise
-from .errors import DatasetError
+from harness.data.distances import SUPPORTED, normalise
+from harness.data.registry import DatasetInfo, dataset_path, default_data_dir, resolve
+from harness.errors import DatasetError
+from harness.files import sha256_file
 
 REQUIRED = ("train", "test", "neighbors", "distances")
 CHUNK_ELEMENTS = 1 << 22  # values checked per slice: bounds memory on multi-GB files
@@ -303,7 +303,7 @@ def _ensure_present(info: DatasetInfo, data_dir: Path, download: bool, progress:
     if path.is_file():
         return path
     if info.generated:
-        from .generate import generate
+        from harness.data.generate import generate
 
         return generate(info, path, progress=progress)
     if not download:
@@ -311,7 +311,7 @@ def _ensure_present(info: DatasetInfo, data_dir: Path, download: bool, progress:
             f"dataset {info.name} is not in {Path(data_dir).absolute()}",
             hint=f"run `python -m harness datasets download {info.name}`, or place the file at {path.absolute()}",
         )
-    from .download import download as fetch
+    from harness.data.download import download as fetch
 
     return fetch(info, data_dir, progress=progress)
 

@@ -15,10 +15,16 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
-from . import __version__
-from .plots import FIGURE_TITLES, figure_caption
-from .summary import (
-    CONTROL_COLUMNS, RESULT_COLUMNS, SUMMARY_COLUMNS, control_rows, format_value, results_table, summary_rows,
+from harness import __version__
+from harness.report.plots import FIGURE_TITLES, figure_caption
+from harness.report.summary import (
+    CONTROL_COLUMNS,
+    RESULT_COLUMNS,
+    SUMMARY_COLUMNS,
+    control_rows,
+    format_value,
+    results_table,
+    summary_rows,
 )
 
 Record = Mapping[str, Any]
@@ -40,7 +46,7 @@ tr.failed td { background: #fde8e8; } tr.timeout td { background: #fff4d6; }
 def write_report(records: Sequence[Record], out_dir: Path, dataset: str, figures: list[Path]) -> Path:
     """Write `out_dir/index.html` for `dataset` and return its path.
 
-    `figures` are the files `harness.plots.make_plots` returned; each figure (one stem, several
+    `figures` are the files `harness.report.plots.make_plots` returned; each figure (one stem, several
     formats) is embedded once. Records of other datasets are ignored.
     """
     out_dir = Path(out_dir)

@@ -24,8 +24,7 @@ import torch
 from matplotlib.figure import Figure
 
 from algorithms.potential import Field, climb, estimate_scale, field_step, get_potential, make_rule
-
-from .plots import save_figure
+from harness.report.plots import save_figure
 
 BOX = 10.0
 GRID = 241

@@ -22,9 +22,9 @@ from typing import BinaryIO
 
 from tqdm import tqdm
 
-from .files import sha256_file
-from .datasets import DatasetInfo, dataset_path
-from .errors import DatasetError, DownloadError
+from harness.data.registry import DatasetInfo, dataset_path
+from harness.errors import DatasetError, DownloadError
+from harness.files import sha256_file
 
 BLOCK = 1 << 20
 USER_AGENT = "gpnn-harness dataset downloader"
@@ -63,7 +63,7 @@ def download(
     if final.is_file() and not force:
         return final
     if info.generated:
-        from .generate import generate
+        from harness.data.generate import generate
 
         return generate(info, final, progress=progress)
     if not info.url:
@@ -205,7 +205,7 @@ def _verify(target: _Target) -> None:
     elif info.sha256 and (digest := sha256_file(part)) != info.sha256.lower():
         problem = f"sha256: expected {info.sha256}, found {digest}"
     else:
-        from .loader import validate_file
+        from harness.data.loader import validate_file
 
         try:
             validate_file(part)

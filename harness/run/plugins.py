@@ -16,7 +16,7 @@ import sys
 from pathlib import Path
 from typing import Sequence
 
-from .errors import ConfigError
+from harness.errors import ConfigError
 
 PLUGINS_ENV = "GPNN_PLUGINS"
 

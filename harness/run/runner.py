@@ -1,13 +1,13 @@
 """The runner: decide what to (re)compute, measure each build configuration, write records.
 
-Data flows one way: the dataset goes into an adapter (fit, search), `harness.measure` times
+Data flows one way: the dataset goes into an adapter (fit, search), `harness.run.measure` times
 the calls and scores the answers, and the runner writes one record per query configuration.
 It never plots; plots read the records.
 
 Each build configuration is measured either in this process (`isolation="none"`) or in a
-child process (`isolation="process"`, `harness.isolation`), which turns a segfault, an
+child process (`isolation="process"`, `harness.run.isolation`), which turns a segfault, an
 out-of-memory kill or a hang of an adapter into a failure record instead of the end of the
-sweep; or as a Ray task (`harness.ray_executor`) on this machine or a cluster. Every way, the
+sweep; or as a Ray task (`harness.run.ray_executor`) on this machine or a cluster. Every way, the
 decision of what to compute is taken here (`plan_build_config`), the events come back here,
 and records are written by this process only (`Recorder`), atomically, one per finished
 query configuration, as soon as it is finished.
@@ -23,11 +23,12 @@ from typing import Any, Callable, Iterator, Sequence
 
 from tqdm import tqdm
 
-from . import isolation, records
-from .loader import Dataset
-from .measure import Built, BuildFailed, Event, QueryDone, QueryFailed, build_events, run_query_config
-from .provenance import now_iso
-from .sweeps import BuildConfig
+from harness import records
+from harness.data.loader import Dataset
+from harness.run import isolation
+from harness.run.measure import BuildFailed, Built, Event, QueryDone, QueryFailed, build_events, run_query_config
+from harness.run.provenance import now_iso
+from harness.run.sweeps import BuildConfig
 
 log = logging.getLogger("harness")
 
@@ -47,7 +48,7 @@ class RunOptions:
     already in memory; the command line defaults to "process". `timeout` bounds the build
     phase of a build configuration (child start, dataset load, fit), `query_timeout` each
     query configuration, both in seconds, under process isolation and on Ray. `executor` is
-    "local" (this machine, per `isolation`) or "ray" (`harness.ray_executor`), where a build
+    "local" (this machine, per `isolation`) or "ray" (`harness.run.ray_executor`), where a build
     configuration whose worker or node died is resubmitted up to `retries` times.
     """
 
@@ -224,7 +225,7 @@ def _events(
         job = isolation.job_for(dataset, config, query_params, options, n_queries, device)
         return isolation.child_events(job, options.timeout, options.query_timeout)
     if not isinstance(dataset, Dataset):
-        raise TypeError("isolation 'none' needs the dataset in memory (a harness.loader.Dataset)")
+        raise TypeError("isolation 'none' needs the dataset in memory (a harness.data.loader.Dataset)")
     return build_events(dataset, config, query_params, options, n_queries, device)
 
 

@@ -10,7 +10,7 @@ The protocol (multiprocessing "spawn" context, one child per build configuration
 1. The parent starts the child with a `ChildJob`: plain data only, no arrays. The child
    loads the dataset itself from `dataset_path` (the file the parent validated), imports
    the plugin modules and the adapter's module, and seeds the random generators.
-2. The child builds the index and runs the query configurations (`harness.measure`),
+2. The child builds the index and runs the query configurations (`harness.run.measure`),
    sending each event down a one-way pipe as soon as it exists: `Built`, then one
    `QueryDone` (record content: metrics document + per-query numpy arrays) or `QueryFailed`
    per query configuration; or `BuildFailed`. It never writes a file.
@@ -25,7 +25,7 @@ The protocol (multiprocessing "spawn" context, one child per build configuration
    leaves no orphan running on.
 
 The child's work (`job_events`) and the failure events made up for a dead worker
-(`failure_events`) are shared with the Ray executor (`harness.ray_executor`), whose tasks
+(`failure_events`) are shared with the Ray executor (`harness.run.ray_executor`), whose tasks
 do the same work on a dataset handed over through Ray's object store.
 
 Messages cross the pipe pickled by multiprocessing: that is our own process boundary between
@@ -49,14 +49,14 @@ from multiprocessing.connection import Connection, wait
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Generator, Iterator
 
-from .errors import ConfigError
-from .plugins import PLUGINS_ENV, load_plugins
-from .measure import Built, BuildFailed, Event, QueryDone, QueryFailed, build_events, reason_of
+from harness.errors import ConfigError
+from harness.run.measure import BuildFailed, Built, Event, QueryDone, QueryFailed, build_events, reason_of
+from harness.run.plugins import PLUGINS_ENV, load_plugins
 
 if TYPE_CHECKING:
-    from .loader import Dataset
-    from .runner import RunOptions
-    from .sweeps import BuildConfig
+    from harness.data.loader import Dataset
+    from harness.run.runner import RunOptions
+    from harness.run.sweeps import BuildConfig
 
 STOP_GRACE_S = 5.0
 _CONTEXT = multiprocessing.get_context("spawn")
@@ -280,10 +280,10 @@ def _child_main(conn: Connection, job: ChildJob) -> None:
 
 def job_events(job: ChildJob, dataset: Dataset | None = None) -> Iterator[Event]:
     """The worker's part of a build configuration, wherever it runs (a child process here, a
-    Ray task in `harness.ray_executor`): import the plugins, find the adapter, load the
+    Ray task in `harness.run.ray_executor`): import the plugins, find the adapter, load the
     dataset from `job.dataset_path` unless it was handed over, seed, then measure."""
-    from .loader import load_file
-    from .sweeps import BuildConfig
+    from harness.data.loader import load_file
+    from harness.run.sweeps import BuildConfig
 
     try:
         load_plugins(job.plugins)

@@ -3,8 +3,8 @@
 This is the part of the runner that touches an adapter. It reports what happened as a stream
 of events (`Built`, `BuildFailed`, `QueryDone`, `QueryFailed`) instead of writing records, so
 that the same code runs in the harness's own process (`--isolation none`) and in a child
-process (`--isolation process`, see `harness.isolation`) and in a Ray task (`--executor ray`,
-see `harness.ray_executor`), where each event is sent to the parent or driver as soon as it
+process (`--isolation process`, see `harness.run.isolation`) and in a Ray task (`--executor ray`,
+see `harness.run.ray_executor`), where each event is sent to the parent or driver as soon as it
 exists. Records are written by whoever consumes the events: the runner, always in the
 parent process.
 """
@@ -17,15 +17,14 @@ from typing import TYPE_CHECKING, Any, Iterator, Sequence
 import numpy as np
 
 from algorithms.base import Adapter, SearchStats, validate_params
-
-from . import metrics
-from .clocks import Timing, rss_bytes, timed
-from .distances import row_distances
-from .loader import Dataset
+from harness.data.distances import row_distances
+from harness.data.loader import Dataset
+from harness.run import metrics
+from harness.run.clocks import Timing, rss_bytes, timed
 
 if TYPE_CHECKING:
-    from .runner import RunOptions
-    from .sweeps import BuildConfig
+    from harness.run.runner import RunOptions
+    from harness.run.sweeps import BuildConfig
 
 WARMUP_QUERIES = 100
 NN_TOLERANCE = 1e-3

@@ -1,0 +1,1 @@
+"""Datasets: registry, HDF5 format and validation, distances, generators, downloads, the loader."""

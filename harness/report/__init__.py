@@ -1,0 +1,1 @@
+"""Reading records: Pareto fronts, summary tables, figures, the HTML report, landscapes."""

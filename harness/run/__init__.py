@@ -1,0 +1,1 @@
+"""Measuring: sweeps, options, clocks, metrics, provenance, measuring, executors, the runner."""
