@@ -90,7 +90,8 @@ def main() -> int:
     from algorithms import registry
     from harness.data.loader import open_dataset
     from harness.run import provenance
-    from harness.run.runner import RunOptions, run_query_config
+    from harness.run.measure import run_query_config
+    from harness.run.options import MeasureOptions
     from harness.run.threads import set_threads
 
     set_threads(args.threads)
@@ -104,7 +105,7 @@ def main() -> int:
         build, query = CASES[name]
         adapter = registry.get(name).make(threads=args.threads, seed=0, **build)
         adapter.fit(dataset.train)
-        options = RunOptions(k=k, runs=args.runs, threads=args.threads, progress=False)
+        options = MeasureOptions(k=k, runs=args.runs, threads=args.threads)
         harness_qps = library_qps = 0.0
         for _ in range(args.rounds):
             document, _ = run_query_config(dataset, adapter, dict(query), options, dataset.n_test)

@@ -181,7 +181,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _resolve_device(requested: str) -> str:
     """The device to run on; asks through NVML so that this process never initialises CUDA."""
-    from harness.run.isolation import cuda_available
+    from harness.run.provenance import cuda_available
 
     if requested == "cpu":
         return requested
@@ -232,8 +232,10 @@ def _run(args: argparse.Namespace, dataset: Any, configs: list[Any], notes: list
          device: str, ray: Any) -> int:
     """Measure every configuration (locally, or on Ray when `ray` is the connected module),
     then report what was done."""
-    from harness.run.isolation import DatasetRef
-    from harness.run.runner import RunOptions, RunSummary, run_sweep
+    from harness.data.loader import DatasetRef
+    from harness.run.worker import seed_everything
+    from harness.run.options import RunOptions
+    from harness.run.runner import RunSummary, run_sweep
 
     options = RunOptions(
         k=args.count, runs=args.runs, queries=args.queries, threads=args.threads, device=device, mode=args.mode,
@@ -250,7 +252,7 @@ def _run(args: argparse.Namespace, dataset: Any, configs: list[Any], notes: list
     if args.isolation == "process" and ray is None:
         dataset = DatasetRef.of(dataset)  # children load the file themselves; free the arrays here
     elif ray is None:
-        _seed_everything(args.seed)
+        seed_everything(args.seed)
     summary = RunSummary()
     where = args.results_dir / dataset.name
     try:
@@ -290,7 +292,8 @@ def _provenance(isolation: str, threads: int, dataset: Any) -> dict[str, Any]:
     """The provenance block of every record; under process isolation, CUDA stays out of this
     process: reading the GPU's name initialises CUDA, so on a GPU machine a child reads it."""
     from harness.run import provenance
-    from harness.run.isolation import call_in_child, cuda_available
+    from harness.run.isolation import call_in_child
+    from harness.run.provenance import cuda_available
 
     if isolation == "process" and cuda_available():
         return call_in_child(provenance.collect, threads, str(dataset.path), dataset.checksum)
@@ -321,17 +324,6 @@ def _check_writable(directory: Path) -> None:
             f"cannot write into the results directory {directory}: {exc.strerror or exc}",
             "choose a writable directory with --results-dir",
         ) from None
-
-
-def _seed_everything(seed: int) -> None:
-    import random
-
-    import numpy as np
-    import torch
-
-    random.seed(seed)
-    np.random.seed(seed % 2**32)
-    torch.manual_seed(seed)
 
 
 HANDLERS: dict[str, Callable[[argparse.Namespace], int]] = {

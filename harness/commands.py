@@ -131,7 +131,6 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 
 def cmd_datasets(args: argparse.Namespace) -> int:
-    from harness.data.download import download
     from harness.data.registry import default_data_dir, list_datasets, resolve
 
     data_dir = args.data_dir or default_data_dir()
@@ -144,11 +143,8 @@ def cmd_datasets(args: argparse.Namespace) -> int:
     if not args.name:
         raise HarnessError("datasets download needs a dataset name", "see `python -m harness datasets list`")
     info = resolve(args.name)
-    if info.generated:
-        from harness.data.loader import open_dataset
+    from harness.data.loader import obtain
 
-        path = open_dataset(info.name, data_dir, progress=args.progress).path
-    else:
-        path = download(info, Path(data_dir), force=args.force, progress=args.progress)
+    path = obtain(info, Path(data_dir), force=args.force, progress=args.progress)
     print(path)
     return 0

@@ -16,7 +16,8 @@ import os
 import re
 import tempfile
 from pathlib import Path
-from typing import Any, Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any, Callable, Iterator, Mapping
 
 import h5py
 import numpy as np
@@ -24,7 +25,128 @@ import numpy as np
 from harness.errors import HarnessError
 from harness.files import sha256_file
 
-SCHEMA = "gpnn-record/1"
+SCHEMA_NAME = "gpnn-record"
+#: the version records are written with; older ones are migrated on read (MIGRATIONS), never
+#: recomputed or overwritten; newer ones (a newer harness wrote them) are left alone
+SCHEMA_VERSION = 2
+SCHEMA = f"{SCHEMA_NAME}/{SCHEMA_VERSION}"
+
+_NONE = type(None)
+_REQUIRED = object()
+
+
+@dataclass(frozen=True)
+class Field:
+    """One field of the record document: its JSON types, default (if optional) and meaning."""
+
+    name: str
+    types: tuple[type, ...]
+    help: str
+    default: Any = _REQUIRED
+
+    @property
+    def required(self) -> bool:
+        return self.default is _REQUIRED
+
+
+#: The record document, declared once: the runner writes it, the report reads it, tests build
+#: theirs through it (`new_document`). `schema` and `arrays` are filled by `write_record`.
+FIELDS: tuple[Field, ...] = (
+    Field("schema", (str,), "gpnn-record/<version>"),
+    Field("status", (str,), "ok, failed or timeout"),
+    Field("error", (str, _NONE), "why it failed, or null", None),
+    Field("dataset", (str,), "the dataset's canonical name"),
+    Field("distance", (str,), "euclidean or angular"),
+    Field("algorithm", (str,), "the sweep entry (usually the registered algorithm's name)"),
+    Field("adapter", (str,), "the adapter class"),
+    Field("label", (str,), "a short label of the configuration"),
+    Field("build_params", (dict,), "build parameters as the sweep chose them"),
+    Field("query_params", (dict,), "query parameters, every value (defaults completed)"),
+    Field("mode", (str,), "batch or single"),
+    Field("k", (int,), "k of recall@k"),
+    Field("n_queries", (int,), "test queries measured (the first n)"),
+    Field("n_queries_total", (int,), "test queries in the dataset"),
+    Field("n_train", (int,), "points in the train set"),
+    Field("dimension", (int,), "vector dimension"),
+    Field("device", (str,), "cpu or cuda"),
+    Field("threads", (int,), "threads given to every library"),
+    Field("seed", (int,), "the run's seed"),
+    Field("runs", (int,), "timed repetitions"),
+    Field("isolation", (str,), "process or none"),
+    Field("executor", (str,), "local or ray"),
+    Field("key", (str,), "the record's identity (record_key)"),
+    Field("role", (str, _NONE), "method or control for algorithms with a control, else null", None),
+    Field("control_switch", (str, _NONE), "what the control switches off, e.g. ascent=none", None),
+    Field("control_query_params", (dict, _NONE), "a method's control's query parameters", None),
+    Field("revision", (int,), "the adapter's revision (answers whose meaning changed get a new one)", 0),
+    Field("metrics", (dict,), "measurements (empty for a failed record)"),
+    Field("provenance", (dict,), "machine, libraries, commit, dataset checksum, command, times"),
+    Field("arrays", (dict,), "the arrays file and its SHA-256"),
+)
+FIELD_NAMES: tuple[str, ...] = tuple(f.name for f in FIELDS)
+#: fields `write_record` fills in; a document made before writing has neither
+WRITTEN_BY_STORE = ("schema", "arrays")
+
+
+def new_document(**values: Any) -> dict[str, Any]:
+    """A record document from `values`, optional fields completed, every field checked."""
+    document = {
+        f.name: values[f.name] if f.name in values else f.default
+        for f in FIELDS
+        if f.name in values or not (f.required or f.name in WRITTEN_BY_STORE)
+    }
+    unknown = sorted(set(values) - set(FIELD_NAMES))
+    missing = [f.name for f in FIELDS if f.required and f.name not in values and f.name not in WRITTEN_BY_STORE]
+    if unknown or missing:
+        raise ValueError(f"record document: unknown fields {unknown}, missing fields {missing}")
+    check_document(document)
+    return document
+
+
+def check_document(document: Mapping[str, Any]) -> None:
+    """Raise ValueError naming the first field whose value is not of a declared type."""
+    for field_ in FIELDS:
+        if field_.name in document and not isinstance(document[field_.name], field_.types):
+            expected = " or ".join("null" if t is _NONE else t.__name__ for t in field_.types)
+            raise ValueError(f"record field {field_.name!r}: expected {expected}, got {document[field_.name]!r}")
+
+
+def _v1_to_v2(document: dict[str, Any]) -> dict[str, Any]:
+    """Version 2 added the control fields: a version-1 record ran no controls (role null)."""
+    for name in ("role", "control_switch", "control_query_params", "revision"):
+        document.setdefault(name, next(f.default for f in FIELDS if f.name == name))
+    return document
+
+
+#: MIGRATIONS[v] turns a version-v document into a version v+1 one (as asv migrates its results)
+MIGRATIONS: dict[int, Callable[[dict[str, Any]], dict[str, Any]]] = {1: _v1_to_v2}
+
+
+class UnknownSchema(Exception):
+    """A record of a schema this harness cannot read (a newer version): left as it is."""
+
+
+def schema_version(document: Mapping[str, Any]) -> int | None:
+    """The version of a `gpnn-record/<n>` document, None if it is not one."""
+    schema = document.get("schema")
+    prefix = f"{SCHEMA_NAME}/"
+    if not isinstance(schema, str) or not schema.startswith(prefix) or not schema[len(prefix):].isdigit():
+        return None
+    return int(schema[len(prefix):])
+
+
+def migrate(document: dict[str, Any]) -> dict[str, Any]:
+    """The document in today's schema: each older version's migration in turn."""
+    version = schema_version(document)
+    if version is None:
+        raise ValueError("not a gpnn-record document")
+    if version > SCHEMA_VERSION:
+        raise UnknownSchema(f"schema {document['schema']} is newer than this harness's {SCHEMA}")
+    while version < SCHEMA_VERSION:
+        document = MIGRATIONS[version](document)
+        version += 1
+    document["schema"] = SCHEMA
+    return document
 
 
 def record_key(
@@ -86,8 +208,14 @@ def _atomic_write_bytes(path: Path, data: bytes) -> None:
 def write_record(directory: Path, stem: str, document: dict[str, Any], arrays: Mapping[str, np.ndarray]) -> Path:
     """Write arrays then the JSON document atomically; return the JSON path.
 
-    Raises HarnessError when the directory cannot be written, before anything is replaced.
+    `document` is one of `new_document`'s (ValueError for a field not declared in FIELDS or of
+    the wrong type). Raises HarnessError when the directory cannot be written, before anything
+    is replaced.
     """
+    unknown = sorted(set(document) - set(FIELD_NAMES))
+    missing = [f.name for f in FIELDS if f.required and f.name not in document and f.name not in WRITTEN_BY_STORE]
+    if unknown or missing:
+        raise ValueError(f"record document (see harness.records.FIELDS): unknown fields {unknown}, missing fields {missing}")
     directory = Path(directory)
     try:
         directory.mkdir(parents=True, exist_ok=True)
@@ -106,6 +234,7 @@ def write_record(directory: Path, stem: str, document: dict[str, Any], arrays: M
         document = dict(document)
         document["schema"] = SCHEMA
         document["arrays"] = {"file": arrays_path.name, "sha256": sha256_file(arrays_path)}
+        check_document(document)
         json_path = directory / f"{stem}.json"
         text = json.dumps(_jsonable(document), indent=1, sort_keys=False, allow_nan=False)
         _atomic_write_bytes(json_path, text.encode())
@@ -147,8 +276,12 @@ def read_record(json_path: Path, verify: bool = True) -> dict[str, Any]:
         document = json.loads(json_path.read_text())
     except (OSError, ValueError) as exc:
         raise IncompleteRecord(f"{json_path}: unreadable JSON ({exc})") from None
-    if not isinstance(document, dict) or document.get("schema") != SCHEMA:
-        raise IncompleteRecord(f"{json_path}: not a {SCHEMA} record")
+    if not isinstance(document, dict) or schema_version(document) is None:
+        raise IncompleteRecord(f"{json_path}: not a {SCHEMA_NAME} record")
+    try:
+        document = migrate(document)
+    except UnknownSchema as exc:
+        raise UnknownSchema(f"{json_path}: {exc}") from None
     arrays = document.get("arrays") or {}
     arrays_path = json_path.parent / str(arrays.get("file", ""))
     if verify:
@@ -183,7 +316,7 @@ def load_records(
     for path in iter_record_files(results_dir, dataset):
         try:
             records.append(read_record(path, verify=verify))
-        except IncompleteRecord as exc:
+        except (IncompleteRecord, UnknownSchema) as exc:
             if problems is not None:
                 problems.append(str(exc))
     return records

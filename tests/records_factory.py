@@ -13,7 +13,7 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from harness.records import record_dir, record_key, record_stem, write_record
+from harness.records import new_document, record_dir, record_key, record_stem, write_record
 
 DEFAULT_DATASET = "synthetic-16-euclidean"
 
@@ -52,19 +52,19 @@ def make_document(
     status: str = "ok",
     error: str | None = None,
 ) -> dict[str, Any]:
-    """One record document (without the `arrays` entry, which `write_record` adds)."""
-    key = record_key(algorithm, build_params, query_params, mode, k, n_queries)
+    """One record document, built through the record declaration (`harness.records.new_document`)
+    as the runner builds its own; `write_record` adds `schema` and `arrays`."""
+    key = record_key(algorithm, build_params, query_params, mode, k, n_queries, device)
     label = _label(algorithm, build_params, query_params)
-    document: dict[str, Any] = {
-        "status": status, "error": error, "dataset": dataset, "distance": "euclidean",
-        "algorithm": algorithm, "adapter": f"algorithms.{algorithm.replace('-', '_')}.Adapter", "label": label,
-        "build_params": dict(build_params), "query_params": dict(query_params),
-        "mode": mode, "k": k, "n_queries": n_queries, "n_queries_total": n_queries, "n_train": 10_000,
-        "dimension": 16, "device": device, "threads": 2, "seed": 0, "runs": 3, "key": key,
-        "metrics": {} if status != "ok" else _metrics(recall, qps, mode, device, build_s, index_bytes, iterations),
-        "provenance": provenance(dataset, gpu=device == "cuda"),
-    }
-    return document
+    return new_document(
+        status=status, error=error, dataset=dataset, distance="euclidean",
+        algorithm=algorithm, adapter=f"{algorithm.replace('-', '_')}Adapter", label=label,
+        build_params=dict(build_params), query_params=dict(query_params),
+        mode=mode, k=k, n_queries=n_queries, n_queries_total=n_queries, n_train=10_000,
+        dimension=16, device=device, threads=2, seed=0, runs=3, isolation="process", executor="local", key=key,
+        metrics={} if status != "ok" else _metrics(recall, qps, mode, device, build_s, index_bytes, iterations),
+        provenance=provenance(dataset, gpu=device == "cuda"),
+    )
 
 
 def _label(algorithm: str, build_params: Mapping[str, Any], query_params: Mapping[str, Any]) -> str:
@@ -168,14 +168,14 @@ def write_synthetic_records(
         for steps in steps_list:
             iterations = np.clip(rng.poisson(steps * 0.7, n_queries) + 1, 1, steps)
             recall = min(1.0, 0.3 + 0.12 * beta * (1 - np.exp(-steps / 3)))
-            add(make_document(dataset, "potential-gaussian", {"beta": beta}, {"steps": steps}, recall,
+            add(make_document(dataset, "potential-gaussian", {}, {"beta": beta, "max_iters": steps}, recall,
                               2_000 / steps, build_s=0.05, index_bytes=None, iterations=iterations, **common),
                 iterations)
     if gpu:
-        add(make_document(dataset, "bruteforce", {"device": "cuda"}, {}, 1.0, 50_000.0, device="cuda", build_s=0.2,
+        add(make_document(dataset, "bruteforce", {}, {}, 1.0, 50_000.0, device="cuda", build_s=0.2,
                           index_bytes=640_000, **common))
         iterations = np.clip(rng.poisson(3, n_queries) + 1, 1, 10)
-        add(make_document(dataset, "potential-gaussian", {"beta": 4.0, "device": "cuda"}, {"steps": 10}, 0.72, 30_000.0,
+        add(make_document(dataset, "potential-gaussian", {}, {"beta": 4.0, "max_iters": 10}, 0.72, 30_000.0,
                           device="cuda", build_s=0.3, index_bytes=None, iterations=iterations, **common),
             iterations)
     if include_failed:

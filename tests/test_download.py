@@ -14,7 +14,8 @@ from typing import Callable, Iterator
 import pytest
 
 from harness.data.download import download
-from harness.data.loader import open_dataset, validate_file
+from harness.data.format import validate_file
+from harness.data.loader import obtain, open_dataset
 from harness.data.registry import DatasetInfo, resolve
 from harness.errors import DownloadError
 
@@ -211,5 +212,5 @@ def test_open_dataset_downloads_from_the_configured_mirror(
 
 
 def test_download_of_a_generated_dataset_generates_it(tmp_path: Path) -> None:
-    path = download(resolve("uniform-64"), tmp_path, progress=False)
+    path = obtain(resolve("uniform-64"), tmp_path, progress=False)
     validate_file(path)

@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 
 from harness.data.generate import generate, make_blobs, split_train_test
-from harness.data.loader import open_dataset, validate_file
+from harness.data.format import validate_file
+from harness.data.loader import open_dataset
 from harness.data.registry import resolve
 
 

@@ -6,10 +6,10 @@ from pathlib import Path
 
 from harness import records
 from harness.cli import main
-from harness.run.isolation import ChildJob, child_events, describe_exit
+from harness.run.isolation import child_events, describe_exit
+from harness.run.options import BuildJob, MeasureOptions
 from harness.run.measure import BuildFailed
 from harness.run.plugins import plugin_list
-from harness.run.runner import RunOptions
 
 CRASH_PLUGIN = str(Path(__file__).with_name("crash_adapters.py"))
 
@@ -81,10 +81,10 @@ def test_a_child_stopped_from_outside_leaves_no_record(make_tiny_dataset, tmp_pa
     assert sorted(r["algorithm"] for r in records.load_records(tmp_path / "r")) == ["crash-stopped", "faiss-flat"]
 
 
-def _job(path: Path, algorithm: str, module: str, qualname: str) -> ChildJob:
-    return ChildJob(
+def _job(path: Path, algorithm: str, module: str, qualname: str) -> BuildJob:
+    return BuildJob(
         dataset_path=str(path), dataset_name=path.stem, entry=algorithm, algorithm=algorithm, adapter_module=module,
-        adapter_qualname=qualname, build_params={}, query_params=[{}], options=RunOptions(runs=1), n_queries=5,
+        adapter_qualname=qualname, build_params={}, query_params=[{}], options=MeasureOptions(runs=1), n_queries=5,
         device="cpu", plugins=(CRASH_PLUGIN,),
     )
 

@@ -11,7 +11,8 @@ import h5py
 import numpy as np
 import pytest
 
-from harness.data.loader import file_checksum, load_file, open_dataset, validate_file
+from harness.data.format import validate_file
+from harness.data.loader import file_checksum, load_file, open_dataset
 from harness.errors import ConfigError, DatasetError
 
 GOOD = {

@@ -7,10 +7,12 @@ import pytest
 
 from harness import records
 from harness.errors import HarnessError
+from records_factory import make_document
 
 
 def _write(tmp_path, stem="a", **extra):
-    doc = {"status": "ok", "dataset": "d", "algorithm": "x", "metrics": {"recall_at_1": 0.5, "bad": float("nan")}, **extra}
+    doc = make_document("d", "x", {}, {}, 0.5, 10.0)
+    doc = {**doc, "metrics": {"recall_at_1": 0.5, "bad": float("nan")}, **extra}
     arrays = {"ids": np.arange(6).reshape(3, 2), "iterations": np.array([1, 2, 3])}
     return records.write_record(tmp_path / "d" / "x", stem, doc, arrays)
 
@@ -55,10 +57,67 @@ def test_unwritable_directory_is_a_clear_error(tmp_path):
     blocker = tmp_path / "file"
     blocker.write_text("")
     with pytest.raises(HarnessError, match="cannot write results"):
-        records.write_record(blocker / "sub", "a", {"status": "ok"}, {})
+        records.write_record(blocker / "sub", "a", make_document("d", "x", {}, {}, 0.5, 10.0), {})
 
 
 def test_device_and_threads_are_part_of_the_identity():
     base = ("alg", {"a": 1}, {"q": 3}, "batch", 10, 100)
     keys = {records.record_key(*base), records.record_key(*base, "cuda", 1), records.record_key(*base, "cpu", 2)}
     assert len(keys) == 3
+
+
+# -- the declared schema and its migrations ----------------------------------------------------
+def _tiny_run(make_tiny_dataset, results_dir, names=("bruteforce",)):
+    from harness.data.loader import open_dataset
+    from harness.run import provenance, sweeps
+    from harness.run.options import RunOptions
+    from harness.run.runner import run_sweep
+
+    dataset = open_dataset(str(make_tiny_dataset(n_train=300, n_test=10)), progress=False)
+    configs = sweeps.expand(sweeps.default_entries(list(names)), dataset.n_train)
+    options = RunOptions(results_dir=results_dir, progress=False, runs=1)
+    return run_sweep(dataset, configs, options, provenance.collect(1), report=lambda _: None)
+
+
+def test_a_version_1_record_is_migrated_and_reused_never_recomputed(make_tiny_dataset, tmp_path):
+    [path] = _tiny_run(make_tiny_dataset, tmp_path).written
+    document = json.loads(path.read_text())
+    for name in ("role", "control_switch", "control_query_params", "revision"):  # what version 1 lacked
+        document.pop(name, None)
+    document["schema"] = "gpnn-record/1"
+    path.write_text(json.dumps(document))
+    written_before = path.read_bytes()
+    migrated = records.read_record(path)
+    assert migrated["schema"] == records.SCHEMA and migrated["role"] is None and migrated["revision"] == 0
+    again = _tiny_run(make_tiny_dataset, tmp_path)
+    assert again.reused == [path] and again.written == []
+    assert path.read_bytes() == written_before  # migrated in memory, the file left as it was
+
+
+def test_a_record_of_a_newer_schema_is_left_alone(make_tiny_dataset, tmp_path):
+    [path] = _tiny_run(make_tiny_dataset, tmp_path).written
+    document = json.loads(path.read_text())
+    document["schema"] = f"gpnn-record/{records.SCHEMA_VERSION + 1}"
+    path.write_text(json.dumps(document))
+    with pytest.raises(records.UnknownSchema, match="newer"):
+        records.read_record(path)
+    again = _tiny_run(make_tiny_dataset, tmp_path)
+    assert again.written == [] and again.skipped == [path]
+    assert json.loads(path.read_text())["schema"] == document["schema"]
+
+
+def test_a_real_record_and_a_factory_record_have_the_same_fields(make_tiny_dataset, tmp_path):
+    summary = _tiny_run(make_tiny_dataset, tmp_path / "real", names=("bruteforce", "potential-gaussian"))
+    real = [json.loads(p.read_text()) for p in summary.written]
+    factory = make_document("d", "x", {}, {}, 0.5, 10.0)
+    expected = set(records.FIELD_NAMES)
+    assert all(set(doc) == expected for doc in real)
+    assert set(factory) | {"schema", "arrays"} == expected
+
+
+def test_an_undeclared_field_is_refused_before_anything_is_written(tmp_path):
+    with pytest.raises(ValueError, match="unknown fields \\['colour'\\]"):
+        records.write_record(tmp_path / "d", "a", {**make_document("d", "x", {}, {}, 0.5, 10.0), "colour": "red"}, {})
+    with pytest.raises(ValueError, match="record field 'k'"):
+        records.new_document(**{**make_document("d", "x", {}, {}, 0.5, 10.0), "k": "ten"})
+    assert not (tmp_path / "d").exists()

@@ -9,7 +9,8 @@ from algorithms.base import Adapter, Param, SearchStats
 from harness import records
 from harness.data.loader import open_dataset
 from harness.run import provenance, sweeps
-from harness.run.runner import RunOptions, run_sweep
+from harness.run.options import RunOptions
+from harness.run.runner import run_sweep
 
 
 class _Broken(Adapter):

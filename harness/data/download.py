@@ -22,6 +22,7 @@ from typing import BinaryIO
 
 from tqdm import tqdm
 
+from harness.data.format import validate_file
 from harness.data.registry import DatasetInfo, dataset_path
 from harness.errors import DatasetError, DownloadError
 from harness.files import sha256_file
@@ -54,18 +55,16 @@ def download(
     timeout: float = 30.0,
     backoff: float = 0.5,
 ) -> Path:
-    """Fetch `info`'s file into `data_dir` and return its path.
+    """Fetch `info`'s file over HTTP into `data_dir` and return its path (HTTP only: whether a
+    file is needed at all, or generated instead, is the loader's decision, `loader.obtain`).
 
-    A present file is returned as is unless `force`. Generated datasets are generated instead.
-    `retries` is the number of attempts after the first; attempt n waits `backoff * 2**n` s.
+    A present file is returned as is unless `force`. The file is checked (size, checksum, the
+    format) before it gets its name. `retries` is the number of attempts after the first;
+    attempt n waits `backoff * 2**n` s.
     """
     final = dataset_path(info, data_dir)
     if final.is_file() and not force:
         return final
-    if info.generated:
-        from harness.data.generate import generate
-
-        return generate(info, final, progress=progress)
     if not info.url:
         raise DownloadError(f"dataset {info.name} has no download URL", hint=_by_hand_hint(info, final))
     final.parent.mkdir(parents=True, exist_ok=True)
@@ -205,8 +204,6 @@ def _verify(target: _Target) -> None:
     elif info.sha256 and (digest := sha256_file(part)) != info.sha256.lower():
         problem = f"sha256: expected {info.sha256}, found {digest}"
     else:
-        from harness.data.loader import validate_file
-
         try:
             validate_file(part)
         except DatasetError as exc:

@@ -1,9 +1,5 @@
-"""Opening dataset files: validation, loading, and the file checksum a run record carries.
-
-A dataset file is trusted only after it has been checked: a truncated download, a file from
-another tool with a different layout, or NaNs in the vectors would otherwise surface as a
-crash deep inside an adapter or, worse, as plausible but wrong recall numbers. Every problem
-is reported as a DatasetError naming the file, the field, what was expected and what was found.
+"""Opening datasets: where a file comes from (present, generated or fetched), loading it after
+validation (`harness.data.format`), and the file checksum a run record carries.
 
 Angular data is normalised to unit length here, once, so that adapters only ever see
 Euclidean problems (see `harness.data.distances`).
@@ -15,18 +11,18 @@ import os
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any
 
-import h5py
 import numpy as np
 
-from harness.data.distances import SUPPORTED, normalise
+from harness.data.distances import normalise
+from harness.data.download import download as download_file
+from harness.data.format import check_values, read_arrays, redownload_hint, with_file
+from harness.data.generate import generate
 from harness.data.registry import DatasetInfo, dataset_path, default_data_dir, resolve
 from harness.errors import DatasetError
 from harness.files import sha256_file
 
-REQUIRED = ("train", "test", "neighbors", "distances")
-CHUNK_ELEMENTS = 1 << 22  # values checked per slice: bounds memory on multi-GB files
 PATH_SUFFIXES = (".hdf5", ".h5")
 
 
@@ -57,166 +53,13 @@ class Dataset:
         return int(self.test.shape[0])
 
 
-# --- errors -----------------------------------------------------------------------------------
-
-
-def _redownload_hint(path: Path) -> str:
-    return f"delete it or re-download it with `python -m harness datasets download {path.stem} --force`"
-
-
-def _invalid(path: Path, field: str, expected: str, found: str, hint: str | None = None) -> DatasetError:
-    return DatasetError(
-        f"invalid dataset file {path}: {field}: expected {expected}, found {found}",
-        hint=hint or _redownload_hint(path),
-    )
-
-
-def _not_hdf5(path: Path, reason: object) -> DatasetError:
-    return DatasetError(
-        f"{path} is not a valid HDF5 file (it may be truncated or corrupt): {reason}",
-        hint=_redownload_hint(path),
-    )
-
-
-# --- structural checks (metadata only, cheap) --------------------------------------------------
-
-
-def _attr_text(value: Any) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)
-
-
-def _check_distance(path: Path, attrs: Mapping[str, Any]) -> str:
-    if "distance" not in attrs:
-        raise _invalid(path, "attribute 'distance'", f"one of {', '.join(SUPPORTED)}", "no such attribute")
-    distance = _attr_text(attrs["distance"]).lower()
-    if distance not in SUPPORTED:
-        raise _invalid(
-            path, "attribute 'distance'", f"a supported distance ({', '.join(SUPPORTED)})", repr(distance),
-            hint=f"the harness does not implement the {distance!r} distance; use a euclidean or angular dataset",
-        )
-    return distance
-
-
-def _check_shapes(path: Path, f: h5py.File) -> None:
-    missing = [key for key in REQUIRED if key not in f]
-    if missing:
-        raise _invalid(
-            path, f"dataset {missing[0]!r}", f"datasets {', '.join(REQUIRED)}",
-            f"no {', '.join(repr(m) for m in missing)} (present: {', '.join(sorted(f.keys())) or 'none'})",
-        )
-    for key in REQUIRED:
-        node = f[key]
-        if not isinstance(node, h5py.Dataset) or node.ndim != 2:
-            found = f"shape {node.shape}" if isinstance(node, h5py.Dataset) else "a group"
-            raise _invalid(path, f"dataset {key!r}", "a 2-D array", found)
-        kinds = "iu" if key == "neighbors" else "fiu"
-        if node.dtype.kind not in kinds:
-            raise _invalid(path, f"dataset {key!r}", "integer" if key == "neighbors" else "numeric", f"dtype {node.dtype}")
-    _check_sizes(path, f)
-
-
-def _check_sizes(path: Path, f: h5py.File) -> None:
-    train, test, neighbors, distances = (f[key].shape for key in REQUIRED)
-    if train[0] == 0:
-        raise _invalid(path, "dataset 'train'", "at least one row", f"shape {train}")
-    if test[0] == 0:
-        raise _invalid(path, "dataset 'test'", "at least one row", f"shape {test}")
-    if train[1] != test[1]:
-        raise _invalid(path, "dataset 'test'", f"{train[1]} columns (the width of 'train')", f"shape {test}")
-    if "dimension" in f.attrs and int(f.attrs["dimension"]) != train[1]:
-        raise _invalid(path, "attribute 'dimension'", f"{train[1]} (the width of 'train')", str(f.attrs["dimension"]))
-    if neighbors[0] != test[0] or neighbors[1] == 0:
-        raise _invalid(path, "dataset 'neighbors'", f"({test[0]}, K>=1): one row per test query", f"shape {neighbors}")
-    if distances != neighbors:
-        raise _invalid(path, "dataset 'distances'", f"shape {neighbors} (the shape of 'neighbors')", f"shape {distances}")
-
-
-# --- value checks (chunked) -------------------------------------------------------------------
-
-
-def _row_slices(n_rows: int, width: int) -> list[slice]:
-    step = max(1, CHUNK_ELEMENTS // max(1, width))
-    return [slice(start, min(n_rows, start + step)) for start in range(0, n_rows, step)]
-
-
-def _check_finite(path: Path, key: str, array: Any) -> None:
-    """`array` is an h5py dataset or an ndarray; both are read a slice of rows at a time."""
-    for part in _row_slices(array.shape[0], array.shape[1]):
-        block = np.asarray(array[part])
-        bad = ~np.isfinite(block)
-        if bad.any():
-            row, col = (int(i) for i in np.argwhere(bad)[0])
-            raise _invalid(
-                path, f"dataset {key!r}", "finite values",
-                f"{block[row, col]} at row {part.start + row}, column {col}",
-            )
-
-
-def _check_ids(path: Path, neighbors: Any, n_train: int) -> None:
-    for part in _row_slices(neighbors.shape[0], neighbors.shape[1]):
-        block = np.asarray(neighbors[part])
-        low, high = int(block.min()), int(block.max())
-        if low < 0 or high >= n_train:
-            value = low if low < 0 else high
-            row = int(np.argwhere(block == value)[0][0]) + part.start
-            raise _invalid(path, "dataset 'neighbors'", f"ids in [0, {n_train}) (the rows of 'train')", f"{value} in row {row}")
-
-
-def _check_values(path: Path, arrays: Mapping[str, Any]) -> None:
-    for key in ("train", "test", "distances"):
-        _check_finite(path, key, arrays[key])
-    _check_ids(path, arrays["neighbors"], arrays["train"].shape[0])
-
-
-# --- opening ------------------------------------------------------------------------------------
-
-
-def _with_file(path: Path, body: Callable[[h5py.File], Any]) -> Any:
-    """Run `body` on the open file, turning HDF5 read failures into a clear DatasetError."""
-    path = Path(path)
-    if not path.is_file():
-        raise DatasetError(f"dataset file {path} does not exist", hint="check the path, or give a dataset name")
-    try:
-        with h5py.File(path, "r") as f:
-            return body(f)
-    except DatasetError:
-        raise
-    except (OSError, KeyError, ValueError, RuntimeError) as exc:
-        raise _not_hdf5(path, exc) from exc
-
-
-def validate_file(path: Path) -> None:
-    """Check a dataset file completely without keeping it in memory; raise DatasetError if bad."""
-    path = Path(path)
-
-    def check(f: h5py.File) -> None:
-        _check_distance(path, f.attrs)
-        _check_shapes(path, f)
-        _check_values(path, {key: f[key] for key in REQUIRED})
-
-    _with_file(path, check)
-
-
-def _read(path: Path, f: h5py.File) -> dict[str, Any]:
-    distance = _check_distance(path, f.attrs)
-    _check_shapes(path, f)
-    arrays = {
-        "train": np.ascontiguousarray(f["train"][:], dtype=np.float32),
-        "test": np.ascontiguousarray(f["test"][:], dtype=np.float32),
-        "neighbors": np.ascontiguousarray(f["neighbors"][:], dtype=np.int64),
-        "distances": np.ascontiguousarray(f["distances"][:], dtype=np.float64),
-    }
-    point_type = _attr_text(f.attrs.get("point_type", "float"))
-    return {"distance": distance, "point_type": point_type, **arrays}
-
-
 def load_file(path: Path, name: str | None = None) -> Dataset:
     """Validate and load a dataset file; `name` defaults to the file stem."""
     path = Path(path)
-    content = _with_file(path, lambda f: _read(path, f))
+    content = with_file(path, lambda f: read_arrays(path, f))
     # Finiteness is checked on the float32 copies: a float64 value too large for float32 is as
     # unusable as a NaN.
-    _check_values(path, content)
+    check_values(path, content)
     train, test = content["train"], content["test"]
     if content["distance"] == "angular":
         train, test = np.ascontiguousarray(normalise(train)), np.ascontiguousarray(normalise(test))
@@ -231,6 +74,29 @@ def load_file(path: Path, name: str | None = None) -> Dataset:
         checksum=file_checksum(path),
         point_type=content["point_type"],
     )
+
+
+@dataclass(frozen=True)
+class DatasetRef:
+    """What a process that does not measure keeps of a dataset: metadata, no arrays (the
+    parent under process isolation; children load the file themselves)."""
+
+    name: str
+    path: Path
+    distance: str
+    n_train: int
+    n_test: int
+    dimension: int
+    checksum: str
+
+    @classmethod
+    def of(cls, dataset: DatasetLike) -> DatasetRef:
+        return cls(dataset.name, Path(dataset.path).resolve(), dataset.distance, dataset.n_train,
+                   dataset.n_test, dataset.dimension, dataset.checksum)
+
+
+#: a dataset in memory, or only its reference
+DatasetLike = Dataset | DatasetRef
 
 
 # --- checksum cache ---------------------------------------------------------------------------
@@ -292,33 +158,34 @@ def open_dataset(
             raise DatasetError(f"dataset file {path.absolute()} does not exist", hint="check the path")
         return load_file(path)
     info = resolve(spec)
-    path = _ensure_present(info, Path(data_dir) if data_dir is not None else default_data_dir(), download, progress)
+    path = obtain(info, Path(data_dir) if data_dir is not None else default_data_dir(), fetch=download, progress=progress)
     dataset = load_file(path, name=info.name)
     _check_expected_checksum(info, dataset)
     return dataset
 
 
-def _ensure_present(info: DatasetInfo, data_dir: Path, download: bool, progress: bool) -> Path:
+def obtain(info: DatasetInfo, data_dir: Path, *, fetch: bool = True, force: bool = False, progress: bool = True) -> Path:
+    """The path of `info`'s file in `data_dir`: present, else generated, else downloaded.
+
+    The one place that decides where a dataset comes from. `fetch=False` refuses to download
+    (with the command that would); `force` regenerates or downloads again.
+    """
     path = dataset_path(info, data_dir)
-    if path.is_file():
+    if path.is_file() and not force:
         return path
     if info.generated:
-        from harness.data.generate import generate
-
         return generate(info, path, progress=progress)
-    if not download:
+    if not fetch:
         raise DatasetError(
             f"dataset {info.name} is not in {Path(data_dir).absolute()}",
             hint=f"run `python -m harness datasets download {info.name}`, or place the file at {path.absolute()}",
         )
-    from harness.data.download import download as fetch
-
-    return fetch(info, data_dir, progress=progress)
+    return download_file(info, data_dir, force=force, progress=progress)
 
 
 def _check_expected_checksum(info: DatasetInfo, dataset: Dataset) -> None:
     if info.sha256 and dataset.checksum != info.sha256.lower():
         raise DatasetError(
             f"dataset file {dataset.path}: sha256: expected {info.sha256}, found {dataset.checksum}",
-            hint=_redownload_hint(dataset.path),
+            hint=redownload_hint(dataset.path),
         )

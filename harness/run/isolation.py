@@ -7,7 +7,7 @@ the parent's memory and CUDA state stay as they were (the parent never initialis
 
 The protocol (multiprocessing "spawn" context, one child per build configuration):
 
-1. The parent starts the child with a `ChildJob`: plain data only, no arrays. The child
+1. The parent starts the child with a `BuildJob`: plain data only, no arrays. The child
    loads the dataset itself from `dataset_path` (the file the parent validated), imports
    the plugin modules and the adapter's module, and seeds the random generators.
 2. The child builds the index and runs the query configurations (`harness.run.measure`),
@@ -24,8 +24,8 @@ The protocol (multiprocessing "spawn" context, one child per build configuration
    and, on Linux, dies with its parent (PR_SET_PDEATHSIG), so `kill -9` of the harness
    leaves no orphan running on.
 
-The child's work (`job_events`) and the failure events made up for a dead worker
-(`failure_events`) are shared with the Ray executor (`harness.run.ray_executor`), whose tasks
+The child's work (`harness.run.worker.job_events`) and the failure events made up for a dead
+worker (`failure_events`) are shared with the Ray executor (`harness.run.ray_executor`), whose tasks
 do the same work on a dataset handed over through Ray's object store.
 
 Messages cross the pipe pickled by multiprocessing: that is our own process boundary between
@@ -37,83 +37,21 @@ tests) are registered by importing a module named with `--plugins` or `$GPNN_PLU
 """
 from __future__ import annotations
 
-import importlib
 import multiprocessing
 import os
-import random
 import signal
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from multiprocessing.connection import Connection, wait
-from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Generator, Iterator
+from typing import Any, Callable, Generator, Iterator
 
-from harness.errors import ConfigError
-from harness.run.measure import BuildFailed, Built, Event, QueryDone, QueryFailed, build_events, reason_of
-from harness.run.plugins import PLUGINS_ENV, load_plugins
-
-if TYPE_CHECKING:
-    from harness.data.loader import Dataset
-    from harness.run.runner import RunOptions
-    from harness.run.sweeps import BuildConfig
+from harness.run.measure import BuildFailed, Built, Event, QueryDone, QueryFailed, reason_of
+from harness.run.options import BuildJob
+from harness.run.worker import job_events
 
 STOP_GRACE_S = 5.0
 _CONTEXT = multiprocessing.get_context("spawn")
-
-
-@dataclass(frozen=True)
-class DatasetRef:
-    """What the parent keeps of a dataset under process isolation: metadata, no arrays."""
-
-    name: str
-    path: Path
-    distance: str
-    n_train: int
-    n_test: int
-    dimension: int
-    checksum: str
-
-    @classmethod
-    def of(cls, dataset: Dataset | DatasetRef) -> DatasetRef:
-        return cls(dataset.name, Path(dataset.path).resolve(), dataset.distance, dataset.n_train,
-                   dataset.n_test, dataset.dimension, dataset.checksum)
-
-
-@dataclass
-class ChildJob:
-    """Everything a child needs for one build configuration, as plain picklable data."""
-
-    dataset_path: str
-    dataset_name: str
-    entry: str
-    algorithm: str
-    adapter_module: str
-    adapter_qualname: str
-    build_params: dict[str, Any]
-    query_params: list[dict[str, Any]]
-    options: RunOptions
-    n_queries: int
-    device: str
-    plugins: tuple[str, ...] = ()
-    parent_pid: int = field(default_factory=os.getpid)
-
-
-def job_for(
-    dataset: Dataset | DatasetRef,
-    config: BuildConfig,
-    query_params: list[dict[str, Any]],
-    options: RunOptions,
-    n_queries: int,
-    device: str,
-) -> ChildJob:
-    adapter = config.spec.adapter
-    return ChildJob(
-        dataset_path=str(Path(dataset.path).resolve()), dataset_name=dataset.name, entry=config.entry,
-        algorithm=config.spec.name, adapter_module=adapter.__module__, adapter_qualname=adapter.__qualname__,
-        build_params=dict(config.build_params), query_params=list(query_params), options=options,
-        n_queries=n_queries, device=device, plugins=tuple(options.plugins),
-    )
 
 
 # --- parent side ---------------------------------------------------------------------------------
@@ -127,7 +65,7 @@ class _Ended:
     reason: str
 
 
-def child_events(job: ChildJob, timeout: float, query_timeout: float) -> Iterator[Event]:
+def child_events(job: BuildJob, timeout: float, query_timeout: float) -> Iterator[Event]:
     """Run `job` in a fresh child process and yield its events; crashes and hangs become failures."""
     receiver, sender = _CONTEXT.Pipe(duplex=False)
     # Not a daemon, so that an adapter may start processes of its own; `_stop` always reaps it.
@@ -157,7 +95,7 @@ def _start(process: Any) -> None:
 
 
 def _relay(
-    process: Any, receiver: Connection, job: ChildJob, timeout: float, query_timeout: float
+    process: Any, receiver: Connection, job: BuildJob, timeout: float, query_timeout: float
 ) -> Generator[Event, None, bool]:
     """Pass the child's events on; returns False if it died or overran (events made up for it)."""
     pending = list(range(len(job.query_params)))
@@ -202,7 +140,7 @@ def _death(process: Any) -> _Ended:
     return _Ended("interrupted" if stopped else "failed", describe_exit(code))
 
 
-def _ended(ended: _Ended, built: bool, pending: list[int], job: ChildJob) -> Iterator[Event]:
+def _ended(ended: _Ended, built: bool, pending: list[int], job: BuildJob) -> Iterator[Event]:
     yield from failure_events(ended.status, ended.reason, built, pending, job.query_params)
 
 
@@ -264,7 +202,7 @@ def _stop(process: Any, grace: float) -> None:
 # --- child side ----------------------------------------------------------------------------------
 
 
-def _child_main(conn: Connection, job: ChildJob) -> None:
+def _child_main(conn: Connection, job: BuildJob) -> None:
     """Entry point of the child process: measure one build configuration, send each event."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     _die_with_parent(job.parent_pid)
@@ -276,62 +214,6 @@ def _child_main(conn: Connection, job: ChildJob) -> None:
         pass  # the parent is gone or gave up on us: nothing left to tell
     finally:
         conn.close()
-
-
-def job_events(job: ChildJob, dataset: Dataset | None = None) -> Iterator[Event]:
-    """The worker's part of a build configuration, wherever it runs (a child process here, a
-    Ray task in `harness.run.ray_executor`): import the plugins, find the adapter, load the
-    dataset from `job.dataset_path` unless it was handed over, seed, then measure."""
-    from harness.data.loader import load_file
-    from harness.run.sweeps import BuildConfig
-
-    try:
-        load_plugins(job.plugins)
-        spec = _find_spec(job)
-        if dataset is None:
-            dataset = load_file(Path(job.dataset_path), name=job.dataset_name)
-        _seed(job.options.seed)
-    except Exception as exc:  # noqa: BLE001 - reported as the build's failure
-        yield BuildFailed(f"child process could not start the build: {reason_of(exc)}")
-        return
-    config = BuildConfig(job.entry, spec, job.build_params, job.query_params)
-    yield from build_events(dataset, config, job.query_params, job.options, job.n_queries, job.device)
-
-
-def _find_spec(job: ChildJob) -> Any:
-    """The adapter to build: imported from its own module (fast: only the libraries it needs),
-    else found through the registry's full discovery (adapters made at run time)."""
-    from algorithms import registry
-    from algorithms.base import Adapter
-    from algorithms.registry import AlgorithmSpec
-
-    target: Any = None
-    if "<locals>" not in job.adapter_qualname:
-        try:
-            target = importlib.import_module(job.adapter_module)
-            for part in job.adapter_qualname.split("."):
-                target = getattr(target, part, None)
-        except ImportError:
-            target = None
-    if isinstance(target, type) and issubclass(target, Adapter) and target.name == job.algorithm:
-        return AlgorithmSpec(name=job.algorithm, adapter=target)
-    try:
-        return registry.get(job.algorithm)
-    except ConfigError as exc:
-        raise ConfigError(
-            f"algorithm {job.algorithm!r} is not registered in the child process",
-            f"register it in a module listed with --plugins or ${PLUGINS_ENV} ({exc.message})",
-        ) from None
-
-
-def _seed(seed: int) -> None:
-    """Seed the global generators the child has loaded (torch only if an adapter imported it)."""
-    import numpy as np
-
-    random.seed(seed)
-    np.random.seed(seed % 2**32)
-    if "torch" in sys.modules:
-        sys.modules["torch"].manual_seed(seed)
 
 
 def _die_with_parent(parent_pid: int) -> None:
@@ -349,15 +231,7 @@ def _die_with_parent(parent_pid: int) -> None:
         os._exit(1)
 
 
-# --- GPU facts without touching CUDA in this process -------------------------------------------
-
-
-def cuda_available() -> bool:
-    """Whether torch sees a CUDA GPU, asked through NVML so that CUDA is not initialised here."""
-    os.environ.setdefault("PYTORCH_NVML_BASED_CUDA_CHECK", "1")
-    import torch
-
-    return bool(torch.cuda.is_available())
+# --- a function evaluated in a child process -----------------------------------------------------
 
 
 def call_in_child(function: Callable[..., Any], *args: Any, timeout: float = 300.0) -> Any:

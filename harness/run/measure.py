@@ -20,10 +20,10 @@ from algorithms.base import Adapter, SearchStats, validate_params
 from harness.data.distances import row_distances
 from harness.data.loader import Dataset
 from harness.run import metrics
+from harness.run.options import MeasureOptions
 from harness.run.clocks import Timing, rss_bytes, timed
 
 if TYPE_CHECKING:
-    from harness.run.runner import RunOptions
     from harness.run.sweeps import BuildConfig
 
 WARMUP_QUERIES = 100
@@ -79,7 +79,7 @@ def build_events(
     dataset: Dataset,
     config: BuildConfig,
     query_params: Sequence[dict[str, Any]],
-    options: RunOptions,
+    options: MeasureOptions,
     n_queries: int,
     device: str,
 ) -> Iterator[Event]:
@@ -105,7 +105,7 @@ def build_events(
     gc.collect()
 
 
-def build_index(dataset: Dataset, config: BuildConfig, options: RunOptions, device: str) -> tuple[Adapter, dict[str, Any]]:
+def build_index(dataset: Dataset, config: BuildConfig, options: MeasureOptions, device: str) -> tuple[Adapter, dict[str, Any]]:
     """Construct and fit the adapter; returns it with the build metrics."""
     adapter = config.spec.make(device=device, threads=options.threads, seed=options.seed, **config.build_params)
     gc.collect()
@@ -124,7 +124,7 @@ def build_index(dataset: Dataset, config: BuildConfig, options: RunOptions, devi
 
 
 def run_query_config(
-    dataset: Dataset, adapter: Adapter, query_params: dict[str, Any], options: RunOptions, n_queries: int
+    dataset: Dataset, adapter: Adapter, query_params: dict[str, Any], options: MeasureOptions, n_queries: int
 ) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
     """Warm up, time `options.runs` repetitions, score: the record's query part and its arrays."""
     adapter.set_query_params(**query_params)

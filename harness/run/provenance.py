@@ -115,3 +115,11 @@ def collect(threads: int, dataset_path: str | None = None, dataset_sha256: str |
         "started": now_iso(),
         "harness_version": __version__,
     }
+
+
+def cuda_available() -> bool:
+    """Whether torch sees a CUDA GPU, asked through NVML so that CUDA is not initialised here."""
+    os.environ.setdefault("PYTORCH_NVML_BASED_CUDA_CHECK", "1")
+    import torch
+
+    return bool(torch.cuda.is_available())

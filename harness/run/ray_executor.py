@@ -10,7 +10,7 @@ What stays as with the local executor:
 - The runner decides what has work left (`harness.run.runner.plan_build_config`: reuse, skip,
   recompute), before anything is submitted, so a rerun resumes the same way.
 - The task runs the very worker code of the process-isolation child
-  (`harness.run.isolation.job_events`: plugins, adapter lookup, seeding, `harness.run.measure`).
+  (`harness.run.worker.job_events`: plugins, adapter lookup, seeding, `harness.run.measure`).
 - Records are written by this process (the driver) only, atomically, by the runner's own
   `Recorder`, into the driver's `--results-dir`; a record gains the node it was measured on
   (hostname, platform, CPU, GPU, Ray node id) in its provenance.
@@ -47,11 +47,13 @@ from typing import Any, Callable, Iterator, Sequence
 import numpy as np
 from tqdm import tqdm
 
-from harness.data.loader import Dataset
+from harness.data.loader import Dataset, DatasetRef
 from harness.errors import HarnessError
 from harness.run import isolation, provenance
 from harness.run.measure import BuildFailed, Built, Event, QueryDone, QueryFailed, reason_of
-from harness.run.runner import PlannedBuild, Recorder, RunOptions, RunSummary, plan_build_config
+from harness.run.options import BuildJob, RunOptions, job_for
+from harness.run.runner import PlannedBuild, Recorder, RunSummary, plan_build_config
+from harness.run.worker import job_events
 from harness.run.sweeps import BuildConfig
 
 log = logging.getLogger("harness")
@@ -140,7 +142,7 @@ class WorkerStarted:
     node: dict[str, Any]
 
 
-def worker_task(job: isolation.ChildJob, dataset: Dataset) -> Iterator[WorkerStarted | Event]:
+def worker_task(job: BuildJob, dataset: Dataset) -> Iterator[WorkerStarted | Event]:
     """The body of a Ray task: the process-isolation child's work, on a dataset handed over
     through the object store instead of a file path."""
     yield WorkerStarted(_node_facts())
@@ -152,7 +154,7 @@ def worker_task(job: isolation.ChildJob, dataset: Dataset) -> Iterator[WorkerSta
     except Exception as exc:  # noqa: BLE001 - reported as the build's failure
         yield BuildFailed(f"Ray worker could not start the build: {reason_of(exc)}")
         return
-    yield from isolation.job_events(job, dataset)
+    yield from job_events(job, dataset)
 
 
 def _node_facts() -> dict[str, Any]:
@@ -206,7 +208,7 @@ def run_sweep_on_ray(
 ) -> RunSummary:
     """Run every build configuration with work left as a Ray task; records as with `run_sweep`."""
     summary = summary if summary is not None else RunSummary()
-    meta = isolation.DatasetRef.of(dataset)
+    meta = DatasetRef.of(dataset)
     planned = [p for c in configs if (p := plan_build_config(meta, c, options, provenance_info, summary, report))]
     if not planned:
         return summary
@@ -272,7 +274,7 @@ class _Driver:
     def _submit(self, recorder: Recorder, indexes: list[int], attempt: int) -> _Task:
         planned = recorder.planned
         params = [planned.todo[i].params for i in indexes]
-        job = isolation.job_for(planned.dataset, planned.config, params, self.options, planned.n_queries, planned.device)
+        job = job_for(planned.dataset, planned.config, params, self.options, planned.n_queries, planned.device)
         job = dataclasses.replace(job, plugins=self.plugins)
         remote = self.remote.options(
             num_cpus=self.options.threads,

@@ -24,51 +24,20 @@ from typing import Any, Callable, Iterator, Sequence
 from tqdm import tqdm
 
 from harness import records
-from harness.data.loader import Dataset
-from harness.run import isolation
-from harness.run.measure import BuildFailed, Built, Event, QueryDone, QueryFailed, build_events, run_query_config
+from harness.data.loader import DatasetLike
+from harness.run.executors import executor_for
+from harness.run.measure import BuildFailed, Built, Event, QueryDone, QueryFailed, run_query_config
+from harness.run.options import RunOptions, job_for
 from harness.run.provenance import now_iso
 from harness.run.sweeps import BuildConfig
 
 log = logging.getLogger("harness")
 
 __all__ = [
-    "PlannedBuild", "Recorder", "RunOptions", "RunSummary", "Terminated", "interrupt_code", "plan_build_config",
+    "PlannedBuild", "Recorder", "RunSummary", "Terminated", "interrupt_code", "plan_build_config",
     "query_count", "run_build_config", "run_query_config", "run_sweep", "sigterm_as_interrupt",
 ]
 
-DatasetLike = Dataset | isolation.DatasetRef
-
-
-@dataclass
-class RunOptions:
-    """What the user chose on the command line, shared by every configuration of a run.
-
-    `isolation` defaults to "none" here because a caller from Python hands over a dataset
-    already in memory; the command line defaults to "process". `timeout` bounds the build
-    phase of a build configuration (child start, dataset load, fit), `query_timeout` each
-    query configuration, both in seconds, under process isolation and on Ray. `executor` is
-    "local" (this machine, per `isolation`) or "ray" (`harness.run.ray_executor`), where a build
-    configuration whose worker or node died is resubmitted up to `retries` times.
-    """
-
-    k: int = 10
-    runs: int = 3
-    queries: int | None = None
-    threads: int = 1
-    device: str = "cpu"
-    mode: str = "batch"
-    seed: int = 0
-    force: bool = False
-    results_dir: Path = Path("results")
-    progress: bool = True
-    isolation: str = "none"
-    timeout: float = 3600.0
-    query_timeout: float = 900.0
-    retry_failed: bool = False
-    plugins: tuple[str, ...] = ()
-    executor: str = "local"
-    retries: int = 0
 
 
 @dataclass
@@ -150,6 +119,9 @@ def _decide(query: _Query, options: RunOptions) -> str:
     except records.IncompleteRecord as exc:
         log.warning("ignoring incomplete record (it will be recomputed): %s", exc)
         return "compute"
+    except records.UnknownSchema as exc:
+        log.warning("leaving a record of a newer harness as it is: %s", exc)
+        return "skip"
     if status == "ok":
         return "reuse"
     return "compute" if options.retry_failed else "skip"
@@ -221,12 +193,8 @@ def _events(
     n_queries: int,
     device: str,
 ) -> Iterator[Event]:
-    if options.isolation == "process":
-        job = isolation.job_for(dataset, config, query_params, options, n_queries, device)
-        return isolation.child_events(job, options.timeout, options.query_timeout)
-    if not isinstance(dataset, Dataset):
-        raise TypeError("isolation 'none' needs the dataset in memory (a harness.data.loader.Dataset)")
-    return build_events(dataset, config, query_params, options, n_queries, device)
+    job = job_for(dataset, config, query_params, options, n_queries, device)
+    return executor_for(options).events(job, dataset)
 
 
 class Recorder:
@@ -280,17 +248,20 @@ def _write_success(
     query: _Query, base: dict[str, Any], build: dict[str, Any], event: QueryDone, summary: RunSummary,
     report: Callable[[str], None],
 ) -> None:
-    document = {**base, **event.document, "key": query.key, "label": event.label}
-    document["metrics"] = {**build, **event.document["metrics"]}
-    document["provenance"] = {**base["provenance"], "finished": now_iso()}
+    document = records.new_document(**{
+        **base, **event.document, "key": query.key, "label": event.label,
+        "metrics": {**build, **event.document["metrics"]}, "provenance": {**base["provenance"], "finished": now_iso()},
+    })
     summary.written.append(records.write_record(query.path.parent, query.stem, document, event.arrays))
     m = document["metrics"]
     report(f"  {event.label:<60} recall@1 {m['recall_at_1']:.4f}  {m['qps']:>10.1f} q/s")
 
 
 def _write_failure(query: _Query, base: dict[str, Any], reason: str, status: str, summary: RunSummary) -> None:
-    document = {**base, "status": status, "error": reason, "query_params": query.params, "key": query.key}
-    document["provenance"] = {**base["provenance"], "finished": now_iso()}
+    document = records.new_document(**{
+        **base, "status": status, "error": reason, "query_params": query.params, "key": query.key,
+        "provenance": {**base["provenance"], "finished": now_iso()},
+    })
     summary.failed.append(records.write_record(query.path.parent, query.stem, document, {}))
 
 
