@@ -144,6 +144,7 @@ def test_empty_train_set(case, tmp_path, capsys):
     _refused(["--dataset", path, "--results-dir", str(results)], capsys, path, "'train'", "at least one row")
 
 
+@pytest.mark.slow
 def test_a_file_that_is_not_hdf5_traceback_only_with_debug(case, tmp_path):
     _, results = case
     path = tmp_path / "notes.hdf5"

@@ -112,6 +112,7 @@ def test_bruteforce_on_siftsmall_matches_ground_truth(siftsmall) -> None:
     assert (ids[:, 0] == neighbors[:, 0]).mean() >= 0.995
 
 
+@pytest.mark.slow
 def test_bruteforce_blocks_over_points_and_queries() -> None:
     """More points than one 1 MiB block holds: the candidate merge across blocks must stay exact."""
     rng = np.random.default_rng(1)

@@ -22,6 +22,7 @@ def dirs(tmp_path):
     return ["--results-dir", str(tmp_path / "results"), "--plots-dir", str(tmp_path / "plots")]
 
 
+@pytest.mark.slow
 def test_run_then_results_csv_and_table(make_tiny_dataset, dirs, capsys):
     path = make_tiny_dataset(n_train=400, n_test=20)
     assert main(["--dataset", str(path), "--algorithms", "faiss-flat,faiss-ivf", "--runs", "1", "--no-plots", "--no-progress", *dirs]) == 0
@@ -47,6 +48,7 @@ def test_unknown_algorithm_suggests(make_tiny_dataset, dirs, capsys):
     assert "unknown algorithm 'hnswlb'" in err and "hnswlib" in err
 
 
+@pytest.mark.slow
 def test_offline_download_names_url_and_path(tmp_path, dirs, capsys):
     code = main(["--dataset", "sift-128", "--data-dir", str(tmp_path / "data"), *dirs])
     err = capsys.readouterr().err
@@ -93,6 +95,7 @@ def test_bad_count_is_refused(make_tiny_dataset, dirs, capsys):
     assert "--count 60" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_plot_report_and_landscape_subcommands(make_tiny_dataset, dirs, tmp_path, capsys):
     path = make_tiny_dataset(n_train=300, n_test=10)
     assert main(["--dataset", str(path), "--algorithms", "faiss-flat", "--runs", "1", "--isolation", "none",

@@ -1,6 +1,8 @@
 """Process isolation: a segfault, a hang and an exception each end one configuration, not the sweep."""
 from __future__ import annotations
 
+import pytest
+
 import signal
 from pathlib import Path
 
@@ -10,6 +12,8 @@ from harness.run.isolation import child_events, describe_exit
 from harness.run.options import BuildJob, MeasureOptions
 from harness.run.measure import BuildFailed
 from harness.run.plugins import plugin_list
+
+pytestmark = pytest.mark.slow  # child processes: segfaults, hangs, signals
 
 CRASH_PLUGIN = str(Path(__file__).with_name("crash_adapters.py"))
 

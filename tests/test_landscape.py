@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import matplotlib.image as mpimg
 import numpy as np
+import pytest
 
 from harness.report import landscape
 
@@ -31,6 +32,7 @@ def test_traced_climb_follows_the_real_ascent():
     assert np.allclose(path[0], starts) and np.allclose(path[-1], points, atol=1e-3)
 
 
+@pytest.mark.slow
 def test_make_landscapes_writes_every_figure(tmp_path):
     paths, facts = landscape.make_landscapes(tmp_path, which=["contours-2d", "overlay-1d"])
     assert sorted(p.name for p in paths) == ["contours-2d.png", "contours-2d.svg", "overlay-1d.png", "overlay-1d.svg"]

@@ -81,6 +81,7 @@ def test_gpu_figure_without_gpu_runs_says_so(cpu_run):
     assert all(path.is_file() for path in gpu.paths)
 
 
+@pytest.mark.slow
 def test_gpu_figure_with_gpu_runs(gpu_records, tmp_path):
     names = ["recall1-qps", "recall1-gpu-time"]
     infos = {i.name: i for i in plot_all(gpu_records, tmp_path, DATASET, names=names)}
@@ -120,6 +121,7 @@ def test_non_positive_values_on_log_axes_are_dropped_with_a_note(tmp_path):
     assert any("not shown (log scale)" in note for note in info.notes)
 
 
+@pytest.mark.slow
 def test_no_records_still_writes_every_figure(tmp_path):
     paths = make_plots([], tmp_path, DATASET)
     assert len(paths) == len(FIGURE_TITLES) * len(FORMATS)

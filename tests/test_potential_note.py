@@ -15,6 +15,8 @@ from algorithms import registry
 from algorithms.potential import converged_onto_nn_rate
 from algorithms.potential.note_reference import note_ascent, note_data
 
+pytestmark = pytest.mark.slow  # the note's 200-step climbs, twice
+
 S, Q, D, STEPS, RATE, TOL = 200, 100, 16, 200, 5e-3, 1e-2
 
 

@@ -88,6 +88,7 @@ def laplace(r: torch.Tensor, width: float) -> torch.Tensor:
 '''
 
 
+@pytest.mark.slow
 def test_a_variant_in_one_file_is_listed_and_swept_by_the_cli(tmp_path, make_tiny_dataset, capsys, monkeypatch) -> None:
     """The README's promise: one small file, no edit elsewhere, then `list` and a sweep."""
     from harness import records

@@ -24,6 +24,8 @@ import pytest
 from harness import records
 from harness.cli import main
 
+pytestmark = pytest.mark.slow  # a local Ray instance per test
+
 ROOT = Path(__file__).resolve().parent.parent
 CRASH_PLUGIN = str(Path(__file__).with_name("crash_adapters.py"))
 SWEEP = """

@@ -106,6 +106,7 @@ def test_a_record_of_a_newer_schema_is_left_alone(make_tiny_dataset, tmp_path):
     assert json.loads(path.read_text())["schema"] == document["schema"]
 
 
+@pytest.mark.slow
 def test_a_real_record_and_a_factory_record_have_the_same_fields(make_tiny_dataset, tmp_path):
     summary = _tiny_run(make_tiny_dataset, tmp_path / "real", names=("bruteforce", "potential-gaussian"))
     real = [json.loads(p.read_text()) for p in summary.written]

@@ -18,6 +18,8 @@ import pytest
 from harness import records
 from harness.cli import main
 
+pytestmark = pytest.mark.slow  # child processes, signals, kill -9
+
 ROOT = Path(__file__).resolve().parent.parent
 CRASH_PLUGIN = str(Path(__file__).with_name("crash_adapters.py"))
 SWEEP = """

@@ -77,6 +77,7 @@ def test_baselines_end_to_end(tiny, tmp_path):
     assert max(r["metrics"]["recall_at_1"] for r in by_algo["hnswlib"]) >= 0.99
 
 
+@pytest.mark.slow
 def test_rerun_reuses_and_force_recomputes(tiny, tmp_path):
     first, _ = _run(tiny, tmp_path, ["faiss-flat"])
     again, _ = _run(tiny, tmp_path, ["faiss-flat"])
@@ -85,6 +86,7 @@ def test_rerun_reuses_and_force_recomputes(tiny, tmp_path):
     assert forced.written == first.written
 
 
+@pytest.mark.slow
 def test_incomplete_record_is_recomputed(tiny, tmp_path):
     [path] = _run(tiny, tmp_path, ["faiss-flat"])[0].written
     path.with_suffix(".h5").write_bytes(b"torn write")
@@ -131,6 +133,7 @@ def test_single_mode_records_latencies(tiny, tmp_path):
     assert m["recall_at_1"] == 1.0
 
 
+@pytest.mark.slow
 def test_same_seed_same_ids(tiny, tmp_path):
     a, _ = _run(tiny, tmp_path / "a", ["hnswlib"], seed=7)
     b, _ = _run(tiny, tmp_path / "b", ["hnswlib"], seed=7)
