@@ -7,6 +7,4 @@ from ._allocator import tune_malloc
 from .base import Adapter, Param, SearchStats
 from .registry import AlgorithmSpec, all_algorithms, get, register
 
-tune_malloc()  # one C allocator setting for every process that measures (see _allocator.py)
-
-__all__ = ["Adapter", "AlgorithmSpec", "Param", "SearchStats", "all_algorithms", "get", "register"]
+__all__ = ["Adapter", "AlgorithmSpec", "Param", "SearchStats", "all_algorithms", "get", "register", "tune_malloc"]

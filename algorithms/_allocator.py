@@ -8,11 +8,13 @@ Measured on a 2-core EPYC: one potential_2 step on the note's data (20 queries x
 64, fp64, 1 thread) took 19,360 minor page faults and 82 ms with glibc's defaults, 0 faults and
 16 ms with the setting below (and the CPU block caps of chunks.cpu_capped). PyTorch's CPU tuning
 guide recommends jemalloc or tcmalloc for the same reason; this is the in-process equivalent for
-glibc, so it needs no LD_PRELOAD and holds in spawned children, which import this package too.
+glibc, so it needs no LD_PRELOAD; spawned children apply it themselves (they run the worker).
 
 FAISS and hnswlib allocate little per query; they run under the same setting, which every
 record's provenance names (`allocator`). GPNN_MALLOC=default leaves glibc's defaults alone
-(to measure the difference); the setting is applied once per process, on import of `algorithms`.
+(to measure the difference). Importing `algorithms` changes nothing: the setting is applied once
+per process by whoever measures, explicitly (the harness's worker before it builds an index,
+`harness.run.worker.job_events`; the benchmarks at their start).
 """
 from __future__ import annotations
 

@@ -8,30 +8,29 @@ afterwards, so that one adapter's setting never leaks into the next one the runn
 from __future__ import annotations
 
 from contextlib import contextmanager
-from typing import Iterator
+from typing import Callable, ContextManager, Iterator
 
 
 @contextmanager
-def torch_threads(threads: int) -> Iterator[None]:
+def _scoped(get: Callable[[], int], set_: Callable[[int], None], threads: int) -> Iterator[None]:
+    """Run the block with `set_(threads)`, then restore what `get()` said before."""
+    previous = get()
+    set_(threads)
+    try:
+        yield
+    finally:
+        set_(previous)
+
+
+def torch_threads(threads: int) -> ContextManager[None]:
     """Run the block with `torch.set_num_threads(threads)`, then restore the previous count."""
     import torch
 
-    previous = torch.get_num_threads()
-    torch.set_num_threads(threads)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(previous)
+    return _scoped(torch.get_num_threads, torch.set_num_threads, threads)
 
 
-@contextmanager
-def faiss_threads(threads: int) -> Iterator[None]:
+def faiss_threads(threads: int) -> ContextManager[None]:
     """Run the block with `faiss.omp_set_num_threads(threads)`, then restore the previous count."""
     import faiss
 
-    previous = faiss.omp_get_max_threads()
-    faiss.omp_set_num_threads(threads)
-    try:
-        yield
-    finally:
-        faiss.omp_set_num_threads(previous)
+    return _scoped(faiss.omp_get_max_threads, faiss.omp_set_num_threads, threads)

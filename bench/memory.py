@@ -68,9 +68,10 @@ def run_case(case: str, args: argparse.Namespace) -> dict[str, Any]:
     import numpy as np
     import torch
 
-    from algorithms import registry
+    from algorithms import registry, tune_malloc
     from algorithms.potential import Field, get_potential
 
+    tune_malloc()  # as every measuring process of the harness does
     torch.set_num_threads(args.threads)
     cuda = args.device == "cuda"
     rng = np.random.default_rng(args.seed)

@@ -87,7 +87,7 @@ def main() -> int:
     args = parser.parse_args()
     set_env_threads(args.threads)
 
-    from algorithms import registry
+    from algorithms import registry, tune_malloc
     from harness.data.loader import open_dataset
     from harness.run import provenance
     from harness.run.measure import run_query_config
@@ -95,6 +95,7 @@ def main() -> int:
     from harness.run.threads import set_threads
 
     set_threads(args.threads)
+    tune_malloc()  # as every measuring process of the harness does
     dataset = open_dataset(args.dataset, progress=False)
     Q, k = dataset.test, args.count
     print(f"dataset {dataset.name}: {dataset.n_train} x {dataset.dimension}, {dataset.n_test} queries, k={k}, "

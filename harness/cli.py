@@ -142,7 +142,7 @@ def _sub_parsers() -> dict[str, argparse.ArgumentParser]:
         "2-D contours with the maxima that are not data points (cross points), ascent trajectories per rule, and "
         "distance to the true nearest neighbour against iteration.",
     )
-    p.add_argument("--figures", default=None, help="comma-separated subset of: " + ", ".join(commands.LANDSCAPES))
+    p.add_argument("--figures", default=None, help="comma-separated subset of the figures (default: all; an unknown name lists them)")
     p.add_argument("--seed", type=int, default=0, help="seed of the random points (default 0)")
     _common(p)
     parsers["landscape"] = p
@@ -233,9 +233,9 @@ def _run(args: argparse.Namespace, dataset: Any, configs: list[Any], notes: list
     """Measure every configuration (locally, or on Ray when `ray` is the connected module),
     then report what was done."""
     from harness.data.loader import DatasetRef
-    from harness.run.worker import seed_everything
     from harness.run.options import RunOptions
-    from harness.run.runner import RunSummary, run_sweep
+    from harness.run.runner import RunContext, RunSummary, run_sweep
+    from harness.run.worker import seed_everything
 
     options = RunOptions(
         k=args.count, runs=args.runs, queries=args.queries, threads=args.threads, device=device, mode=args.mode,
@@ -259,7 +259,7 @@ def _run(args: argparse.Namespace, dataset: Any, configs: list[Any], notes: list
         if ray is not None:
             from harness.run.ray_executor import run_sweep_on_ray
 
-            run_sweep_on_ray(ray, dataset, configs, options, info, summary=summary)
+            run_sweep_on_ray(ray, RunContext(dataset, options, info, summary), configs)
         else:
             run_sweep(dataset, configs, options, info, summary=summary)
     except KeyboardInterrupt as exc:

@@ -12,8 +12,6 @@ from pathlib import Path
 
 from harness.errors import HarnessError
 
-LANDSCAPES = ("overlay-1d", "contours-2d", "trajectories", "convergence")
-
 
 def _records(dataset: str, args: argparse.Namespace) -> list[dict]:
     from harness.records import load_records
@@ -57,7 +55,7 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 
 def cmd_landscape(args: argparse.Namespace) -> int:
-    from harness.report.landscape import make_landscapes
+    from harness.report.landscape import LANDSCAPES, make_landscapes
 
     which = [w.strip() for w in args.figures.split(",") if w.strip()] if args.figures else None
     unknown = sorted(set(which or ()) - set(LANDSCAPES))

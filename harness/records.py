@@ -15,8 +15,8 @@ import json
 import os
 import re
 import tempfile
-from pathlib import Path
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Callable, Iterator, Mapping
 
 import h5py

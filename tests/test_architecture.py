@@ -94,3 +94,14 @@ def test_no_import_circle_among_project_modules() -> None:
 
 def test_the_circle_finder_finds_a_circle() -> None:
     assert circles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
+
+
+def test_importing_algorithms_changes_no_process_setting() -> None:
+    """The C allocator setting is applied by whoever measures, not as a side effect of an import."""
+    import subprocess
+    import sys
+
+    probe = "import algorithms, algorithms._allocator as a; print(a._setting)"
+    done = subprocess.run([sys.executable, "-c", probe], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "None"

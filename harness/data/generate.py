@@ -52,11 +52,9 @@ def split_train_test(X: np.ndarray, test_fraction: float = 0.1, seed: int = 1) -
     return X[order[n_test:]], X[order[:n_test]]
 
 
-def _blobs(n_samples: int, n_features: int, centers: int) -> Callable[[], tuple[np.ndarray, np.ndarray]]:
-    def make() -> tuple[np.ndarray, np.ndarray]:
-        return split_train_test(make_blobs(n_samples, n_features, centers))
-
-    return make
+def blobs(n_samples: int, n_features: int, centers: int) -> tuple[np.ndarray, np.ndarray]:
+    """ann-benchmarks' `random-*` sets: blobs, then a 90/10 train/test split."""
+    return split_train_test(make_blobs(n_samples, n_features, centers))
 
 
 def uniform_note(n_train: int = 1000, n_test: int = 1000, dim: int = 64) -> tuple[np.ndarray, np.ndarray]:
@@ -72,12 +70,10 @@ def uniform_note(n_train: int = 1000, n_test: int = 1000, dim: int = 64) -> tupl
     return data.numpy(), queries.numpy()
 
 
-GENERATORS: dict[str, Callable[[], tuple[np.ndarray, np.ndarray]]] = {
-    "random-xs-20-euclidean": _blobs(10_000, 20, 100),
-    "random-xs-20-angular": _blobs(10_000, 20, 100),
-    "random-s-100-euclidean": _blobs(100_000, 100, 1000),
-    "random-s-100-angular": _blobs(100_000, 100, 1000),
-    "uniform-64-euclidean": uniform_note,
+#: generator kinds a dataset entry (harness/data/datasets.yaml) may name, with its arguments
+GENERATORS: dict[str, Callable[..., tuple[np.ndarray, np.ndarray]]] = {
+    "blobs": blobs,
+    "uniform-note": uniform_note,
 }
 
 
@@ -120,11 +116,13 @@ def write_ann_hdf5(
 
 def generate(info: DatasetInfo, path: Path, progress: bool = True) -> Path:
     """Generate `info`'s dataset into `path` (written to a temporary name, then renamed)."""
-    if info.name not in GENERATORS:
+    recipe = dict(info.generator or {})
+    kind = recipe.pop("kind", None)
+    if kind not in GENERATORS:
         raise DatasetError(f"dataset {info.name} cannot be generated locally; it has to be downloaded")
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    train, test = GENERATORS[info.name]()
+    train, test = GENERATORS[kind](**recipe)
     # Ground truth is computed on the float32 values actually stored, so it is exact for the file.
     train, test = train.astype(np.float32), test.astype(np.float32)
     neighbors, distances = ground_truth(info.distance, train, test, progress=progress, label=info.name)

@@ -15,8 +15,11 @@ from __future__ import annotations
 import difflib
 import os
 import re
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any, Mapping
+
+import yaml
 
 from harness.data.distances import SUPPORTED
 from harness.errors import ConfigError, DatasetError
@@ -25,6 +28,8 @@ DEFAULT_BASE_URL = "https://ann-benchmarks.com"
 URL_ENV = "GPNN_DATASET_URL"
 DATA_DIR_ENV = "GPNN_DATA_DIR"
 LIST_HINT = "run `python -m harness datasets list` to see the datasets known by name"
+#: the registry's one table: every dataset known by name, generated ones with their generator
+TABLE = Path(__file__).with_name("datasets.yaml")
 
 
 @dataclass(frozen=True)
@@ -45,43 +50,23 @@ class DatasetInfo:
     sha256: str | None = None
     generated: bool = False
     description: str = ""
+    #: for a generated dataset, its recipe: {"kind": a key of generate.GENERATORS, **arguments}
+    generator: Mapping[str, Any] | None = field(default=None, compare=False)
 
 
-def _remote(name: str, distance: str, dimension: int, n_train: int, n_test: int, description: str) -> DatasetInfo:
-    # The URL is filled in by `resolve`, so that GPNN_DATASET_URL is read when it is used.
-    return DatasetInfo(name, distance, dimension, n_train, n_test, description=description)
+def _read_table(path: Path) -> dict[str, DatasetInfo]:
+    """The datasets of the table file: remote ones (URL filled in by `resolve`, so that
+    GPNN_DATASET_URL is read when it is used) and generated ones with their generator."""
+    table = yaml.safe_load(path.read_text())
+    infos = {}
+    for kind in ("remote", "generated"):
+        for name, entry in (table.get(kind) or {}).items():
+            generator = entry.pop("generator", None)
+            infos[name] = DatasetInfo(name, generated=kind == "generated", generator=generator, **entry)
+    return infos
 
 
-def _generated(name: str, distance: str, dimension: int, n_train: int, n_test: int, description: str) -> DatasetInfo:
-    return DatasetInfo(name, distance, dimension, n_train, n_test, generated=True, description=description)
-
-
-_GLOVE = "GloVe word vectors (Twitter, 1.2M words), {d} dims"
-_BLOBS = "Gaussian blobs as ann-benchmarks makes them ({c} centres), 90/10 train/test split"
-
-_REGISTRY: dict[str, DatasetInfo] = {
-    info.name: info
-    for info in (
-        _remote("sift-128-euclidean", "euclidean", 128, 1_000_000, 10_000, "SIFT image descriptors (ANN_SIFT1M)"),
-        _remote("gist-960-euclidean", "euclidean", 960, 1_000_000, 1_000, "GIST image descriptors (ANN_GIST1M)"),
-        _remote("glove-25-angular", "angular", 25, 1_183_514, 10_000, _GLOVE.format(d=25)),
-        _remote("glove-50-angular", "angular", 50, 1_183_514, 10_000, _GLOVE.format(d=50)),
-        _remote("glove-100-angular", "angular", 100, 1_183_514, 10_000, _GLOVE.format(d=100)),
-        _remote("glove-200-angular", "angular", 200, 1_183_514, 10_000, _GLOVE.format(d=200)),
-        _remote("fashion-mnist-784-euclidean", "euclidean", 784, 60_000, 10_000, "Fashion-MNIST images as pixels"),
-        _remote("mnist-784-euclidean", "euclidean", 784, 60_000, 10_000, "MNIST digit images as pixels"),
-        _remote("nytimes-256-angular", "angular", 256, 290_000, 10_000, "NYTimes bag-of-words, 256-dim projection"),
-        _remote("deep-image-96-angular", "angular", 96, 9_990_000, 10_000, "Deep1B image embeddings (10M subset)"),
-        _generated("random-xs-20-euclidean", "euclidean", 20, 9_000, 1_000, _BLOBS.format(c=100)),
-        _generated("random-xs-20-angular", "angular", 20, 9_000, 1_000, _BLOBS.format(c=100)),
-        _generated("random-s-100-euclidean", "euclidean", 100, 90_000, 10_000, _BLOBS.format(c=1000)),
-        _generated("random-s-100-angular", "angular", 100, 90_000, 10_000, _BLOBS.format(c=1000)),
-        _generated(
-            "uniform-64-euclidean", "euclidean", 64, 1_000, 1_000,
-            "the seed note's setting: data uniform in [0,2]^64, queries uniform in [0,1]^64",
-        ),
-    )
-}
+_REGISTRY: dict[str, DatasetInfo] = _read_table(TABLE)
 
 # ann-benchmarks datasets whose metric the harness does not implement: refused with the reason.
 _UNSUPPORTED: dict[str, str] = {

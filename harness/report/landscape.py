@@ -26,6 +26,8 @@ from matplotlib.figure import Figure
 from algorithms.potential import Field, climb, estimate_scale, field_step, get_potential, make_rule
 from harness.report.plots import save_figure
 
+#: the landscape figures `harness landscape` draws (see make_landscapes), in order
+LANDSCAPES: tuple[str, ...] = ("overlay-1d", "contours-2d", "trajectories", "convergence")
 BOX = 10.0
 GRID = 241
 #: (potential, hyper-parameters in raw units) of the 2-D panels; c = 10 as in the note's figure
@@ -220,7 +222,7 @@ def make_landscapes(out_dir: Path, seed: int = 0, which: Sequence[str] | None = 
     points = np.random.default_rng(seed).uniform(-BOX, BOX, (10, 2))
     written: list[Path] = []
     facts: dict[str, Any] = {}
-    wanted = set(which or ("overlay-1d", "contours-2d", "trajectories", "convergence"))
+    wanted = set(which or LANDSCAPES)
     if "overlay-1d" in wanted:
         written += save_figure(figure_overlay_1d(seed), out_dir, "overlay-1d")
     if "contours-2d" in wanted:

@@ -36,16 +36,6 @@ from harness.report.summary import compact_json, is_control, is_ok, metric, seri
 
 Record = Mapping[str, Any]
 
-FIGURE_TITLES: dict[str, str] = {
-    "recall1-qps": "Recall@1 against queries per second",
-    "recallk-qps": "Recall@k against queries per second",
-    "recall1-cpu-time": "Recall@1 against CPU time per query",
-    "recall1-gpu-time": "Recall@1 against GPU time per query",
-    "recall1-iterations": "Recall@1 against mean iterations per query (iterative methods)",
-    "iterations-distribution": "Iterations per query, for the configurations on each front",
-    "build-time": "Build time against the best recall@1 each index reaches",
-    "index-memory": "Index size against the best recall@1 each index reaches",
-}
 FORMATS: tuple[str, ...] = ("png", "svg")
 MAX_DISTRIBUTIONS = 12
 _DPI = 110
@@ -94,29 +84,17 @@ def plot_all(
     ok = [r for r in records if is_ok(r) and r.get("dataset", dataset) == dataset]
     caption = figure_caption([r for r in records if r.get("dataset", dataset) == dataset], dataset)
     k_label = _k_label(ok)
-    builders: list[tuple[str, Callable[[Axes], FigureInfo]]] = [
-        ("recall1-qps", lambda ax: _record_tradeoff(ax, ok, "recall_at_1", "qps", True)),
-        ("recallk-qps", lambda ax: _record_tradeoff(ax, ok, "recall_at_k", "qps", True)),
-        ("recall1-cpu-time", lambda ax: _record_tradeoff(ax, ok, "recall_at_1", "query_cpu_s", False)),
-        ("recall1-gpu-time", lambda ax: _record_tradeoff(
-            ax, ok, "recall_at_1", "query_gpu_s", False, empty="no GPU runs: no record has a GPU time")),
-        ("recall1-iterations", lambda ax: _record_tradeoff(
-            ax, ok, "recall_at_1", "iterations_mean", False, log_y=None,
-            empty="no iterative runs: no record has iterations_mean")),
-        ("iterations-distribution", lambda ax: _iterations_distribution(ax, ok)),
-        ("build-time", lambda ax: _index_tradeoff(ax, ok, "build_s", 1.0)),
-        ("index-memory", lambda ax: _index_tradeoff(ax, ok, "index_bytes", 1.0 / _MIB)),
-    ]
     infos = []
-    for name, draw in builders:
+    for spec in FIGURES:
+        name = spec.name
         if names is not None and name not in names:
             continue
         figure = Figure(figsize=(8.5, 5.2), layout="constrained")
         ax = figure.add_subplot()
-        info = draw(ax)
-        info.name, info.title = name, FIGURE_TITLES[name]
-        _label_axes(ax, name, k_label)
-        figure.suptitle(f"{FIGURE_TITLES[name]}\n{caption}", fontsize=9)
+        info = spec.draw(ax, ok)
+        info.name, info.title = name, spec.title
+        _label_axes(ax, spec, k_label)
+        figure.suptitle(f"{spec.title}\n{caption}", fontsize=9)
         if info.series and name != "iterations-distribution":
             ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0.0, fontsize=8,
                       title="front (line), all runs (faint)", title_fontsize=7)
@@ -125,23 +103,10 @@ def plot_all(
     return infos
 
 
-_AXIS_LABELS: dict[str, tuple[str, str]] = {
-    "recall1-qps": ("Recall@1 (fraction of queries)", "Queries per second (1/s, log scale)"),
-    "recallk-qps": ("Recall@{k} (fraction of true neighbours)", "Queries per second (1/s, log scale)"),
-    "recall1-cpu-time": ("Recall@1 (fraction of queries)", "CPU time per query (s, log scale)"),
-    "recall1-gpu-time": ("Recall@1 (fraction of queries)", "GPU time per query (s, log scale)"),
-    "recall1-iterations": ("Recall@1 (fraction of queries)", "Mean iterations per query (steps)"),
-    "iterations-distribution": ("Iterations per query (steps)", ""),
-    "build-time": ("Best recall@1 over the query parameters of an index", "Build time (s, log scale)"),
-    "index-memory": ("Best recall@1 over the query parameters of an index", "Index size (MiB, log scale)"),
-}
-
-
-def _label_axes(ax: Axes, name: str, k_label: str) -> None:
-    xlabel, ylabel = _AXIS_LABELS[name]
-    ax.set_xlabel(xlabel.format(k=k_label))
-    if ylabel:
-        ax.set_ylabel(ylabel)
+def _label_axes(ax: Axes, spec: FigureSpec, k_label: str) -> None:
+    ax.set_xlabel(spec.x_label.format(k=k_label))
+    if spec.y_label:
+        ax.set_ylabel(spec.y_label)
     ax.grid(True, which="major", alpha=0.3)
 
 
@@ -367,3 +332,46 @@ def save_figure(figure: Figure, out_dir: Path, name: str) -> list[Path]:
             figure.savefig(path, format=fmt, dpi=_DPI, metadata=metadata)
             paths.append(path)
     return paths
+
+
+@dataclass(frozen=True)
+class FigureSpec:
+    """One figure: its file name, title, axis labels and how it is drawn from the ok records."""
+
+    name: str
+    title: str
+    x_label: str
+    y_label: str
+    draw: Callable[[Axes, Sequence[Record]], FigureInfo]
+
+
+def _tradeoff(x_metric: str, y_metric: str, *, y_larger_better: bool, **options: Any) -> Callable[[Axes, Sequence[Record]], FigureInfo]:
+    """A figure of one point per record, `y_metric` against `x_metric` (see `_record_tradeoff`)."""
+    return lambda ax, ok: _record_tradeoff(ax, ok, x_metric, y_metric, y_larger_better, **options)
+
+
+_RECALL_1 = "Recall@1 (fraction of queries)"
+_BEST_RECALL = "Best recall@1 over the query parameters of an index"
+
+#: every figure `harness plot` draws, in order: adding a figure is one entry
+FIGURES: tuple[FigureSpec, ...] = (
+    FigureSpec("recall1-qps", "Recall@1 against queries per second", _RECALL_1, "Queries per second (1/s, log scale)",
+               _tradeoff("recall_at_1", "qps", y_larger_better=True)),
+    FigureSpec("recallk-qps", "Recall@k against queries per second", "Recall@{k} (fraction of true neighbours)",
+               "Queries per second (1/s, log scale)", _tradeoff("recall_at_k", "qps", y_larger_better=True)),
+    FigureSpec("recall1-cpu-time", "Recall@1 against CPU time per query", _RECALL_1, "CPU time per query (s, log scale)",
+               _tradeoff("recall_at_1", "query_cpu_s", y_larger_better=False)),
+    FigureSpec("recall1-gpu-time", "Recall@1 against GPU time per query", _RECALL_1, "GPU time per query (s, log scale)",
+               _tradeoff("recall_at_1", "query_gpu_s", y_larger_better=False, empty="no GPU runs: no record has a GPU time")),
+    FigureSpec("recall1-iterations", "Recall@1 against mean iterations per query (iterative methods)", _RECALL_1,
+               "Mean iterations per query (steps)",
+               _tradeoff("recall_at_1", "iterations_mean", y_larger_better=False, log_y=None,
+                         empty="no iterative runs: no record has iterations_mean")),
+    FigureSpec("iterations-distribution", "Iterations per query, for the configurations on each front",
+               "Iterations per query (steps)", "", lambda ax, ok: _iterations_distribution(ax, ok)),
+    FigureSpec("build-time", "Build time against the best recall@1 each index reaches", _BEST_RECALL,
+               "Build time (s, log scale)", lambda ax, ok: _index_tradeoff(ax, ok, "build_s", 1.0)),
+    FigureSpec("index-memory", "Index size against the best recall@1 each index reaches", _BEST_RECALL,
+               "Index size (MiB, log scale)", lambda ax, ok: _index_tradeoff(ax, ok, "index_bytes", 1.0 / _MIB)),
+)
+FIGURE_TITLES: dict[str, str] = {spec.name: spec.title for spec in FIGURES}

@@ -19,16 +19,16 @@ from typing import Any, Iterable, Mapping, Sequence
 
 DEFAULT_THRESHOLDS: tuple[float, ...] = (0.9, 0.95, 0.99)
 
-RESULT_COLUMNS: tuple[str, ...] = (
-    "dataset", "algorithm", "label", "build_params", "query_params", "mode", "device", "k",
-    "recall_at_1", "recall_at_1_id", "recall_at_k", "qps", "build_s", "index_bytes",
-    "query_wall_s", "query_cpu_s", "query_gpu_s", "iterations_mean", "dist_comps_mean",
-    "converged_onto_nn_rate", "position_to_true_nn_median", "role", "status", "error",
-)
-_METRIC_COLUMNS = (
+#: measurements a results row shows, read from the record's metrics
+_METRIC_COLUMNS: tuple[str, ...] = (
     "recall_at_1", "recall_at_1_id", "recall_at_k", "qps", "build_s", "index_bytes",
     "query_wall_s", "query_cpu_s", "query_gpu_s", "iterations_mean", "dist_comps_mean",
     "converged_onto_nn_rate", "position_to_true_nn_median",
+)
+#: one results row per record: what the record is, its measurements, how it ended
+RESULT_COLUMNS: tuple[str, ...] = (
+    "dataset", "algorithm", "label", "build_params", "query_params", "mode", "device", "k",
+    *_METRIC_COLUMNS, "role", "status", "error",
 )
 #: what the climb adds: each method configuration beside its control (the same, part under test off)
 CONTROL_COLUMNS: tuple[str, ...] = (

@@ -12,19 +12,20 @@ from __future__ import annotations
 
 import gc
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Iterator, Sequence
+from typing import TYPE_CHECKING, Any, Iterator
 
 import numpy as np
 
 from algorithms.base import Adapter, SearchStats, validate_params
+from algorithms.registry import AlgorithmSpec
 from harness.data.distances import row_distances
 from harness.data.loader import Dataset
 from harness.run import metrics
-from harness.run.options import MeasureOptions
 from harness.run.clocks import Timing, rss_bytes, timed
+from harness.run.options import BuildJob, MeasureOptions
 
 if TYPE_CHECKING:
-    from harness.run.sweeps import BuildConfig
+    pass
 
 WARMUP_QUERIES = 100
 NN_TOLERANCE = 1e-3
@@ -75,26 +76,21 @@ def reason_of(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text}"
 
 
-def build_events(
-    dataset: Dataset,
-    config: BuildConfig,
-    query_params: Sequence[dict[str, Any]],
-    options: MeasureOptions,
-    n_queries: int,
-    device: str,
-) -> Iterator[Event]:
-    """Build the index of `config`, then run each of `query_params` on it, as events.
+def build_events(dataset: Dataset, spec: AlgorithmSpec, job: BuildJob) -> Iterator[Event]:
+    """Build the index of `job` with the adapter of `spec`, then run each of its query
+    configurations on it, as events.
 
     An exception of an adapter becomes a failure event and the next configuration goes on;
     a crash of the process itself cannot be caught here (that is what isolation is for).
     """
+    options, n_queries = job.options, job.n_queries
     try:
-        adapter, build = build_index(dataset, config, options, device)
+        adapter, build = build_index(dataset, spec, job.build_params, options, job.device)
     except Exception as exc:  # noqa: BLE001 - any adapter failure becomes a failed record
         yield BuildFailed(reason_of(exc))
         return
     yield Built(build)
-    for index, params in enumerate(query_params):
+    for index, params in enumerate(job.query_params):
         try:
             document, arrays = run_query_config(dataset, adapter, params, options, n_queries)
         except Exception as exc:  # noqa: BLE001
@@ -105,9 +101,11 @@ def build_events(
     gc.collect()
 
 
-def build_index(dataset: Dataset, config: BuildConfig, options: MeasureOptions, device: str) -> tuple[Adapter, dict[str, Any]]:
+def build_index(
+    dataset: Dataset, spec: AlgorithmSpec, build_params: dict[str, Any], options: MeasureOptions, device: str
+) -> tuple[Adapter, dict[str, Any]]:
     """Construct and fit the adapter; returns it with the build metrics."""
-    adapter = config.spec.make(device=device, threads=options.threads, seed=options.seed, **config.build_params)
+    adapter = spec.make(device=device, threads=options.threads, seed=options.seed, **build_params)
     gc.collect()
     rss_before = rss_bytes()
     _, timing = timed(lambda: adapter.fit(dataset.train), device)

@@ -16,7 +16,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from algorithms._allocator import tune_malloc
+from algorithms import tune_malloc
 from harness import __version__
 
 LIBRARIES = ("torch", "faiss-cpu", "faiss-gpu", "faiss", "hnswlib", "numpy", "h5py", "matplotlib", "PyYAML", "tqdm")

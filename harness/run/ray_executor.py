@@ -40,7 +40,7 @@ import math
 import os
 import signal
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable, Iterator, Sequence
 
@@ -52,9 +52,9 @@ from harness.errors import HarnessError
 from harness.run import isolation, provenance
 from harness.run.measure import BuildFailed, Built, Event, QueryDone, QueryFailed, reason_of
 from harness.run.options import BuildJob, RunOptions, job_for
-from harness.run.runner import PlannedBuild, Recorder, RunSummary, plan_build_config
-from harness.run.worker import job_events
+from harness.run.runner import PlannedBuild, Recorder, RunContext, RunSummary, plan_build_config
 from harness.run.sweeps import BuildConfig
+from harness.run.worker import job_events
 
 log = logging.getLogger("harness")
 
@@ -197,19 +197,13 @@ class _Task:
     left: set[int] = field(default_factory=set)
 
 
-def run_sweep_on_ray(
-    ray: Any,
-    dataset: Dataset,
-    configs: Sequence[BuildConfig],
-    options: RunOptions,
-    provenance_info: dict[str, Any],
-    report: Callable[[str], None] = tqdm.write,
-    summary: RunSummary | None = None,
-) -> RunSummary:
-    """Run every build configuration with work left as a Ray task; records as with `run_sweep`."""
-    summary = summary if summary is not None else RunSummary()
-    meta = DatasetRef.of(dataset)
-    planned = [p for c in configs if (p := plan_build_config(meta, c, options, provenance_info, summary, report))]
+def run_sweep_on_ray(ray: Any, context: RunContext, configs: Sequence[BuildConfig]) -> RunSummary:
+    """Run every build configuration with work left as a Ray task; records as with `run_sweep`.
+
+    `context.dataset` is the dataset in memory: it goes into Ray's object store once.
+    """
+    dataset, options, summary, report = context.dataset, context.options, context.summary, context.report
+    planned = [p for c in configs if (p := plan_build_config(replace(context, dataset=DatasetRef.of(dataset)), c))]
     if not planned:
         return summary
     _check_resources(ray, planned, options)

@@ -34,7 +34,7 @@ from harness.run.sweeps import BuildConfig
 log = logging.getLogger("harness")
 
 __all__ = [
-    "PlannedBuild", "Recorder", "RunSummary", "Terminated", "interrupt_code", "plan_build_config",
+    "PlannedBuild", "Recorder", "RunContext", "RunSummary", "Terminated", "interrupt_code", "plan_build_config",
     "query_count", "run_build_config", "run_query_config", "run_sweep", "sigterm_as_interrupt",
 ]
 
@@ -60,6 +60,18 @@ class _Query:
     path: Path
 
 
+@dataclass
+class RunContext:
+    """What every build configuration of a run shares: the dataset (or its reference), the
+    options, the provenance every record carries, what was done so far, where lines go."""
+
+    dataset: DatasetLike
+    options: RunOptions
+    provenance: dict[str, Any]
+    summary: RunSummary = field(default_factory=lambda: RunSummary())
+    report: Callable[[str], None] = tqdm.write
+
+
 def run_sweep(
     dataset: DatasetLike,
     configs: Sequence[BuildConfig],
@@ -72,15 +84,15 @@ def run_sweep(
 
     Pass `summary` to see what was done so far when the run is interrupted.
     """
-    summary = summary if summary is not None else RunSummary()
+    context = RunContext(dataset, options, provenance, summary if summary is not None else RunSummary(), report)
     bar = tqdm(configs, desc="sweep", unit="index", disable=not options.progress, leave=False)
     try:
         for config in bar:
             bar.set_postfix_str(config.entry)
-            run_build_config(dataset, config, options, provenance, summary, report)
+            run_build_config(context, config)
     finally:
         bar.close()
-    return summary
+    return context.summary
 
 
 def query_count(dataset: DatasetLike, options: RunOptions, config: BuildConfig) -> int:
@@ -141,16 +153,10 @@ class PlannedBuild:
     device: str
 
 
-def plan_build_config(
-    dataset: DatasetLike,
-    config: BuildConfig,
-    options: RunOptions,
-    provenance: dict[str, Any],
-    summary: RunSummary,
-    report: Callable[[str], None] = tqdm.write,
-) -> PlannedBuild | None:
+def plan_build_config(context: RunContext, config: BuildConfig) -> PlannedBuild | None:
     """The query configurations of `config` not yet on disk (None: nothing to do); records to
-    reuse or skip are noted in `summary`."""
+    reuse or skip are noted in the context's summary."""
+    dataset, options, summary = context.dataset, context.options, context.summary
     n_queries = query_count(dataset, options, config)
     device = device_for(config, options.device)
     todo = []
@@ -163,38 +169,20 @@ def plan_build_config(
     if not todo:
         return None
     if n_queries < dataset.n_test:
-        report(f"  note: {config.entry} runs on the first {n_queries} of {dataset.n_test} test queries")
-    base = _base_document(dataset, config, options, provenance, n_queries, device)
+        context.report(f"  note: {config.entry} runs on the first {n_queries} of {dataset.n_test} test queries")
+    base = _base_document(dataset, config, options, context.provenance, n_queries, device)
     return PlannedBuild(dataset, config, todo, base, n_queries, device)
 
 
-def run_build_config(
-    dataset: DatasetLike,
-    config: BuildConfig,
-    options: RunOptions,
-    provenance: dict[str, Any],
-    summary: RunSummary,
-    report: Callable[[str], None] = tqdm.write,
-) -> None:
+def run_build_config(context: RunContext, config: BuildConfig) -> None:
     """Build one index, then run and record each of its query configurations not yet on disk."""
-    planned = plan_build_config(dataset, config, options, provenance, summary, report)
+    planned = plan_build_config(context, config)
     if planned is None:
         return
-    recorder = Recorder(planned, summary, report)
-    for event in _events(dataset, config, [q.params for q in planned.todo], options, planned.n_queries, planned.device):
+    recorder = Recorder(planned, context.summary, context.report)
+    job = job_for(planned.dataset, config, [q.params for q in planned.todo], context.options, planned.n_queries, planned.device)
+    for event in executor_for(context.options).events(job, planned.dataset):
         recorder.handle(event)
-
-
-def _events(
-    dataset: DatasetLike,
-    config: BuildConfig,
-    query_params: list[dict[str, Any]],
-    options: RunOptions,
-    n_queries: int,
-    device: str,
-) -> Iterator[Event]:
-    job = job_for(dataset, config, query_params, options, n_queries, device)
-    return executor_for(options).events(job, dataset)
 
 
 class Recorder:

@@ -10,18 +10,19 @@ import sys
 from pathlib import Path
 from typing import Any, Iterator
 
+from algorithms import tune_malloc
 from harness.data.loader import Dataset, load_file
 from harness.errors import ConfigError
 from harness.run.measure import BuildFailed, Event, build_events, reason_of
 from harness.run.options import BuildJob
 from harness.run.plugins import PLUGINS_ENV, load_plugins
-from harness.run.sweeps import BuildConfig
 
 
 def job_events(job: BuildJob, dataset: Dataset | None = None) -> Iterator[Event]:
     """The worker's part of a build configuration, wherever it runs (a child process here, a
     Ray task in `harness.run.ray_executor`): import the plugins, find the adapter, load the
     dataset from `job.dataset_path` unless it was handed over, seed, then measure."""
+    tune_malloc()  # the one C allocator setting every measuring process runs with (algorithms/_allocator.py)
     try:
         load_plugins(job.plugins)
         spec = _find_spec(job)
@@ -31,8 +32,7 @@ def job_events(job: BuildJob, dataset: Dataset | None = None) -> Iterator[Event]
     except Exception as exc:  # noqa: BLE001 - reported as the build's failure
         yield BuildFailed(f"child process could not start the build: {reason_of(exc)}")
         return
-    config = BuildConfig(job.entry, spec, job.build_params, job.query_params)
-    yield from build_events(dataset, config, job.query_params, job.options, job.n_queries, job.device)
+    yield from build_events(dataset, spec, job)
 
 
 def _find_spec(job: BuildJob) -> Any:
