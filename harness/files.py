@@ -1,8 +1,11 @@
-"""File checksums shared by the dataset layer and the record store."""
+"""Files, shared by the dataset layer and the record store: checksums and atomic writes."""
 from __future__ import annotations
 
 import hashlib
+import os
+import tempfile
 from pathlib import Path
+from typing import Callable
 
 
 def sha256_file(path: Path, block: int = 1 << 20) -> str:
@@ -12,3 +15,36 @@ def sha256_file(path: Path, block: int = 1 << 20) -> str:
         while chunk := handle.read(block):
             digest.update(chunk)
     return digest.hexdigest()
+
+
+def atomic_write(path: Path, write: Callable[[Path], None], suffix: str = ".tmp", mode: int | None = None) -> Path:
+    """Have `write` fill a temporary file beside `path`, then rename it to `path`.
+
+    Readers see the old file or the whole new one, never half of it; a writer killed midway
+    leaves only a dot-named temporary (never read as a result). `mode` sets the permissions
+    (mkstemp's are 0600). Returns `path`.
+    """
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix, dir=path.parent)
+    os.close(fd)
+    try:
+        write(Path(tmp))
+        if mode is not None:
+            os.chmod(tmp, mode)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def write_bytes_durably(data: bytes) -> Callable[[Path], None]:
+    """A writer for `atomic_write` that writes `data` and flushes it to the disk (fsync)."""
+
+    def write(target: Path) -> None:
+        with open(target, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+
+    return write

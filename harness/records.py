@@ -12,9 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import re
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterator, Mapping
@@ -23,7 +21,7 @@ import h5py
 import numpy as np
 
 from harness.errors import HarnessError
-from harness.files import sha256_file
+from harness.files import atomic_write, sha256_file, write_bytes_durably
 
 SCHEMA_NAME = "gpnn-record"
 #: the version records are written with; older ones are migrated on read (MIGRATIONS), never
@@ -192,19 +190,6 @@ def record_dir(results_dir: Path, dataset: str, algorithm: str) -> Path:
     return Path(results_dir) / safe_component(dataset) / safe_component(algorithm)
 
 
-def _atomic_write_bytes(path: Path, data: bytes) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def write_record(directory: Path, stem: str, document: dict[str, Any], arrays: Mapping[str, np.ndarray]) -> Path:
     """Write arrays then the JSON document atomically; return the JSON path.
 
@@ -220,24 +205,14 @@ def write_record(directory: Path, stem: str, document: dict[str, Any], arrays: M
     try:
         directory.mkdir(parents=True, exist_ok=True)
         arrays_path = directory / f"{stem}.h5"
-        fd, tmp = tempfile.mkstemp(prefix=f".{stem}.", suffix=".h5.tmp", dir=directory)
-        os.close(fd)
-        try:
-            with h5py.File(tmp, "w") as handle:
-                for name, value in arrays.items():
-                    if value is not None:
-                        handle.create_dataset(name, data=np.asarray(value), compression="gzip", compression_opts=4)
-            os.replace(tmp, arrays_path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        atomic_write(arrays_path, lambda tmp: _write_arrays(tmp, arrays), suffix=".h5.tmp")
         document = dict(document)
         document["schema"] = SCHEMA
         document["arrays"] = {"file": arrays_path.name, "sha256": sha256_file(arrays_path)}
         check_document(document)
         json_path = directory / f"{stem}.json"
         text = json.dumps(_jsonable(document), indent=1, sort_keys=False, allow_nan=False)
-        _atomic_write_bytes(json_path, text.encode())
+        atomic_write(json_path, write_bytes_durably(text.encode()))
         return json_path
     except PermissionError as exc:
         raise HarnessError(
@@ -246,6 +221,13 @@ def write_record(directory: Path, stem: str, document: dict[str, Any], arrays: M
         ) from None
     except OSError as exc:
         raise HarnessError(f"cannot write results into {directory}: {exc}", "check the disk and --results-dir") from None
+
+
+def _write_arrays(path: Path, arrays: Mapping[str, np.ndarray]) -> None:
+    with h5py.File(path, "w") as handle:
+        for name, value in arrays.items():
+            if value is not None:
+                handle.create_dataset(name, data=np.asarray(value), compression="gzip", compression_opts=4)
 
 
 def _jsonable(value: Any) -> Any:

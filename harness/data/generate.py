@@ -11,9 +11,7 @@ numpy/torch, so results computed on a generated set can be compared across runs.
 from __future__ import annotations
 
 import math
-import os
 import sys
-import tempfile
 from pathlib import Path
 from typing import Callable
 
@@ -24,6 +22,7 @@ from tqdm import tqdm
 from harness.data.distances import exact_knn
 from harness.data.registry import DatasetInfo
 from harness.errors import DatasetError
+from harness.files import atomic_write
 
 K_NEIGHBORS = 100
 GT_CHUNK = 500  # queries per ground-truth step (and per progress-bar tick)
@@ -126,12 +125,4 @@ def generate(info: DatasetInfo, path: Path, progress: bool = True) -> Path:
     # Ground truth is computed on the float32 values actually stored, so it is exact for the file.
     train, test = train.astype(np.float32), test.astype(np.float32)
     neighbors, distances = ground_truth(info.distance, train, test, progress=progress, label=info.name)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        write_ann_hdf5(Path(tmp), train, test, neighbors, distances, info.distance)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    return atomic_write(path, lambda tmp: write_ann_hdf5(tmp, train, test, neighbors, distances, info.distance))

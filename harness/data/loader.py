@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,7 +20,7 @@ from harness.data.format import check_values, read_arrays, redownload_hint, with
 from harness.data.generate import generate
 from harness.data.registry import DatasetInfo, dataset_path, default_data_dir, resolve
 from harness.errors import DatasetError
-from harness.files import sha256_file
+from harness.files import atomic_write, sha256_file
 
 PATH_SUFFIXES = (".hdf5", ".h5")
 
@@ -127,17 +126,11 @@ def file_checksum(path: Path) -> str:
 
 
 def _write_sidecar(sidecar: Path, document: dict[str, Any]) -> None:
+    """Write the cache; an unwritable directory only disables it (0644: other users read it)."""
     try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{sidecar.name}.", suffix=".tmp", dir=sidecar.parent)
+        atomic_write(sidecar, lambda tmp: tmp.write_text(json.dumps(document)), mode=0o644)
     except OSError:
-        return
-    try:
-        with os.fdopen(fd, "w") as handle:
-            json.dump(document, handle)
-        os.chmod(tmp, 0o644)  # mkstemp's 0600 would hide the cache from other users of the data dir
-        os.replace(tmp, sidecar)
-    except OSError:
-        Path(tmp).unlink(missing_ok=True)
+        pass
 
 
 # --- the entry point --------------------------------------------------------------------------
