@@ -136,7 +136,7 @@ def run_pass(dataset: Any, entries: Sequence[Any], size: int, args: argparse.Nam
     """Run the given sweep entries on the first `size` queries, in this process."""
     from harness.run import provenance, sweeps
     from harness.run.options import RunOptions
-    from harness.run.runner import run_sweep
+    from harness.run.executors import run_sweep
 
     configs = sweeps.expand(list(entries), dataset.n_train)
     configs, _ = sweeps.check_configs(configs, 10, dataset.n_train, dataset.dimension)

@@ -234,7 +234,8 @@ def _run(args: argparse.Namespace, dataset: Any, configs: list[Any], notes: list
     then report what was done."""
     from harness.data.loader import DatasetRef
     from harness.run.options import RunOptions
-    from harness.run.runner import RunContext, RunSummary, run_sweep
+    from harness.run.executors import run_sweep
+    from harness.run.runner import RunSummary
     from harness.run.worker import seed_everything
 
     options = RunOptions(
@@ -256,12 +257,7 @@ def _run(args: argparse.Namespace, dataset: Any, configs: list[Any], notes: list
     summary = RunSummary()
     where = args.results_dir / dataset.name
     try:
-        if ray is not None:
-            from harness.run.ray_executor import run_sweep_on_ray
-
-            run_sweep_on_ray(ray, RunContext(dataset, options, info, summary), configs)
-        else:
-            run_sweep(dataset, configs, options, info, summary=summary)
+        run_sweep(dataset, configs, options, info, summary=summary)
     except KeyboardInterrupt as exc:
         print(f"\ninterrupted: {len(summary.written) + len(summary.failed)} records written this run, "
               f"{len(summary.reused)} reused, kept under {where}; rerun the same command to resume", file=sys.stderr)

@@ -71,7 +71,7 @@ def _tiny_run(make_tiny_dataset, results_dir, names=("bruteforce",)):
     from harness.data.loader import open_dataset
     from harness.run import provenance, sweeps
     from harness.run.options import RunOptions
-    from harness.run.runner import run_sweep
+    from harness.run.executors import run_sweep
 
     dataset = open_dataset(str(make_tiny_dataset(n_train=300, n_test=10)), progress=False)
     configs = sweeps.expand(sweeps.default_entries(list(names)), dataset.n_train)

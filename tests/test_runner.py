@@ -10,7 +10,7 @@ from harness import records
 from harness.data.loader import open_dataset
 from harness.run import provenance, sweeps
 from harness.run.options import RunOptions
-from harness.run.runner import run_sweep
+from harness.run.executors import run_sweep
 
 
 class _Broken(Adapter):

@@ -1,37 +1,46 @@
-"""How a build job is run: the one seam between the runner and isolation.
+"""How a run is executed: the one seam between the harness and isolation, chosen once.
 
-An executor turns a `BuildJob` into the stream of events of `harness.run.measure`. The
-runner asks `executor_for(options)` once per build and never looks at how the work is done:
+`executor_for(options)` picks one executor per run; `run_sweep` is the entry point that hands
+it the sweep. Every executor runs the same `BuildJob`s with the same worker code
+(`harness.run.worker`) and yields the same events, which the runner turns into records in this
+process:
 
 - `InProcess` (`--isolation none`): the worker's code in this process, on the dataset in memory;
 - `ChildProcess` (`--isolation process`, the command line's default): one spawned child per
-  build job with time limits (`harness.run.isolation`), so a crash or hang of an adapter
-  ends that configuration only;
-- Ray (`--executor ray`): tasks on a cluster (`harness.run.ray_executor`), which runs many
-  jobs at once and so drives the sweep itself, with the same jobs, worker and events.
+  build job with time limits (`harness.run.isolation`), so a crash or hang of an adapter ends
+  that configuration only;
+- `OnRay` (`--executor ray`): every build job as a Ray task, many at once, on this machine or a
+  cluster (`harness.run.ray_executor`); it drives the sweep itself.
 
 Changing how a run is isolated means changing this module (and the one it names).
 """
 from __future__ import annotations
 
 import abc
-from typing import Iterator
+from typing import Any, Callable, Iterator, Sequence
+
+from tqdm import tqdm
 
 from harness.data.loader import Dataset, DatasetLike
 from harness.run import isolation
 from harness.run.measure import Event
 from harness.run.options import BuildJob, RunOptions
+from harness.run.runner import RunContext, RunSummary, run_builds
+from harness.run.sweeps import BuildConfig
 from harness.run.worker import job_events
 
 
 class Executor(abc.ABC):
-    """Runs build jobs; yields each job's events as they happen."""
+    """Runs a sweep's build jobs; by default one after another, each through `events`."""
 
     name = ""
 
     @abc.abstractmethod
     def events(self, job: BuildJob, dataset: DatasetLike) -> Iterator[Event]:
         """The events of `job` (Built or BuildFailed, then one per query configuration)."""
+
+    def run_sweep(self, context: RunContext, configs: Sequence[BuildConfig]) -> RunSummary:
+        return run_builds(context, configs, self.events)
 
 
 class InProcess(Executor):
@@ -58,10 +67,42 @@ class ChildProcess(Executor):
         return isolation.child_events(job, self.timeout, self.query_timeout)
 
 
+class OnRay(Executor):
+    """As Ray tasks on the Ray instance this process is connected to (`ray_executor.ray_session`)."""
+
+    name = "ray"
+
+    def events(self, job: BuildJob, dataset: DatasetLike) -> Iterator[Event]:
+        raise NotImplementedError("Ray runs a whole sweep at once: use run_sweep")
+
+    def run_sweep(self, context: RunContext, configs: Sequence[BuildConfig]) -> RunSummary:
+        import ray
+
+        from harness.run.ray_executor import run_sweep_on_ray
+
+        return run_sweep_on_ray(ray, context, configs)
+
+
 def executor_for(options: RunOptions) -> Executor:
-    """The local executor the options ask for (Ray's driver is `harness.run.ray_executor`)."""
+    """The executor the options ask for: `executor` (local or ray), then `isolation`."""
+    if options.executor == "ray":
+        return OnRay()
     if options.isolation == "process":
         return ChildProcess(options.timeout, options.query_timeout)
     if options.isolation == "none":
         return InProcess()
     raise ValueError(f"unknown isolation {options.isolation!r}; known: process, none")
+
+
+def run_sweep(
+    dataset: DatasetLike,
+    configs: Sequence[BuildConfig],
+    options: RunOptions,
+    provenance: dict[str, Any],
+    report: Callable[[str], None] = tqdm.write,
+    summary: RunSummary | None = None,
+) -> RunSummary:
+    """Run every build configuration with the executor the options choose; returns what was
+    written, reused, failed, skipped. Pass `summary` to see what was done when interrupted."""
+    context = RunContext(dataset, options, provenance, summary if summary is not None else RunSummary(), report)
+    return executor_for(options).run_sweep(context, configs)

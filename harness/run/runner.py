@@ -25,9 +25,8 @@ from tqdm import tqdm
 
 from harness import records
 from harness.data.loader import DatasetLike
-from harness.run.executors import executor_for
 from harness.run.measure import BuildFailed, Built, Event, QueryDone, QueryFailed, run_query_config
-from harness.run.options import RunOptions, job_for
+from harness.run.options import BuildJob, RunOptions, job_for
 from harness.run.provenance import now_iso
 from harness.run.sweeps import BuildConfig
 
@@ -35,7 +34,7 @@ log = logging.getLogger("harness")
 
 __all__ = [
     "PlannedBuild", "Recorder", "RunContext", "RunSummary", "Terminated", "interrupt_code", "plan_build_config",
-    "query_count", "run_build_config", "run_query_config", "run_sweep", "sigterm_as_interrupt",
+    "query_count", "run_build_config", "run_builds", "run_query_config", "sigterm_as_interrupt",
 ]
 
 
@@ -72,24 +71,18 @@ class RunContext:
     report: Callable[[str], None] = tqdm.write
 
 
-def run_sweep(
-    dataset: DatasetLike,
-    configs: Sequence[BuildConfig],
-    options: RunOptions,
-    provenance: dict[str, Any],
-    report: Callable[[str], None] = tqdm.write,
-    summary: RunSummary | None = None,
-) -> RunSummary:
-    """Run every build configuration in turn; returns what was written, reused, failed, skipped.
+#: how a build job is run: a BuildJob and the dataset -> its events (an executor's `events`)
+JobEvents = Callable[[BuildJob, DatasetLike], Iterator[Event]]
 
-    Pass `summary` to see what was done so far when the run is interrupted.
-    """
-    context = RunContext(dataset, options, provenance, summary if summary is not None else RunSummary(), report)
-    bar = tqdm(configs, desc="sweep", unit="index", disable=not options.progress, leave=False)
+
+def run_builds(context: RunContext, configs: Sequence[BuildConfig], events: JobEvents) -> RunSummary:
+    """Run every build configuration in turn through `events`; returns what was written,
+    reused, failed, skipped (the context's summary, filled as the run goes)."""
+    bar = tqdm(configs, desc="sweep", unit="index", disable=not context.options.progress, leave=False)
     try:
         for config in bar:
             bar.set_postfix_str(config.entry)
-            run_build_config(context, config)
+            run_build_config(context, config, events)
     finally:
         bar.close()
     return context.summary
@@ -174,14 +167,14 @@ def plan_build_config(context: RunContext, config: BuildConfig) -> PlannedBuild 
     return PlannedBuild(dataset, config, todo, base, n_queries, device)
 
 
-def run_build_config(context: RunContext, config: BuildConfig) -> None:
+def run_build_config(context: RunContext, config: BuildConfig, events: JobEvents) -> None:
     """Build one index, then run and record each of its query configurations not yet on disk."""
     planned = plan_build_config(context, config)
     if planned is None:
         return
     recorder = Recorder(planned, context.summary, context.report)
     job = job_for(planned.dataset, config, [q.params for q in planned.todo], context.options, planned.n_queries, planned.device)
-    for event in executor_for(context.options).events(job, planned.dataset):
+    for event in events(job, planned.dataset):
         recorder.handle(event)
 
 
