@@ -90,6 +90,10 @@ def run_parser() -> argparse.ArgumentParser:
     parser.add_argument("--mode", choices=("batch", "single"), default="batch", help="batch search, or one query at a time for latency percentiles")
     parser.add_argument("--seed", type=int, default=0, help="seed for every randomised build (default 0)")
     parser.add_argument("--force", action="store_true", help="recompute configurations that already have a record")
+    parser.add_argument("--trust-ground-truth", action="store_true",
+                        help="skip the spot-check of the dataset's neighbors/distances on a sample (recorded in provenance)")
+    parser.add_argument("--no-wait", action="store_true",
+                        help="exit with an error instead of waiting when another run writes the same results directory and dataset")
     parser.add_argument("--retry-failed", action="store_true",
                         help="recompute configurations whose earlier record failed or timed out (kept and skipped by default)")
     parser.add_argument("--isolation", choices=("process", "none"), default="process",
@@ -213,7 +217,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     device = _resolve_device(args.device) if args.executor == "local" else args.device
     set_threads(args.threads)
     entries = _sweep_entries(args)
-    dataset = open_dataset(args.dataset, args.data_dir, download=True, progress=args.progress)
+    dataset = open_dataset(
+        args.dataset, args.data_dir, download=True, progress=args.progress, trust_ground_truth=args.trust_ground_truth
+    )
     _check_count(args.count, dataset)
     configs = sweeps.expand(entries, dataset.n_train, dataset.name)
     configs, notes = sweeps.check_configs(
@@ -235,6 +241,7 @@ def _run(args: argparse.Namespace, dataset: Any, configs: list[Any], notes: list
     from harness.data.loader import DatasetRef
     from harness.run.options import RunOptions
     from harness.run.executors import run_sweep
+    from harness.run.lock import ResultsLock
     from harness.run.runner import RunSummary
     from harness.run.worker import seed_everything
 
@@ -257,7 +264,8 @@ def _run(args: argparse.Namespace, dataset: Any, configs: list[Any], notes: list
     summary = RunSummary()
     where = args.results_dir / dataset.name
     try:
-        run_sweep(dataset, configs, options, info, summary=summary)
+        with ResultsLock(args.results_dir, dataset.name, wait=not args.no_wait):
+            run_sweep(dataset, configs, options, info, summary=summary)
     except KeyboardInterrupt as exc:
         print(f"\ninterrupted: {len(summary.written) + len(summary.failed)} records written this run, "
               f"{len(summary.reused)} reused, kept under {where}; rerun the same command to resume", file=sys.stderr)
@@ -292,8 +300,10 @@ def _provenance(isolation: str, threads: int, dataset: Any) -> dict[str, Any]:
     from harness.run.provenance import cuda_available
 
     if isolation == "process" and cuda_available():
-        return call_in_child(provenance.collect, threads, str(dataset.path), dataset.checksum)
-    return provenance.collect(threads, str(dataset.path), dataset.checksum)
+        facts = call_in_child(provenance.collect, threads, str(dataset.path), dataset.checksum)
+    else:
+        facts = provenance.collect(threads, str(dataset.path), dataset.checksum)
+    return {**facts, "ground_truth": dataset.ground_truth}
 
 
 def _check_count(k: int, dataset: Any) -> None:

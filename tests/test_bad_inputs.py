@@ -214,3 +214,80 @@ def test_default_sweep_leaves_out_settings_that_cannot_work_for_k(case, capsys):
     out = capsys.readouterr().out
     assert code == 0 and out.count("note: left out hnswlib {'ef': 10}: hnswlib: ef = 10 is smaller than k = 20") == 1
     assert "records: 10 written" in out
+
+
+# -- ground truth that does not belong to its file -------------------------------------------
+def _with_ground_truth(tmp_path: Path, change: str) -> str:
+    """A tiny valid file whose neighbors/distances are then spoiled in one way."""
+    from harness.data.distances import exact_knn
+    from harness.data.generate import write_ann_hdf5
+
+    rng = np.random.default_rng(3)
+    train, test = rng.normal(size=(200, 8)).astype(np.float32), rng.normal(size=(10, 8)).astype(np.float32)
+    neighbors, distances = exact_knn("euclidean", train, test, 100)
+    if change == "reversed":
+        neighbors, distances = neighbors[:, ::-1], distances[:, ::-1]
+    elif change == "other-train":
+        other = rng.normal(size=(200, 8)).astype(np.float32)
+        neighbors, distances = exact_knn("euclidean", other, test, 100)
+    elif change == "distances":
+        distances = distances * 1.5
+    path = tmp_path / f"{change}-8-euclidean.hdf5"
+    write_ann_hdf5(path, train, test, np.ascontiguousarray(neighbors), np.ascontiguousarray(distances), "euclidean")
+    return str(path)
+
+
+GROUND_TRUTH_CASES = [
+    ("reversed", "`distances` must ascend"),
+    ("other-train", "the distance to the point `neighbors` names"),
+    ("distances", "the distance to the point `neighbors` names"),
+]
+
+
+@pytest.mark.parametrize("change, needle", GROUND_TRUTH_CASES, ids=[c[0] for c in GROUND_TRUTH_CASES])
+def test_ground_truth_that_does_not_belong_to_the_file_is_refused(case, tmp_path, capsys, change, needle):
+    _, results = case
+    path = _with_ground_truth(tmp_path, change)
+    err = _refused(["--dataset", path, "--results-dir", str(results)], capsys, path, "test row", needle, "--trust-ground-truth")
+    assert err.count("error:") == 1
+    code = main(["--dataset", path, "--results-dir", str(results), "--no-plots", "--no-progress"])
+    assert code == 2
+
+
+def test_trusted_ground_truth_runs_and_says_so_in_the_records(tmp_path, capsys):
+    path = _with_ground_truth(tmp_path, "reversed")
+    results = tmp_path / "results"
+    argv = ["--dataset", path, "--algorithms", "faiss-flat", "--runs", "1", "--isolation", "none",
+            "--trust-ground-truth", "--no-plots", "--no-progress", "--results-dir", str(results)]
+    assert main(argv) == 0
+    [record] = records.load_records(results)
+    assert record["provenance"]["ground_truth"].startswith("trusted (--trust-ground-truth)")
+
+
+# -- a file larger than memory ------------------------------------------------------------------
+def _huge_file(tmp_path: Path) -> str:
+    """ann-benchmarks layout with a 2e9 x 128 float32 train set: chunked and compressed, never
+    written, so the file is small while its train set is 954 GiB."""
+    import h5py
+
+    path = tmp_path / "huge-128-euclidean.hdf5"
+    with h5py.File(path, "w") as f:
+        f.attrs["distance"] = "euclidean"
+        f.attrs["dimension"] = 128
+        f.create_dataset("train", shape=(2_000_000_000, 128), dtype=np.float32, chunks=(1024, 128), compression="gzip")
+        f.create_dataset("test", data=np.zeros((10, 128), np.float32))
+        f.create_dataset("neighbors", data=np.zeros((10, 100), np.int32))
+        f.create_dataset("distances", data=np.zeros((10, 100), np.float32))
+    return str(path)
+
+
+def test_a_file_larger_than_memory_is_refused_from_its_shape_within_seconds(case, tmp_path, capsys):
+    import time
+
+    _, results = case
+    path = _huge_file(tmp_path)
+    assert Path(path).stat().st_size < 10 * 2**20
+    started = time.monotonic()
+    _refused(["--dataset", path, "--results-dir", str(results)], capsys, path, "'train'", "2000000000 x 128",
+             "GiB", "available")
+    assert time.monotonic() - started < 10

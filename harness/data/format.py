@@ -8,6 +8,7 @@ Used by the loader (every file it opens) and by downloads (a file before it gets
 """
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
@@ -163,9 +164,50 @@ def validate_file(path: Path) -> None:
     with_file(path, check)
 
 
+#: what each array becomes in memory (the loader's dtypes)
+MEMORY_DTYPES = {"train": np.float32, "test": np.float32, "neighbors": np.int64, "distances": np.float64}
+
+
+def available_memory() -> int | None:
+    """Bytes of memory this process could still get (Linux MemAvailable), None when unknown."""
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemAvailable:"):
+                return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
+def check_fits_in_memory(path: Path, f: h5py.File, available: int | None = None) -> None:
+    """Refuse, from the arrays' shapes alone, a file whose arrays cannot fit in memory."""
+    available = available_memory() if available is None else available
+    if available is None:
+        return
+    sizes = {key: int(np.prod(f[key].shape)) * np.dtype(dtype).itemsize for key, dtype in MEMORY_DTYPES.items()}
+    total = sum(sizes.values())
+    if total > available:
+        largest = max(sizes, key=sizes.__getitem__)
+        shape = " x ".join(str(n) for n in f[largest].shape)
+        raise DatasetError(
+            f"dataset file {path}: '{largest}' is {shape} {np.dtype(MEMORY_DTYPES[largest]).name} = "
+            f"{_gib(sizes[largest])} GiB in memory ({_gib(total)} GiB for all four arrays), but this machine has "
+            f"{_gib(available)} GiB available",
+            hint="use a smaller dataset or a machine with more memory",
+        )
+
+
+def _gib(n_bytes: int) -> str:
+    return f"{n_bytes / 2**30:,.1f}"
+
+
 def read_arrays(path: Path, f: h5py.File) -> dict[str, Any]:
     distance = _check_distance(path, f.attrs)
     _check_shapes(path, f)
+    check_fits_in_memory(path, f)
     arrays = {
         "train": np.ascontiguousarray(f["train"][:], dtype=np.float32),
         "test": np.ascontiguousarray(f["test"][:], dtype=np.float32),

@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from harness.data.distances import normalise
+from harness.data import groundtruth
 from harness.data.download import download as download_file
 from harness.data.format import check_values, read_arrays, redownload_hint, with_file
 from harness.data.generate import generate
@@ -38,6 +39,8 @@ class Dataset:
     distances: np.ndarray
     checksum: str
     point_type: str = "float"
+    #: what was done to trust `neighbors` / `distances` (set by open_dataset)
+    ground_truth: str = "not checked"
 
     @property
     def dimension(self) -> int:
@@ -142,19 +145,38 @@ def is_path_spec(spec: str) -> bool:
 
 
 def open_dataset(
-    spec: str, data_dir: Path | None = None, *, download: bool = True, progress: bool = True
+    spec: str, data_dir: Path | None = None, *, download: bool = True, progress: bool = True,
+    trust_ground_truth: bool = False,
 ) -> Dataset:
-    """Open a dataset by registry name/alias or by file path, fetching or generating it if needed."""
+    """Open a dataset by registry name/alias or by file path, fetching or generating it if needed.
+
+    Its ground truth is spot-checked (`harness.data.groundtruth`, once per file) unless
+    `trust_ground_truth`; `Dataset.ground_truth` says which, for the records' provenance.
+    """
     if is_path_spec(spec):
         path = Path(spec).expanduser()
         if not path.is_file():
             raise DatasetError(f"dataset file {path.absolute()} does not exist", hint="check the path")
-        return load_file(path)
-    info = resolve(spec)
-    path = obtain(info, Path(data_dir) if data_dir is not None else default_data_dir(), fetch=download, progress=progress)
-    dataset = load_file(path, name=info.name)
-    _check_expected_checksum(info, dataset)
+        dataset = load_file(path)
+    else:
+        info = resolve(spec)
+        path = obtain(info, Path(data_dir) if data_dir is not None else default_data_dir(), fetch=download, progress=progress)
+        dataset = load_file(path, name=info.name)
+        _check_expected_checksum(info, dataset)
+    dataset.ground_truth = _ground_truth_status(dataset, trust_ground_truth)
     return dataset
+
+
+def _ground_truth_status(dataset: Dataset, trusted: bool) -> str:
+    """Check the ground truth on a sample (cached per file checksum); say what was done."""
+    if trusted:
+        return "trusted (--trust-ground-truth): not checked"
+    if not groundtruth.checked_before(dataset.path, dataset.checksum):
+        rows = groundtruth.check_ground_truth(
+            dataset.path, dataset.distance, dataset.train, dataset.test, dataset.neighbors, dataset.distances
+        )
+        groundtruth.remember(dataset.path, dataset.checksum, rows)
+    return "spot-checked on a sample of test rows (harness.data.groundtruth)"
 
 
 def obtain(info: DatasetInfo, data_dir: Path, *, fetch: bool = True, force: bool = False, progress: bool = True) -> Path:
