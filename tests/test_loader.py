@@ -178,3 +178,18 @@ def test_open_by_name_uses_a_present_file(tmp_path: Path, make_tiny_dataset: Cal
 def test_unknown_name_is_a_config_error(tmp_path: Path) -> None:
     with pytest.raises(ConfigError):
         open_dataset("no-such-set", tmp_path)
+
+
+@pytest.mark.parametrize("spec", ["siftsmall", "uniform-64-euclidean"])
+def test_real_and_generated_ground_truth_pass_the_spot_check_once(spec, tmp_path, siftsmall_path):
+    import shutil
+
+    from harness.data import groundtruth
+
+    if spec == "siftsmall":  # a copy: the check's cache is written beside the file
+        spec = str(shutil.copy(siftsmall_path, tmp_path / siftsmall_path.name))
+    dataset = open_dataset(spec, tmp_path / "data", progress=False)
+    assert dataset.ground_truth.startswith("spot-checked")
+    assert groundtruth.checked_before(dataset.path, dataset.checksum)
+    rows = groundtruth.sample_rows(dataset.n_test, dataset.n_train)
+    assert len(rows) == min(dataset.n_test, max(groundtruth.MIN_SAMPLE, groundtruth.BUDGET // dataset.n_train))
