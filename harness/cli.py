@@ -70,6 +70,17 @@ def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bars")
 
 
+def _plot_options(p: argparse.ArgumentParser) -> None:
+    """`plot --x METRIC --y METRIC`: one figure of any two metrics (harness/report/metric_table.py)."""
+    p.add_argument("--x", default=None, help="metric on the x axis, e.g. recall_at_k (with --y: one figure instead of the defaults)")
+    p.add_argument("--y", default=None, help="metric on the y axis, e.g. qps")
+    p.add_argument("--x-scale", choices=("linear", "log", "logit"), default=None, help="default: the metric's own")
+    p.add_argument("--y-scale", choices=("linear", "log", "logit"), default=None, help="default: the metric's own")
+    p.add_argument("--algorithms", default=None, help="comma-separated algorithms to draw (default: all)")
+    p.add_argument("--exclude", default="", help="comma-separated algorithms to leave out")
+    p.add_argument("--format", default="png,svg", help="comma-separated: png, svg, pdf (default png,svg)")
+
+
 def run_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m harness",
@@ -140,6 +151,7 @@ def _sub_parsers() -> dict[str, argparse.ArgumentParser]:
         p.add_argument("--dataset", required=True)
         _common(p)
         parsers[name] = p
+    _plot_options(parsers["plot"])
     p = argparse.ArgumentParser(
         prog="python -m harness landscape",
         description="Draw the seed note's pictures from the real potentials into PLOTS_DIR/landscape: the 1-D overlay, "

@@ -45,7 +45,25 @@ def plot_and_report(dataset: str, args: argparse.Namespace) -> None:
 
 def cmd_plot(args: argparse.Namespace) -> int:
     dataset = _dataset_key(args.dataset)
-    plot_figures(dataset, _records(dataset, args), args)
+    if args.x is None and args.y is None:
+        plot_figures(dataset, _records(dataset, args), args)
+        return 0
+    from harness.report.metric_table import BY_NAME
+    from harness.report.plots import plot_metrics
+
+    for axis, name in (("--x", args.x), ("--y", args.y)):
+        if name not in BY_NAME:
+            raise HarnessError(f"{axis}: unknown metric {name!r}", f"metrics: {', '.join(BY_NAME)}")
+    formats = [f.strip() for f in args.format.split(",") if f.strip()]
+    if not formats or set(formats) - {"png", "svg", "pdf"}:
+        raise HarnessError(f"--format {args.format!r}: formats are png, svg and pdf", "e.g. --format png,pdf")
+    chosen = [a.strip() for a in args.algorithms.split(",") if a.strip()] if args.algorithms else None
+    info = plot_metrics(
+        _records(dataset, args), args.plots_dir / dataset, dataset, args.x, args.y, x_scale=args.x_scale,
+        y_scale=args.y_scale, algorithms=chosen, exclude=[a.strip() for a in args.exclude.split(",") if a.strip()],
+        formats=formats,
+    )
+    print(f"figure: {', '.join(str(p) for p in info.paths)}  ({info.n_points} points, {len(info.series)} series)")
     return 0
 
 

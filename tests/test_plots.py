@@ -1,6 +1,7 @@
 """Figures drawn from synthetic records on disk: files, image validity, series drawn, styles."""
 from __future__ import annotations
 
+import math
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
@@ -168,3 +169,47 @@ def test_a_control_is_drawn_muted_in_its_methods_colour():
     assert drawn_method.get_color() == drawn_control.get_color() == style_for("potential-gaussian").colour
     assert drawn_control.get_linestyle() == ":" and drawn_control.get_markerfacecolor() == "none"
     assert drawn_method.get_linestyle() != ":" and drawn_control.get_alpha() < 1.0
+
+
+# -- any metric on any axis ---------------------------------------------------------------------
+@pytest.mark.slow
+@pytest.mark.parametrize("axis", ["x", "y"])
+def test_every_metric_can_go_on_either_axis(cpu_run, tmp_path, axis):
+    from harness.report.metric_table import METRICS
+    from harness.report.plots import plot_metrics
+
+    records, _ = cpu_run
+    for m in METRICS:
+        x, y = (m.name, "qps") if axis == "x" else ("recall_at_1", m.name)
+        info = plot_metrics(records, tmp_path, DATASET, x, y, formats=("png",))
+        assert [p.name for p in info.paths] == [f"{y}-vs-{x}.png"] and info.paths[0].stat().st_size > 1000
+        present = any(math.isfinite(m.value(r)) for r in records if r.get("status") == "ok")
+        assert (info.n_points > 0) == present, m.name  # drawn where measured, a note where not
+
+
+def test_a_logit_recall_axis_reads_from_one_half_to_three_nines(cpu_run, tmp_path):
+    from matplotlib.figure import Figure
+
+    from harness.report.plots import LOGIT_TICKS, _apply_scale
+
+    ax = Figure().add_subplot()
+    ax.plot([0.6, 0.95, 0.999], [1, 2, 3])
+    _apply_scale(ax, "x", "logit", [0.6, 0.95, 0.999])
+    assert ax.get_xscale() == "logit"
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["0.5", "0.9", "0.99", "0.999"]
+    assert ax.get_xlim()[0] <= LOGIT_TICKS[0] and ax.get_xlim()[1] >= LOGIT_TICKS[-1]
+
+
+def test_plot_command_takes_metrics_scales_and_formats(tmp_path, capsys):
+    from harness.cli import main
+
+    write_synthetic_records(tmp_path / "results", DATASET)
+    dirs = ["--results-dir", str(tmp_path / "results"), "--plots-dir", str(tmp_path / "plots")]
+    argv = ["plot", "--dataset", DATASET, "--x", "recall_at_k", "--y", "qps", "--x-scale", "logit",
+            "--exclude", "bruteforce", "--format", "png,pdf", *dirs]
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    assert "qps-vs-recall_at_k.png" in out and "qps-vs-recall_at_k.pdf" in out
+    assert (tmp_path / "plots" / DATASET / "qps-vs-recall_at_k.pdf").read_bytes()[:4] == b"%PDF"
+    assert main(["plot", "--dataset", DATASET, "--x", "recal", "--y", "qps", *dirs]) == 2
+    assert "unknown metric 'recal'" in capsys.readouterr().err

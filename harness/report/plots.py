@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import math
 from collections import defaultdict
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
@@ -27,9 +27,10 @@ from matplotlib import rc_context
 from matplotlib.axes import Axes
 from matplotlib.axis import Axis
 from matplotlib.figure import Figure
-from matplotlib.ticker import LogFormatter
+from matplotlib.ticker import FixedLocator, FuncFormatter, LogFormatter, NullFormatter
 
 from harness.records import load_arrays
+from harness.report.metric_table import SCALES, get_metric
 from harness.report.pareto import pareto_front
 from harness.report.style import linestyle_for, style_for
 from harness.report.summary import compact_json, is_control, is_ok, metric, series_name
@@ -192,12 +193,12 @@ def _draw_tradeoff(
     return info
 
 
-def _draw_series(ax: Axes, series: str, points: list[_Point], y_larger_better: bool) -> None:
+def _draw_series(ax: Axes, series: str, points: list[_Point], y_larger_better: bool, x_larger_better: bool = True) -> None:
     first = points[0].record
     style = style_for(str(first.get("algorithm")))
     xs = np.array([p.x for p in points])
     ys = np.array([p.y for p in points])
-    front = pareto_front(xs, ys, x_larger_better=True, y_larger_better=y_larger_better)
+    front = pareto_front(xs, ys, x_larger_better=x_larger_better, y_larger_better=y_larger_better)
     # a control (the method with the part under test switched off) is drawn muted in the
     # method's colour: hollow markers, a thin dotted line, so the two read as a pair
     control = is_control(first)
@@ -375,3 +376,94 @@ FIGURES: tuple[FigureSpec, ...] = (
                "Index size (MiB, log scale)", lambda ax, ok: _index_tradeoff(ax, ok, "index_bytes", 1.0 / _MIB)),
 )
 FIGURE_TITLES: dict[str, str] = {spec.name: spec.title for spec in FIGURES}
+
+
+# --- a figure of any two metrics ---------------------------------------------------------------
+
+#: ticks of a logit recall axis: the high-recall region, where competitive methods differ
+LOGIT_TICKS = (0.5, 0.9, 0.99, 0.999)
+#: values of exactly 0 or 1 are drawn this close to the edge of a logit axis (they are infinite there)
+LOGIT_CLIP = 5e-4
+
+
+def plot_metrics(
+    records: Sequence[Record], out_dir: Path, dataset: str, x: str, y: str, *,
+    x_scale: str | None = None, y_scale: str | None = None, algorithms: Sequence[str] | None = None,
+    exclude: Sequence[str] = (), formats: Sequence[str] = FORMATS,
+) -> FigureInfo:
+    """One figure of metric `y` against metric `x` (names from `metric_table.METRICS`), each
+    series' Pareto front oriented by the metrics' directions; scales default to each metric's own."""
+    x_metric, y_metric = get_metric(x), get_metric(y)
+    x_scale, y_scale = x_scale or x_metric.scale, y_scale or y_metric.scale
+    for scale in (x_scale, y_scale):
+        if scale not in SCALES:
+            raise ValueError(f"unknown axis scale {scale!r}; known: {', '.join(SCALES)}")
+    chosen = [
+        r for r in records
+        if is_ok(r) and r.get("dataset", dataset) == dataset and str(r.get("algorithm")) not in exclude
+        and (algorithms is None or str(r.get("algorithm")) in algorithms)
+    ]
+    points = [_Point(x_metric.value(r), y_metric.value(r), series_name(r), r) for r in chosen]
+    points = [p for p in points if math.isfinite(p.x) and math.isfinite(p.y)]
+    points = _fit_scale(points, x_scale, "x") if x_scale != "linear" else points
+    points = _fit_scale(points, y_scale, "y") if y_scale != "linear" else points
+    figure = Figure(figsize=(8.5, 5.2), layout="constrained")
+    ax = figure.add_subplot()
+    info = FigureInfo(name=f"{y}-vs-{x}", title=f"{y_metric.label} against {x_metric.label}", paths=[])
+    by_series: dict[str, list[_Point]] = defaultdict(list)
+    for point in points:
+        by_series[point.series].append(point)
+    for series in sorted(by_series):
+        _draw_series(ax, series, by_series[series], y_metric.higher_is_better, x_metric.higher_is_better)
+    info.series, info.n_points = sorted(by_series), len(points)
+    info.algorithms = sorted({str(p.record.get("algorithm")) for p in points})
+    _apply_scale(ax, "x", x_scale, [p.x for p in points])
+    _apply_scale(ax, "y", y_scale, [p.y for p in points])
+    ax.set_xlabel(x_metric.axis_label)
+    ax.set_ylabel(y_metric.axis_label)
+    ax.grid(True, which="major", alpha=0.3)
+    if not points:
+        info.notes.append(f"no successful run has both {x} and {y}")
+    _write_notes(ax, info.notes, centred=not points)
+    figure.suptitle(f"{info.title}\n{figure_caption([r for r in records if r.get('dataset', dataset) == dataset], dataset)}",
+                    fontsize=9)
+    if info.series:
+        ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0.0, fontsize=8,
+                  title="front (line), all runs (faint)", title_fontsize=7)
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    with rc_context({"svg.hashsalt": "gpnn-harness", "svg.fonttype": "path"}):
+        for fmt in formats:
+            path = out_dir / f"{info.name}.{fmt}"
+            figure.savefig(path, format=fmt, dpi=_DPI, metadata={"Date": None} if fmt == "svg" else {})
+            info.paths.append(path)
+    return info
+
+
+def _fit_scale(points: list[_Point], scale: str, axis: str) -> list[_Point]:
+    """Drop what a log axis cannot show; bring 0 and 1 inside a logit axis (see LOGIT_CLIP)."""
+    def fitted(v: float) -> float | None:
+        if scale == "log":
+            return v if v > 0 else None
+        return min(max(v, LOGIT_CLIP), 1.0 - LOGIT_CLIP) if 0.0 <= v <= 1.0 else None
+
+    out = []
+    for p in points:
+        v = fitted(p.x if axis == "x" else p.y)
+        if v is not None:
+            out.append(replace(p, x=v) if axis == "x" else replace(p, y=v))
+    return out
+
+
+def _apply_scale(ax: Axes, axis: str, scale: str, values: Sequence[float]) -> None:
+    target = ax.xaxis if axis == "x" else ax.yaxis
+    if scale == "log":
+        _set_log(target)
+    elif scale == "logit":
+        (ax.set_xscale if axis == "x" else ax.set_yscale)("logit", nonpositive="clip")
+        # always from below 0.5 to past 0.999, so every tick reads and the high-recall end is in view
+        low = min([0.4, *values])
+        (ax.set_xlim if axis == "x" else ax.set_ylim)(low, max([1.0 - LOGIT_CLIP, *values]))
+        target.set_major_locator(FixedLocator(LOGIT_TICKS))
+        target.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+        target.set_minor_formatter(NullFormatter())
