@@ -142,8 +142,12 @@ def _sub_parsers() -> dict[str, argparse.ArgumentParser]:
     parsers["list"] = p
     p = argparse.ArgumentParser(prog="python -m harness results", description="Print the records of a dataset.")
     p.add_argument("--dataset", default=None, help="dataset name (default: all datasets with records)")
-    p.add_argument("--format", choices=("table", "csv", "json"), default="table")
-    p.add_argument("--summary", action="store_true", help="best queries/s per algorithm at recall 0.9, 0.95, 0.99")
+    p.add_argument("--format", choices=("table", "csv", "json", "markdown", "latex"), default="table",
+                   help="table (text), csv, json, markdown or latex (the last two for papers and notes)")
+    p.add_argument("--summary", action="store_true", help="best queries/s per algorithm at each recall threshold")
+    p.add_argument("--metric", default="recall_at_1",
+                   help="the recall the summary's thresholds apply to: recall_at_1, recall_at_k, recall_at_1_id, recall_at_k_id")
+    p.add_argument("--thresholds", default="0.9,0.95,0.99", help="comma-separated recall thresholds of the summary")
     _common(p)
     parsers["results"] = p
     for name, what in (("plot", "Write the Pareto figures"), ("report", "Write the HTML report (and its figures)")):

@@ -9,6 +9,7 @@ import argparse
 import json
 import sys
 from pathlib import Path
+from typing import Sequence
 
 from harness.errors import HarnessError
 
@@ -102,7 +103,7 @@ def _dataset_key(name: str) -> str:
 
 def cmd_results(args: argparse.Namespace) -> int:
     from harness.records import load_records
-    from harness.report.summary import control_rows, format_controls, format_csv, format_summary, format_table, results_table, summary_rows
+    from harness.report.summary import RESULT_COLUMNS, SUMMARY_COLUMNS, control_rows, format_controls, format_summary, results_table, summary_rows
 
     dataset = _dataset_key(args.dataset) if args.dataset else None
     problems: list[str] = []
@@ -113,19 +114,49 @@ def cmd_results(args: argparse.Namespace) -> int:
         where = args.results_dir / dataset if dataset else args.results_dir
         raise HarnessError(f"no records under {where}", "run `python -m harness --dataset ...` first")
     if args.summary:
-        print(format_summary(summary_rows(found)))
-        controls = format_controls(control_rows(found))
-        if controls:
-            print(controls)
+        rows = summary_rows(found, _thresholds(args.thresholds), _recall_metric(args.metric))
+        if args.format == "table":
+            print(format_summary(rows))
+            controls = format_controls(control_rows(found))
+            if controls:
+                print(controls)
+        else:
+            _print_rows(rows, SUMMARY_COLUMNS, args.format, f"Best queries per second reaching each {args.metric} threshold")
         return 0
-    rows = results_table(found)
-    if args.format == "csv":
-        sys.stdout.write(format_csv(rows))
-    elif args.format == "json":
-        print(json.dumps(rows, indent=1))
-    else:
-        print(format_table(rows))
+    _print_rows(results_table(found), RESULT_COLUMNS, args.format, "All runs")
     return 0
+
+
+def _print_rows(rows: list[dict], columns: Sequence[str], fmt: str, caption: str) -> None:
+    from harness.report.summary import format_csv, format_latex, format_markdown, format_table
+
+    if fmt == "csv":
+        sys.stdout.write(format_csv(rows, columns))
+    elif fmt == "json":
+        print(json.dumps(rows, indent=1))
+    elif fmt == "markdown":
+        sys.stdout.write(format_markdown(rows, columns))
+    elif fmt == "latex":
+        sys.stdout.write(format_latex(rows, columns, caption))
+    else:
+        print(format_table(rows, columns))
+
+
+def _thresholds(text: str) -> list[float]:
+    try:
+        values = [float(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        values = []
+    if not values or not all(0.0 < v <= 1.0 for v in values):
+        raise HarnessError(f"--thresholds {text!r}: expected comma-separated recalls in (0, 1]", "e.g. --thresholds 0.9,0.95,0.99")
+    return values
+
+
+def _recall_metric(name: str) -> str:
+    allowed = ("recall_at_1", "recall_at_k", "recall_at_1_id", "recall_at_k_id")
+    if name not in allowed:
+        raise HarnessError(f"--metric {name!r} is not a recall the summary can threshold", f"choose from: {', '.join(allowed)}")
+    return name
 
 
 def cmd_list(args: argparse.Namespace) -> int:

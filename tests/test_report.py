@@ -174,3 +174,48 @@ def test_text_table_is_aligned(site):
     assert len(lines) == len(records) + 2
     assert lines[0].split()[:3] == ["dataset", "algorithm", "label"]
     assert format_table([]).startswith("dataset")
+
+
+# -- intervals, ties and tables for papers -----------------------------------------------------
+def test_wilson_intervals_match_the_formula_and_bound_the_recall():
+    from harness.report.summary import recall_interval, wilson
+
+    low, high = wilson(19, 20)
+    assert (round(low, 4), round(high, 4)) == (0.7639, 0.9911)
+    assert wilson(20, 20)[1] == 1.0 and wilson(0, 20)[0] == 0.0
+    record = {"metrics": {"recall_at_1": 0.9, "recall_at_k": 0.9}, "n_queries": 200, "k": 10}
+    one, at_k = recall_interval(record, "recall_at_1"), recall_interval(record, "recall_at_k")
+    assert one[0] < 0.9 < one[1] and at_k[0] < 0.9 < at_k[1]
+    assert at_k[1] - at_k[0] < one[1] - one[0]  # 2000 slots pin recall@k down more than 200 queries
+
+
+def test_a_leader_whose_qps_overlaps_the_runner_up_is_marked_tied():
+    from harness.report.summary import mark_leaders
+
+    def row(series, qps, low, high):
+        return {"dataset": "d", "threshold": 0.9, "series": series, "qps": qps, "qps_min": low, "qps_max": high}
+
+    clear = mark_leaders([row("a", 100.0, 95.0, 105.0), row("b", 50.0, 45.0, 55.0)])
+    assert [r["verdict"] for r in clear] == ["leader", None]
+    close = mark_leaders([row("a", 100.0, 80.0, 105.0), row("b", 90.0, 85.0, 95.0)])
+    assert [r["verdict"] for r in close] == ["tied", "tied"]
+
+
+def test_summary_as_latex_and_markdown_and_csv_with_intervals(tmp_path, capsys):
+    from harness.cli import main
+    from records_factory import DEFAULT_DATASET, write_synthetic_records
+
+    write_synthetic_records(tmp_path / "r", DEFAULT_DATASET)
+    base = ["results", "--dataset", DEFAULT_DATASET, "--results-dir", str(tmp_path / "r")]
+    assert main([*base, "--summary", "--metric", "recall_at_k", "--thresholds", "0.5,0.9", "--format", "latex"]) == 0
+    latex = capsys.readouterr().out
+    assert latex.startswith("\\begin{table}") and "\\toprule" in latex and "recall\\_at\\_k" in latex
+    assert main([*base, "--summary", "--format", "markdown"]) == 0
+    markdown = capsys.readouterr().out.splitlines()
+    assert markdown[0].startswith("| dataset | metric | threshold") and "recall_low" in markdown[0]
+    assert main([*base, "--format", "csv"]) == 0
+    header = capsys.readouterr().out.splitlines()[0].split(",")
+    for column in ("recall_at_1_low", "recall_at_1_high", "recall_at_k_id", "qps_best", "qps_min", "qps_max",
+                   "n_queries", "latency_p50_s", "latency_p99_s"):
+        assert column in header
+    assert main([*base, "--summary", "--thresholds", "1.5"]) == 2

@@ -21,14 +21,19 @@ DEFAULT_THRESHOLDS: tuple[float, ...] = (0.9, 0.95, 0.99)
 
 #: measurements a results row shows, read from the record's metrics
 _METRIC_COLUMNS: tuple[str, ...] = (
-    "recall_at_1", "recall_at_1_id", "recall_at_k", "qps", "build_s", "index_bytes",
-    "query_wall_s", "query_cpu_s", "query_gpu_s", "iterations_mean", "dist_comps_mean",
-    "converged_onto_nn_rate", "position_to_true_nn_median",
+    "recall_at_1", "recall_at_1_id", "recall_at_k", "recall_at_k_id", "qps", "qps_best", "build_s", "index_bytes",
+    "query_wall_s", "query_cpu_s", "query_gpu_s", "latency_p50_s", "latency_p95_s", "latency_p99_s",
+    "iterations_mean", "dist_comps_mean", "converged_onto_nn_rate", "position_to_true_nn_median",
+)
+#: derived from each record: 95 % Wilson intervals of the recalls (`recall_interval`), the
+#: spread of q/s over the timed runs
+_INTERVAL_COLUMNS: tuple[str, ...] = (
+    "recall_at_1_low", "recall_at_1_high", "recall_at_k_low", "recall_at_k_high", "qps_min", "qps_max",
 )
 #: one results row per record: what the record is, its measurements, how it ended
 RESULT_COLUMNS: tuple[str, ...] = (
-    "dataset", "algorithm", "label", "build_params", "query_params", "mode", "device", "k",
-    *_METRIC_COLUMNS, "role", "status", "error",
+    "dataset", "algorithm", "label", "build_params", "query_params", "mode", "device", "k", "n_queries",
+    *_METRIC_COLUMNS, *_INTERVAL_COLUMNS, "role", "status", "error",
 )
 #: what the climb adds: each method configuration beside its control (the same, part under test off)
 CONTROL_COLUMNS: tuple[str, ...] = (
@@ -36,7 +41,10 @@ CONTROL_COLUMNS: tuple[str, ...] = (
     "converged_onto_nn_rate", "recall_at_k", "control_recall_at_k", "dist_comps_mean",
     "control_dist_comps_mean", "dist_ratio", "qps", "control_qps",
 )
-SUMMARY_COLUMNS: tuple[str, ...] = ("dataset", "metric", "threshold", "series", "qps", "recall", "k", "label")
+SUMMARY_COLUMNS: tuple[str, ...] = (
+    "dataset", "metric", "threshold", "series", "qps", "qps_min", "qps_max", "recall", "recall_low", "recall_high",
+    "verdict", "k", "label",
+)
 # Tolerance for a recall stored as 0.8999999999 meaning 0.9 (a float sum of 0/1 hits).
 _THRESHOLD_SLACK = 1e-9
 
@@ -92,7 +100,7 @@ def summary_rows(
         for threshold in thresholds:
             rows.append(_best_row(dataset, series, members, float(threshold), metric_name))
     rows.sort(key=lambda r: (r["dataset"], r["threshold"], r["qps"] is None, -(r["qps"] or 0.0), r["series"]))
-    return rows
+    return mark_leaders(rows)
 
 
 def _best_row(
@@ -105,16 +113,72 @@ def _best_row(
     ]
     row: dict[str, Any] = {
         "dataset": dataset, "metric": metric_name, "threshold": threshold, "series": series,
-        "algorithm": members[0].get("algorithm"), "qps": None, "recall": None, "k": None,
-        "label": None, "build_params": None, "query_params": None,
+        "algorithm": members[0].get("algorithm"), "qps": None, "qps_min": None, "qps_max": None, "recall": None,
+        "recall_low": None, "recall_high": None, "k": None, "label": None, "build_params": None, "query_params": None,
+        "verdict": None,
     }
     if reaching:
         best = min(reaching, key=lambda r: (-metric(r, "qps"), -metric(r, metric_name), str(r.get("label"))))
+        low, high = recall_interval(best, metric_name)
+        spread = intervals(best)
         row.update(
-            qps=metric(best, "qps"), recall=metric(best, metric_name), k=best.get("k"), label=best.get("label"),
+            qps=metric(best, "qps"), qps_min=spread["qps_min"], qps_max=spread["qps_max"], recall=metric(best, metric_name),
+            recall_low=_finite(low), recall_high=_finite(high), k=best.get("k"), label=best.get("label"),
             build_params=compact_json(best.get("build_params")), query_params=compact_json(best.get("query_params")),
         )
     return row
+
+
+def mark_leaders(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Per dataset and threshold, the fastest row is `leader`, or `tied` when its q/s range over
+    the timed runs overlaps the runner-up's (the runs cannot tell them apart)."""
+    groups: dict[tuple[Any, Any], list[dict[str, Any]]] = defaultdict(list)
+    for row in rows:
+        row.setdefault("verdict", None)
+        if row["qps"] is not None:
+            groups[(row["dataset"], row["threshold"])].append(row)
+    for members in groups.values():
+        members.sort(key=lambda r: -r["qps"])
+        first = members[0]
+        first["verdict"] = "leader"
+        if len(members) > 1:
+            second = members[1]
+            low = first["qps_min"] if first["qps_min"] is not None else first["qps"]
+            high = second["qps_max"] if second["qps_max"] is not None else second["qps"]
+            if low <= high:
+                first["verdict"] = second["verdict"] = "tied"
+    return rows
+
+
+def wilson(successes: float, n: int, z: float = 1.96) -> tuple[float, float]:
+    """The Wilson score interval of a proportion (95 % for z = 1.96); (nan, nan) for n = 0."""
+    if n <= 0:
+        return math.nan, math.nan
+    p = min(1.0, max(0.0, successes / n))
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    return max(0.0, centre - half), min(1.0, centre + half)
+
+
+def recall_interval(record: Mapping[str, Any], name: str) -> tuple[float, float]:
+    """95 % Wilson interval of a recall, from the number of queries (recall@k: of the
+    queries x k neighbour slots, which treats the slots as independent, an approximation)."""
+    value, n = metric(record, name), int(record.get("n_queries") or 0)
+    if not math.isfinite(value):
+        return math.nan, math.nan
+    trials = n * int(record.get("k") or 1) if name.startswith("recall_at_k") else n
+    return wilson(value * trials, trials)
+
+
+def intervals(record: Mapping[str, Any]) -> dict[str, float | None]:
+    """The derived columns of a results row: recall intervals and the q/s spread over the runs."""
+    out: dict[str, float | None] = {}
+    for name in ("recall_at_1", "recall_at_k"):
+        low, high = recall_interval(record, name)
+        out[f"{name}_low"], out[f"{name}_high"] = _finite(low), _finite(high)
+    runs = [q for q in ((record.get("metrics") or {}).get("qps_runs") or []) if isinstance(q, (int, float))]
+    out["qps_min"], out["qps_max"] = (min(runs), max(runs)) if runs else (None, None)
+    return out
 
 
 def is_control(record: Mapping[str, Any]) -> bool:
@@ -204,8 +268,10 @@ def results_table(records: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
             "device": record.get("device"),
             "k": record.get("k"),
         }
+        row["n_queries"] = record.get("n_queries")
         for column in _METRIC_COLUMNS:
             row[column] = metrics.get(column)
+        row.update(intervals(record))
         row["role"] = record.get("role")
         row["status"] = record.get("status")
         row["error"] = record.get("error")
@@ -224,7 +290,7 @@ def format_value(column: str, value: Any) -> str:
         return "-"
     if column.startswith(("recall", "control_recall")) or column in ("threshold", "converged_onto_nn_rate"):
         return f"{value:.4f}"
-    if column in ("qps", "control_qps"):
+    if column in ("qps", "control_qps", "qps_min", "qps_max", "qps_best"):
         return f"{value:,.1f}"
     if isinstance(value, int):
         return str(value)
@@ -258,3 +324,35 @@ def format_csv(rows: Sequence[Mapping[str, Any]], columns: Sequence[str] | None 
     for row in rows:
         writer.writerow(["" if row.get(c) is None else row.get(c) for c in columns])
     return buffer.getvalue()
+
+
+def format_markdown(rows: Sequence[Mapping[str, Any]], columns: Sequence[str]) -> str:
+    """Rows as a GitHub-flavoured Markdown table (cells as in the text table)."""
+    lines = ["| " + " | ".join(columns) + " |", "| " + " | ".join("---:" if _numeric(rows, c) else "---" for c in columns) + " |"]
+    for row in rows:
+        lines.append("| " + " | ".join(format_value(c, row.get(c)).replace("|", "\\|") for c in columns) + " |")
+    return "\n".join(lines) + "\n"
+
+
+_LATEX_SPECIAL = {"&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_", "{": r"\{", "}": r"\}",
+                  "~": r"\textasciitilde{}", "^": r"\textasciicircum{}", "\\": r"\textbackslash{}"}
+
+
+def format_latex(rows: Sequence[Mapping[str, Any]], columns: Sequence[str], caption: str = "") -> str:
+    """Rows as a LaTeX table (booktabs: \\toprule, \\midrule, \\bottomrule), special characters escaped."""
+    def esc(text: str) -> str:
+        return "".join(_LATEX_SPECIAL.get(ch, ch) for ch in text)
+
+    align = "".join("r" if _numeric(rows, c) else "l" for c in columns)
+    lines = [r"\begin{table}[ht]", r"\centering", rf"\begin{{tabular}}{{{align}}}", r"\toprule",
+             " & ".join(esc(c) for c in columns) + r" \\", r"\midrule"]
+    lines += [" & ".join(esc(format_value(c, row.get(c))) for c in columns) + r" \\" for row in rows]
+    lines += [r"\bottomrule", r"\end{tabular}"]
+    if caption:
+        lines.append(rf"\caption{{{esc(caption)}}}")
+    lines.append(r"\end{table}")
+    return "\n".join(lines) + "\n"
+
+
+def _numeric(rows: Sequence[Mapping[str, Any]], column: str) -> bool:
+    return bool(rows) and all(_is_number(row.get(column)) for row in rows)
