@@ -140,15 +140,20 @@ def figure_caption(records: Sequence[Record], dataset: str) -> str:
 
 def _record_tradeoff(
     ax: Axes, records: Sequence[Record], x_metric: str, y_metric: str, y_larger_better: bool,
-    log_y: bool | None = True, empty: str = "no successful runs to show",
+    log_y: bool | None = True, empty: str = "no successful runs to show", x_scale: str = "logit",
 ) -> FigureInfo:
-    """One point per record: x and y metrics, NaN (not measured) left out."""
+    """One point per record: x and y metrics, NaN (not measured) left out. The x axis (a recall)
+    is logit by default, so the high-recall region where competitive methods differ is readable."""
     points = [
         _Point(metric(r, x_metric), metric(r, y_metric), series_name(r), r)
         for r in records
     ]
     points = [p for p in points if math.isfinite(p.x) and math.isfinite(p.y)]
-    return _draw_tradeoff(ax, points, y_larger_better, log_y, empty, y_metric)
+    if x_scale != "linear":
+        points = _fit_scale(points, x_scale, "x")
+    info = _draw_tradeoff(ax, points, y_larger_better, log_y, empty, y_metric)
+    _apply_scale(ax, "x", x_scale, [p.x for p in points])
+    return info
 
 
 def _index_tradeoff(ax: Axes, records: Sequence[Record], y_metric: str, y_scale: float) -> FigureInfo:
@@ -351,14 +356,14 @@ def _tradeoff(x_metric: str, y_metric: str, *, y_larger_better: bool, **options:
     return lambda ax, ok: _record_tradeoff(ax, ok, x_metric, y_metric, y_larger_better, **options)
 
 
-_RECALL_1 = "Recall@1 (fraction of queries)"
+_RECALL_1 = "Recall@1 (fraction of queries, logit scale; 1.0 drawn at 0.9995)"
 _BEST_RECALL = "Best recall@1 over the query parameters of an index"
 
 #: every figure `harness plot` draws, in order: adding a figure is one entry
 FIGURES: tuple[FigureSpec, ...] = (
     FigureSpec("recall1-qps", "Recall@1 against queries per second", _RECALL_1, "Queries per second (1/s, log scale)",
                _tradeoff("recall_at_1", "qps", y_larger_better=True)),
-    FigureSpec("recallk-qps", "Recall@k against queries per second", "Recall@{k} (fraction of true neighbours)",
+    FigureSpec("recallk-qps", "Recall@k against queries per second", "Recall@{k} (fraction of true neighbours, logit scale)",
                "Queries per second (1/s, log scale)", _tradeoff("recall_at_k", "qps", y_larger_better=True)),
     FigureSpec("recall1-cpu-time", "Recall@1 against CPU time per query", _RECALL_1, "CPU time per query (s, log scale)",
                _tradeoff("recall_at_1", "query_cpu_s", y_larger_better=False)),
@@ -463,7 +468,7 @@ def _apply_scale(ax: Axes, axis: str, scale: str, values: Sequence[float]) -> No
         (ax.set_xscale if axis == "x" else ax.set_yscale)("logit", nonpositive="clip")
         # always from below 0.5 to past 0.999, so every tick reads and the high-recall end is in view
         low = min([0.4, *values])
-        (ax.set_xlim if axis == "x" else ax.set_ylim)(low, max([1.0 - LOGIT_CLIP, *values]))
+        (ax.set_xlim if axis == "x" else ax.set_ylim)(low * 0.9, 1.0 - LOGIT_CLIP / 3)
         target.set_major_locator(FixedLocator(LOGIT_TICKS))
         target.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
         target.set_minor_formatter(NullFormatter())
