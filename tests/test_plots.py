@@ -113,6 +113,7 @@ def test_index_memory_skips_indexes_without_size(cpu_run):
     assert "hnswlib" in infos["index-memory"].algorithms
 
 
+@pytest.mark.slow
 def test_non_positive_values_on_log_axes_are_dropped_with_a_note(tmp_path):
     write_synthetic_records(tmp_path / "results", DATASET, include_failed=False)
     records = load_records(tmp_path / "results", DATASET)
@@ -129,6 +130,7 @@ def test_no_records_still_writes_every_figure(tmp_path):
     assert all(Path(p).is_file() for p in paths)
 
 
+@pytest.mark.slow
 def test_other_datasets_are_ignored(tmp_path):
     write_synthetic_records(tmp_path / "results", "other-8-angular", include_failed=False)
     records = load_records(tmp_path / "results")
@@ -200,6 +202,7 @@ def test_a_logit_recall_axis_reads_from_one_half_to_three_nines(cpu_run, tmp_pat
     assert ax.get_xlim()[0] <= LOGIT_TICKS[0] and ax.get_xlim()[1] >= LOGIT_TICKS[-1]
 
 
+@pytest.mark.slow
 def test_plot_command_takes_metrics_scales_and_formats(tmp_path, capsys):
     from harness.cli import main
 

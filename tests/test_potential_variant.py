@@ -48,6 +48,7 @@ def test_new_radial_variant_runs_through_the_adapter(scratch_registries) -> None
     assert adapter.stats().iterations.max() <= 200
 
 
+@pytest.mark.slow
 def test_new_coordinate_variant_gets_a_default_sweep(scratch_registries) -> None:
     @coordinate_potential("test_pairs_l1", params={"c": Param(float, 1e4, "base", positive)})
     def pairs_l1(diff: torch.Tensor, c: float) -> torch.Tensor:

@@ -201,6 +201,7 @@ def test_a_leader_whose_qps_overlaps_the_runner_up_is_marked_tied():
     assert [r["verdict"] for r in close] == ["tied", "tied"]
 
 
+@pytest.mark.slow
 def test_summary_as_latex_and_markdown_and_csv_with_intervals(tmp_path, capsys):
     from harness.cli import main
     from records_factory import DEFAULT_DATASET, write_synthetic_records

@@ -58,6 +58,7 @@ def tiny(make_tiny_dataset):
     return open_dataset(str(make_tiny_dataset(n_train=600, n_test=40, dim=8)), progress=False)
 
 
+@pytest.mark.slow
 def test_baselines_end_to_end(tiny, tmp_path):
     summary, _ = _run(tiny, tmp_path, ["bruteforce", "faiss-flat", "hnswlib"])
     assert not summary.failed and len(summary.written) == 2 + 12
