@@ -21,7 +21,7 @@ from harness import commands
 from harness.errors import HarnessError
 from harness.run.runner import interrupt_code, sigterm_as_interrupt
 
-SUBCOMMANDS = ("run", "datasets", "list", "results", "plot", "report", "landscape")
+SUBCOMMANDS = ("run", "datasets", "list", "results", "plot", "report", "landscape", "compare")
 EXAMPLES = """
 examples:
   python -m harness --dataset random-xs-20-euclidean          default sweep on a generated set
@@ -150,6 +150,19 @@ def _sub_parsers() -> dict[str, argparse.ArgumentParser]:
     p.add_argument("--thresholds", default="0.9,0.95,0.99", help="comma-separated recall thresholds of the summary")
     _common(p)
     parsers["results"] = p
+    p = argparse.ArgumentParser(
+        prog="python -m harness compare",
+        description="Compare two result sets of one dataset: per recall threshold, the q/s ratio A/B of each side's "
+        "fastest configuration reaching it, with the interval the timed runs allow, and a verdict.",
+    )
+    p.add_argument("--dataset", required=True)
+    p.add_argument("--against", type=Path, default=None, help="results directory B (A is --results-dir): the same series on both sides")
+    p.add_argument("--series", default=None, help="A,B: two series of --results-dir (e.g. potential-cauchy,potential-gaussian)")
+    p.add_argument("--metric", default="recall_at_1", help="the recall the thresholds apply to (default recall_at_1)")
+    p.add_argument("--thresholds", default="0.9,0.95,0.99")
+    p.add_argument("--format", choices=("table", "csv", "markdown", "latex"), default="table")
+    _common(p)
+    parsers["compare"] = p
     for name, what in (("plot", "Write the Pareto figures"), ("report", "Write the HTML report (and its figures)")):
         p = argparse.ArgumentParser(prog=f"python -m harness {name}", description=f"{what} from the records of a dataset.")
         p.add_argument("--dataset", required=True)
@@ -356,4 +369,5 @@ HANDLERS: dict[str, Callable[[argparse.Namespace], int]] = {
     "plot": commands.cmd_plot,
     "report": commands.cmd_report,
     "landscape": commands.cmd_landscape,
+    "compare": commands.cmd_compare,
 }

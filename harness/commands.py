@@ -195,3 +195,34 @@ def cmd_datasets(args: argparse.Namespace) -> int:
     path = obtain(info, Path(data_dir), force=args.force, progress=args.progress)
     print(path)
     return 0
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    """`harness compare`: two results directories, or two series of one, per recall threshold."""
+    from harness.records import load_records
+    from harness.report.compare import COMPARE_COLUMNS, compare_rows, draw_comparison
+    from harness.report.summary import series_name
+
+    dataset = _dataset_key(args.dataset)
+    side_a = _records(dataset, args)
+    if (args.against is None) == (args.series is None):
+        raise HarnessError("compare needs either --against DIR or --series A,B", "see `python -m harness compare --help`")
+    if args.against is not None:
+        side_b = load_records(args.against, dataset)
+        if not side_b:
+            raise HarnessError(f"no records for dataset {dataset!r} under {args.against}", "check --against")
+        common = sorted({series_name(r) for r in side_a} & {series_name(r) for r in side_b})
+        if not common:
+            raise HarnessError(f"{args.results_dir} and {args.against} have no series in common for {dataset}")
+        pairs, title = [(s, s) for s in common], f"A = {args.results_dir}, B = {args.against}"
+    else:
+        names = [n.strip() for n in args.series.split(",") if n.strip()]
+        known = {series_name(r) for r in side_a}
+        if len(names) != 2 or not set(names) <= known:
+            raise HarnessError(f"--series {args.series!r}: expected two series of the records", f"series: {', '.join(sorted(known))}")
+        side_b, pairs, title = side_a, [(names[0], names[1])], f"A = {names[0]}, B = {names[1]}"
+    rows = compare_rows(side_a, side_b, pairs, _thresholds(args.thresholds), _recall_metric(args.metric))
+    _print_rows(rows, COMPARE_COLUMNS, args.format, f"q/s ratio A/B per {args.metric} threshold ({title})")
+    figure = draw_comparison(rows, args.plots_dir / dataset / "compare.png", f"{dataset}: {title}")
+    print(f"figure: {figure}", file=sys.stderr)
+    return 0

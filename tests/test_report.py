@@ -220,3 +220,36 @@ def test_summary_as_latex_and_markdown_and_csv_with_intervals(tmp_path, capsys):
                    "n_queries", "latency_p50_s", "latency_p99_s"):
         assert column in header
     assert main([*base, "--summary", "--thresholds", "1.5"]) == 2
+
+
+@pytest.mark.slow
+def test_compare_two_result_sets_gives_ratios_intervals_and_verdicts(tmp_path, capsys):
+    import json
+    import shutil
+
+    from harness.cli import main
+    from records_factory import DEFAULT_DATASET, write_synthetic_records
+
+    write_synthetic_records(tmp_path / "a", DEFAULT_DATASET, include_failed=False)
+    shutil.copytree(tmp_path / "a", tmp_path / "same")
+    shutil.copytree(tmp_path / "a", tmp_path / "fast")
+    for path in (tmp_path / "fast").rglob("*.json"):  # the same runs, three times the q/s
+        document = json.loads(path.read_text())
+        m = document["metrics"]
+        m["qps"], m["qps_runs"] = m["qps"] * 3, [q * 3 for q in m["qps_runs"]]
+        path.write_text(json.dumps(document))
+    base = ["compare", "--dataset", DEFAULT_DATASET, "--results-dir", str(tmp_path / "a"), "--plots-dir", str(tmp_path / "p"),
+            "--format", "csv", "--thresholds", "0.5"]
+    assert main([*base, "--against", str(tmp_path / "same")]) == 0
+    same = capsys.readouterr().out.splitlines()
+    assert same[0].startswith("series,threshold,qps_a,qps_b,ratio,ratio_low,ratio_high,verdict")
+    assert all("no significant difference" in line for line in same[1:])
+    assert main([*base, "--against", str(tmp_path / "fast")]) == 0
+    slower = capsys.readouterr().out.splitlines()[1:]
+    assert slower and all(",slower," in line for line in slower)
+    ratio = float(slower[0].split(",")[4])
+    assert abs(ratio - 1 / 3) < 1e-9
+    assert (tmp_path / "p" / DEFAULT_DATASET / "compare.png").is_file()
+    assert main([*base, "--series", "faiss-ivf,hnswlib"]) == 0
+    [row] = capsys.readouterr().out.splitlines()[1:]
+    assert row.startswith("faiss-ivf vs hnswlib,0.5,")
