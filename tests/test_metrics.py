@@ -36,7 +36,8 @@ def test_id_recall_at_k_is_set_overlap():
 
 def test_quality_keys():
     q = metrics.quality(np.array([[0, 1]]), np.array([[0.0, 1.0]]), np.array([[0, 1]]), np.array([[0.0, 1.0]]), 2)
-    assert q == {"recall_at_1": 1.0, "recall_at_1_id": 1.0, "recall_at_k": 1.0, "recall_at_k_id": 1.0}
+    assert q == {"recall_at_1": 1.0, "recall_at_1_id": 1.0, "recall_at_k": 1.0, "recall_at_k_id": 1.0,
+                 "recall_at_k_eps001": 1.0, "recall_at_k_eps01": 1.0, "rel_error_at_k": 0.0}
 
 
 def test_throughput_is_measured_per_run():
@@ -84,3 +85,15 @@ def test_mean_recall_is_total_hits_over_queries_times_k_as_ann_benchmarks_comput
     ids = np.arange(997 * 10).reshape(997, 10)
     expected = np.mean([(found[i] <= true_dist[i, 9] + 1e-3).sum() for i in range(997)]) / float(10)
     assert metrics.quality(ids, found, ids, true_dist, 10)["recall_at_k"] == expected
+
+
+def test_epsilon_recall_and_relative_error():
+    true_ids, true_dist = np.array([[0, 1, 2, 3]]), np.array([[1.0, 2.0, 3.0, 10.0]])
+    ids, found = np.array([[0, 1, 9]]), np.array([[1.0, 2.0, 3.2]])  # the third is 6.7 % beyond the 3rd true
+    q = metrics.quality(ids, found, true_ids, true_dist, 3)
+    assert q["recall_at_k_eps001"] == pytest.approx(2 / 3) and q["recall_at_k_eps01"] == 1.0
+    assert q["rel_error_at_k"] == pytest.approx(6.2 / 6.0 - 1.0)
+    # truncated to k: an exact search has no error (ann-benchmarks' form, over all 100 columns, does not say 0)
+    exact = metrics.quality(true_ids[:, :3], true_dist[:, :3], true_ids, true_dist, 3)
+    assert exact["rel_error_at_k"] == 0.0
+    assert metrics.latency_percentiles(np.arange(1, 1001, dtype=float))["latency_p999_s"] == pytest.approx(999.001)

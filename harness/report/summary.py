@@ -22,7 +22,8 @@ DEFAULT_THRESHOLDS: tuple[float, ...] = (0.9, 0.95, 0.99)
 #: measurements a results row shows, read from the record's metrics
 _METRIC_COLUMNS: tuple[str, ...] = (
     "recall_at_1", "recall_at_1_id", "recall_at_k", "recall_at_k_id", "qps", "qps_best", "build_s", "index_bytes",
-    "query_wall_s", "query_cpu_s", "query_gpu_s", "latency_p50_s", "latency_p95_s", "latency_p99_s",
+    "recall_at_k_eps001", "recall_at_k_eps01", "rel_error_at_k",
+    "query_wall_s", "query_cpu_s", "query_gpu_s", "latency_p50_s", "latency_p95_s", "latency_p99_s", "latency_p999_s",
     "iterations_mean", "dist_comps_mean", "converged_onto_nn_rate", "position_to_true_nn_median",
 )
 #: derived from each record: 95 % Wilson intervals of the recalls (`recall_interval`), the
