@@ -93,12 +93,17 @@ def new_document(**values: Any) -> dict[str, Any]:
         for f in FIELDS
         if f.name in values or not (f.required or f.name in WRITTEN_BY_STORE)
     }
-    unknown = sorted(set(values) - set(FIELD_NAMES))
-    missing = [f.name for f in FIELDS if f.required and f.name not in values and f.name not in WRITTEN_BY_STORE]
-    if unknown or missing:
-        raise ValueError(f"record document: unknown fields {unknown}, missing fields {missing}")
+    check_fields(values)
     check_document(document)
     return document
+
+
+def check_fields(document: Mapping[str, Any]) -> None:
+    """Raise ValueError when a field is not declared in FIELDS or a required one is missing."""
+    unknown = sorted(set(document) - set(FIELD_NAMES))
+    missing = [f.name for f in FIELDS if f.required and f.name not in document and f.name not in WRITTEN_BY_STORE]
+    if unknown or missing:
+        raise ValueError(f"record document (see harness.records.FIELDS): unknown fields {unknown}, missing fields {missing}")
 
 
 def check_document(document: Mapping[str, Any]) -> None:
@@ -197,10 +202,7 @@ def write_record(directory: Path, stem: str, document: dict[str, Any], arrays: M
     the wrong type). Raises HarnessError when the directory cannot be written, before anything
     is replaced.
     """
-    unknown = sorted(set(document) - set(FIELD_NAMES))
-    missing = [f.name for f in FIELDS if f.required and f.name not in document and f.name not in WRITTEN_BY_STORE]
-    if unknown or missing:
-        raise ValueError(f"record document (see harness.records.FIELDS): unknown fields {unknown}, missing fields {missing}")
+    check_fields(document)
     directory = Path(directory)
     try:
         directory.mkdir(parents=True, exist_ok=True)

@@ -7,9 +7,10 @@ one entry here (and its computation in `harness.run.metrics`).
 """
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import Any, Mapping
+
+from harness.report.summary import metric
 
 Record = Mapping[str, Any]
 SCALES = ("linear", "log", "logit")
@@ -27,10 +28,7 @@ class Metric:
 
     def value(self, record: Record) -> float:
         """The metric as a float, NaN when the record has none (not measured, or not a number)."""
-        raw = (record.get("metrics") or {}).get(self.name)
-        if raw is None or isinstance(raw, (list, dict, str, bool)):
-            return math.nan
-        return float(raw)
+        return metric(record, self.name)
 
     @property
     def axis_label(self) -> str:

@@ -328,11 +328,11 @@ def _row_label(record: Record, width: int = 52) -> str:
     return f"{label}  R@1={metric(record, 'recall_at_1'):.3f}"
 
 
-def save_figure(figure: Figure, out_dir: Path, name: str) -> list[Path]:
+def save_figure(figure: Figure, out_dir: Path, name: str, formats: Sequence[str] = FORMATS) -> list[Path]:
     """Write the figure in every format; SVGs are byte-stable (fixed hash salt, no date)."""
     paths = []
     with rc_context({"svg.hashsalt": "gpnn-harness", "svg.fonttype": "path"}):
-        for fmt in FORMATS:
+        for fmt in formats:
             path = out_dir / f"{name}.{fmt}"
             metadata: dict[str, Any] = {"Date": None} if fmt == "svg" else {}
             figure.savefig(path, format=fmt, dpi=_DPI, metadata=metadata)
@@ -437,11 +437,7 @@ def plot_metrics(
                   title="front (line), all runs (faint)", title_fontsize=7)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    with rc_context({"svg.hashsalt": "gpnn-harness", "svg.fonttype": "path"}):
-        for fmt in formats:
-            path = out_dir / f"{info.name}.{fmt}"
-            figure.savefig(path, format=fmt, dpi=_DPI, metadata={"Date": None} if fmt == "svg" else {})
-            info.paths.append(path)
+    info.paths = save_figure(figure, out_dir, info.name, formats)
     return info
 
 

@@ -203,7 +203,8 @@ def run_sweep_on_ray(ray: Any, context: RunContext, configs: Sequence[BuildConfi
     `context.dataset` is the dataset in memory: it goes into Ray's object store once.
     """
     dataset, options, summary, report = context.dataset, context.options, context.summary, context.report
-    planned = [p for c in configs if (p := plan_build_config(replace(context, dataset=DatasetRef.of(dataset)), c))]
+    planning = replace(context, dataset=DatasetRef.of(dataset))  # the driver plans from metadata only
+    planned = [p for c in configs if (p := plan_build_config(planning, c))]
     if not planned:
         return summary
     _check_resources(ray, planned, options)
