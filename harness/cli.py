@@ -70,6 +70,14 @@ def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bars")
 
 
+def _figure_options(p: argparse.ArgumentParser) -> None:
+    """How figures and the report are drawn (the run, `plot` and `report`)."""
+    p.add_argument("--no-intervals", dest="intervals", action="store_false",
+                   help="figures without error bars (95 %% Wilson interval of a recall, min-max q/s of the timed runs)")
+    p.add_argument("--static", action="store_true",
+                   help="report: static images only, no interactive figures (a page without JavaScript)")
+
+
 def _plot_options(p: argparse.ArgumentParser) -> None:
     """`plot --x METRIC --y METRIC`: one figure of any two metrics (harness/report/metric_table.py)."""
     p.add_argument("--x", default=None, help="metric on the x axis, e.g. recall_at_k (with --y: one figure instead of the defaults)")
@@ -124,6 +132,7 @@ def run_parser() -> argparse.ArgumentParser:
     parser.add_argument("--plugins", default=None,
                         help="comma-separated modules or .py files that register extra algorithms (also $GPNN_PLUGINS)")
     parser.add_argument("--no-plots", dest="plots", action="store_false", help="do not write figures and the report at the end")
+    _figure_options(parser)
     _common(parser)
     return parser
 
@@ -166,6 +175,7 @@ def _sub_parsers() -> dict[str, argparse.ArgumentParser]:
     for name, what in (("plot", "Write the Pareto figures"), ("report", "Write the HTML report (and its figures)")):
         p = argparse.ArgumentParser(prog=f"python -m harness {name}", description=f"{what} from the records of a dataset.")
         p.add_argument("--dataset", required=True)
+        _figure_options(p)
         _common(p)
         parsers[name] = p
     _plot_options(parsers["plot"])

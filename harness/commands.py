@@ -29,19 +29,22 @@ def plot_figures(dataset: str, records: list[dict], args: argparse.Namespace) ->
     from harness.report.plots import make_plots
 
     out_dir = args.plots_dir / dataset
-    figures = make_plots(records, out_dir, dataset)
+    figures = make_plots(records, out_dir, dataset, intervals=args.intervals)
     print(f"figures: {out_dir}  ({len(figures)} files)")
     return figures
 
 
 def plot_and_report(dataset: str, args: argparse.Namespace) -> None:
     """Figures and the report from one reading of the records (each read verifies a checksum)."""
-    from harness.report.page import write_report
+    from harness.records import load_records
+    from harness.report.page import write_index, write_report
 
     records = _records(dataset, args)
     figures = plot_figures(dataset, records, args)
-    page = write_report(records, args.plots_dir / dataset, dataset, figures)
+    page = write_report(records, args.plots_dir / dataset, dataset, figures, static=args.static)
     print(f"report:  {page}")
+    index = write_index(load_records(args.results_dir), args.plots_dir)
+    print(f"index:   {index}  (every dataset with records)")
 
 
 def cmd_plot(args: argparse.Namespace) -> int:
@@ -62,7 +65,7 @@ def cmd_plot(args: argparse.Namespace) -> int:
     info = plot_metrics(
         _records(dataset, args), args.plots_dir / dataset, dataset, args.x, args.y, x_scale=args.x_scale,
         y_scale=args.y_scale, algorithms=chosen, exclude=[a.strip() for a in args.exclude.split(",") if a.strip()],
-        formats=formats,
+        formats=formats, intervals=args.intervals,
     )
     print(f"figure: {', '.join(str(p) for p in info.paths)}  ({info.n_points} points, {len(info.series)} series)")
     return 0

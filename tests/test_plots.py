@@ -216,3 +216,40 @@ def test_plot_command_takes_metrics_scales_and_formats(tmp_path, capsys):
     assert (tmp_path / "plots" / DATASET / "qps-vs-recall_at_k.pdf").read_bytes()[:4] == b"%PDF"
     assert main(["plot", "--dataset", DATASET, "--x", "recal", "--y", "qps", *dirs]) == 2
     assert "unknown metric 'recal'" in capsys.readouterr().err
+
+
+# -- intervals ------------------------------------------------------------------------------------
+def test_front_points_carry_their_intervals_as_error_bars_unless_switched_off():
+    from matplotlib.collections import LineCollection
+    from matplotlib.figure import Figure
+
+    from harness.report.plots import _draw_series, _point
+    from harness.report.summary import recall_interval
+
+    record = {"algorithm": "hnswlib", "status": "ok", "n_queries": 100, "k": 10,
+              "metrics": {"recall_at_1": 0.9, "qps": 1000.0, "qps_runs": [900.0, 1000.0, 1100.0]}}
+    for intervals, expected in ((True, 2), (False, 0)):
+        ax = Figure().add_subplot()
+        point = _point(record, "recall_at_1", "qps", intervals)
+        _draw_series(ax, "hnswlib", [point], True)
+        bars = [c for c in ax.collections if isinstance(c, LineCollection)]
+        assert len(bars) == expected  # one horizontal (recall), one vertical (q/s)
+        if intervals:
+            (x_bar,), (y_bar,) = (b.get_segments() for b in bars)
+            assert x_bar[:, 0] == pytest.approx(recall_interval(record, "recall_at_1"))  # Wilson, n = 100
+            assert sorted(y_bar[:, 1]) == pytest.approx([900.0, 1100.0])  # slowest to fastest run
+
+
+@pytest.mark.slow
+def test_no_intervals_flag_draws_figures_without_error_bars(tmp_path):
+    from harness.cli import main
+
+    write_synthetic_records(tmp_path / "results", DATASET)
+    svg_paths = {}
+    for flag in ([], ["--no-intervals"]):
+        plots = tmp_path / ("plain" if flag else "bars")
+        assert main(["plot", "--dataset", DATASET, "--results-dir", str(tmp_path / "results"),
+                     "--plots-dir", str(plots), *flag]) == 0
+        svg_paths[bool(flag)] = (plots / DATASET / "recall1-qps.svg").read_text()
+    # the error bars are extra line collections in the SVG: more paths with them than without
+    assert svg_paths[False].count("<path") > svg_paths[True].count("<path")

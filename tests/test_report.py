@@ -39,6 +39,7 @@ class PageParser(HTMLParser):
         self.links: list[str] = []
         self.tables = 0
         self.external: list[str] = []
+        self.scripts: list[dict] = []
         self.doctype = None
 
     def handle_decl(self, decl: str) -> None:
@@ -50,7 +51,11 @@ class PageParser(HTMLParser):
             self.images.append(attrs.get("src", ""))
         if tag == "a":
             self.links.append(attrs.get("href", ""))
-        if tag in ("script", "link") or (tag == "img" and not attrs.get("src", "").startswith("data:")):
+        if tag == "script":
+            self.scripts.append(attrs)
+        # a script or stylesheet with a source, or an image that is not a data URI, would be fetched
+        if (tag in ("script", "link") and (attrs.get("src") or attrs.get("href"))) or (
+                tag == "img" and not attrs.get("src", "").startswith("data:")):
             self.external.append(tag)
         if tag == "table":
             self.tables += 1
@@ -118,7 +123,31 @@ def test_report_escapes_text_from_records(tmp_path):
     document["_path"] = str(tmp_path / "x.json")
     page = write_report([document], tmp_path, DATASET, [])
     content = page.read_text()
-    assert "<script>" not in content and "&lt;script&gt;" in content
+    assert "<script>alert('x')</script>" not in content and "&lt;script&gt;" in content
+
+
+def test_report_text_from_records_cannot_leave_the_figure_data(tmp_path):
+    """The interactive figures carry record text (parameters, labels) in a JSON <script> block:
+    a parameter that tries to close it stays inside, escaped."""
+    hostile = "</script><script>alert(1)</script>"
+    document = make_document(DATASET, "hnswlib", {"M": hostile}, {"ef": 1}, 0.5, 10.0)
+    document["_path"] = str(tmp_path / "x.json")
+    content = write_report([document], tmp_path, DATASET, []).read_text()
+    assert hostile not in content and "alert(1)" in content
+    parser = PageParser()
+    parser.feed(content)
+    assert parser.errors == [] and parser.external == []
+
+
+def test_static_report_has_no_script(tmp_path):
+    document = make_document(DATASET, "hnswlib", {"M": 4}, {"ef": 1}, 0.5, 10.0)
+    document["_path"] = str(tmp_path / "x.json")
+    parser = PageParser()
+    parser.feed(write_report([document], tmp_path, DATASET, [], static=True).read_text())
+    assert parser.scripts == [] and parser.errors == []
+    interactive = PageParser()
+    interactive.feed(write_report([document], tmp_path, DATASET, []).read_text())
+    assert len(interactive.scripts) == 3  # plotly.js, the figures' JSON, the figures' script
 
 
 def test_summary_best_qps_per_threshold(site):

@@ -7,10 +7,11 @@ one entry here (and its computation in `harness.run.metrics`).
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any, Mapping
 
-from harness.report.summary import metric
+from harness.report.summary import metric, recall_interval, run_spread
 
 Record = Mapping[str, Any]
 SCALES = ("linear", "log", "logit")
@@ -25,10 +26,21 @@ class Metric:
     unit: str
     higher_is_better: bool
     scale: str = "linear"
+    #: how its uncertainty is known: "wilson" (a fraction of queries or neighbour slots: the 95 %
+    #: Wilson interval from their number), "runs" (min and max over the timed repetitions) or ""
+    interval: str = ""
 
     def value(self, record: Record) -> float:
         """The metric as a float, NaN when the record has none (not measured, or not a number)."""
         return metric(record, self.name)
+
+    def bounds(self, record: Record) -> tuple[float, float]:
+        """The metric's interval in `record` (see `interval`), (nan, nan) when it has none."""
+        if self.interval == "wilson":
+            return recall_interval(record, self.name)
+        if self.interval == "runs":
+            return run_spread(record, self.name)
+        return math.nan, math.nan
 
     @property
     def axis_label(self) -> str:
@@ -36,14 +48,14 @@ class Metric:
 
 
 METRICS: tuple[Metric, ...] = (
-    Metric("recall_at_1", "Recall@1", "fraction of queries, ties by distance", True, "logit"),
-    Metric("recall_at_1_id", "Recall@1 by id", "fraction of queries", True, "logit"),
-    Metric("recall_at_k", "Recall@k", "fraction of true neighbours, ties by distance", True, "logit"),
-    Metric("recall_at_k_id", "Recall@k by id", "fraction of true neighbours", True, "logit"),
-    Metric("recall_at_k_eps001", "Epsilon recall@k, eps 0.01", "within 1.01 x the k-th true distance", True, "logit"),
-    Metric("recall_at_k_eps01", "Epsilon recall@k, eps 0.1", "within 1.1 x the k-th true distance", True, "logit"),
+    Metric("recall_at_1", "Recall@1", "fraction of queries, ties by distance", True, "logit", "wilson"),
+    Metric("recall_at_1_id", "Recall@1 by id", "fraction of queries", True, "logit", "wilson"),
+    Metric("recall_at_k", "Recall@k", "fraction of true neighbours, ties by distance", True, "logit", "wilson"),
+    Metric("recall_at_k_id", "Recall@k by id", "fraction of true neighbours", True, "logit", "wilson"),
+    Metric("recall_at_k_eps001", "Epsilon recall@k, eps 0.01", "within 1.01 x the k-th true distance", True, "logit", "wilson"),
+    Metric("recall_at_k_eps01", "Epsilon recall@k, eps 0.1", "within 1.1 x the k-th true distance", True, "logit", "wilson"),
     Metric("rel_error_at_k", "Relative error of the k distances", "sum returned / sum true - 1", False, "log"),
-    Metric("qps", "Queries per second", "1/s, median of the timed runs", True, "log"),
+    Metric("qps", "Queries per second", "1/s, median of the timed runs", True, "log", "runs"),
     Metric("qps_best", "Queries per second, best run", "1/s", True, "log"),
     Metric("query_wall_s", "Wall time per query", "s", False, "log"),
     Metric("query_cpu_s", "CPU time per query", "s", False, "log"),
@@ -56,7 +68,7 @@ METRICS: tuple[Metric, ...] = (
     Metric("index_bytes", "Index size", "bytes", False, "log"),
     Metric("dist_comps_mean", "Distance computations per query", "mean", False, "log"),
     Metric("iterations_mean", "Iterations per query", "mean", False, "linear"),
-    Metric("converged_onto_nn_rate", "Converged onto the NN", "fraction of queries, the note's measure", True, "linear"),
+    Metric("converged_onto_nn_rate", "Converged onto the NN", "fraction of queries, the note's measure", True, "linear", "wilson"),
     Metric("position_to_true_nn_median", "Landing position to the true NN", "median, data units", False, "log"),
 )
 BY_NAME: dict[str, Metric] = {m.name: m for m in METRICS}

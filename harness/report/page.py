@@ -1,10 +1,16 @@
-"""The HTML report: one self-contained page per dataset, readable offline and mailable.
+"""The HTML report: one self-contained page per dataset, readable offline and mailable, and an
+index page across datasets.
 
-Everything the page shows is inside the file: figures as base64 data URIs (PNG preferred, since
-every browser and mail client renders it; SVG when a figure has no PNG), CSS in a <style>
-element, no scripts, fonts or links to load. Next to each figure there are plain links to the
-PNG/SVG files written beside the page, which work when the directory is kept together and break
-harmlessly when only the page is copied. All text from records passes through `html.escape`.
+Everything the page shows is inside the file: the interactive figures (`harness.report.interactive`:
+plotly.js and the figures' data inlined), the static figures as base64 data URIs (PNG preferred,
+since every browser and mail client renders it; SVG when a figure has no PNG), CSS in a <style>
+element; no fonts, scripts or links to load. `static=True` writes the page without any script.
+Next to each static figure there are plain links to the PNG/SVG files written beside the page,
+which work when the directory is kept together and break harmlessly when only the page is
+copied. All text from records passes through `html.escape`.
+
+`write_index` writes `plots/index.html`: every dataset with records, linked to its page, and a
+cross-dataset table (best q/s per series at each recall@1 threshold), like ann-benchmarks' front page.
 """
 from __future__ import annotations
 
@@ -16,6 +22,7 @@ from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
 from harness import __version__
+from harness.report.interactive import figures_html
 from harness.report.plots import FIGURE_TITLES, figure_caption
 from harness.report.summary import (
     CONTROL_COLUMNS,
@@ -40,21 +47,32 @@ th, td { border: 1px solid #ccc; padding: 2px 6px; text-align: left; vertical-al
 td.num { text-align: right; font-variant-numeric: tabular-nums; }
 tr.failed td { background: #fde8e8; } tr.timeout td { background: #fff4d6; }
 .scroll { overflow-x: auto; } code { font-size: 0.95em; }
+.pickers { font-size: 0.85em; margin: 0.3em 0; } .pickers label { margin-right: 0.8em; }
+.explorer { margin: 1em 0 2em 0; } td.leader { font-weight: bold; } td.tied { font-style: italic; }
 """
 
 
-def write_report(records: Sequence[Record], out_dir: Path, dataset: str, figures: list[Path]) -> Path:
+def write_report(
+    records: Sequence[Record], out_dir: Path, dataset: str, figures: list[Path], static: bool = False
+) -> Path:
     """Write `out_dir/index.html` for `dataset` and return its path.
 
     `figures` are the files `harness.report.plots.make_plots` returned; each figure (one stem, several
-    formats) is embedded once. Records of other datasets are ignored.
+    formats) is embedded once. Records of other datasets are ignored. Unless `static`, the page
+    opens with the interactive figures, and the static ones follow for papers.
     """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     mine = [r for r in records if r.get("dataset", dataset) == dataset]
+    figure_sections = [_section("Figures", _figures_html(figures, out_dir))]
+    if not static:
+        figure_sections = [
+            _section("Figures: explore", figures_html(mine, dataset)),
+            _section("Figures: static, for papers (PNG here; SVG and PDF beside the page)", _figures_html(figures, out_dir)),
+        ]
     sections = [
         _header(mine, dataset),
-        _section("Figures", _figures_html(figures, out_dir)),
+        *figure_sections,
         _section("Summary: best queries per second reaching each recall@1", _summary_html(mine)),
         *_controls_section(mine),
         _section("All runs", _results_html(mine)),
@@ -233,3 +251,81 @@ def _earliest(provenance: Sequence[Mapping[str, Any]], key: str) -> str:
 def _latest(provenance: Sequence[Mapping[str, Any]], key: str) -> str:
     values = sorted(str(p[key]) for p in provenance if p.get(key))
     return values[-1] if values else "unknown"
+
+
+#: the recall thresholds of the index page's cross-dataset table
+INDEX_THRESHOLDS: tuple[float, ...] = (0.5, 0.9, 0.95, 0.99)
+
+
+def write_index(records: Sequence[Record], plots_dir: Path, thresholds: Sequence[float] = INDEX_THRESHOLDS) -> Path:
+    """Write `plots_dir/index.html`: every dataset with records (linked to its report where one was
+    written) and, per recall metric, a table of the best q/s per series at each threshold."""
+    plots_dir = Path(plots_dir)
+    plots_dir.mkdir(parents=True, exist_ok=True)
+    by_dataset: dict[str, list[Record]] = defaultdict(list)
+    for record in records:
+        by_dataset[str(record.get("dataset"))].append(record)
+    generated = _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    sections = [
+        "<h1>Nearest-neighbour benchmarks: every dataset</h1>",
+        f"<p>{len(by_dataset)} dataset(s), {len(records)} run(s). Generated {_e(generated)} by harness {_e(__version__)}.</p>",
+        _section("Datasets", _datasets_html(by_dataset, plots_dir)),
+    ]
+    for metric_name, label in (("recall_at_1", "recall@1"), ("recall_at_k", "recall@k")):
+        sections.append(_section(
+            f"Best queries per second reaching each {label}", _cross_dataset_html(records, thresholds, metric_name)))
+    page = (
+        "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n"
+        "<title>Nearest-neighbour benchmarks: every dataset</title>\n"
+        f"<style>{_CSS}</style>\n</head>\n<body>\n" + "\n".join(sections) + "\n</body>\n</html>\n"
+    )
+    path = plots_dir / "index.html"
+    path.write_text(page, encoding="utf-8")
+    return path
+
+
+def _datasets_html(by_dataset: Mapping[str, Sequence[Record]], plots_dir: Path) -> str:
+    if not by_dataset:
+        return "<p>No records yet: run <code>python -m harness --dataset ...</code> first.</p>"
+    rows = []
+    for dataset in sorted(by_dataset):
+        members = by_dataset[dataset]
+        report = plots_dir / dataset / "index.html"
+        name = f'<a href="{_e(dataset)}/index.html">{_e(dataset)}</a>' if report.is_file() else _e(dataset)
+        ok = sum(1 for r in members if r.get("status") == "ok")
+        series = len({str(r.get("algorithm")) for r in members})
+        finished = _latest([r.get("provenance") or {} for r in members], "finished")
+        rows.append(
+            f"<tr><td>{name}</td><td class=\"num\">{len(members)}</td><td class=\"num\">{ok}</td>"
+            f"<td class=\"num\">{series}</td><td>{_e(finished)}</td></tr>"
+        )
+    head = "<tr><th>dataset (its report)</th><th>runs</th><th>ok</th><th>algorithms</th><th>last run finished</th></tr>"
+    return f'<div class="scroll"><table>\n<thead>{head}</thead>\n<tbody>\n' + "\n".join(rows) + "\n</tbody>\n</table></div>"
+
+
+def _cross_dataset_html(records: Sequence[Record], thresholds: Sequence[float], metric_name: str) -> str:
+    """Rows: dataset and series; columns: thresholds; cells: the best q/s reaching it (bold: the
+    dataset's leader at that threshold; italic: tied with the runner-up, see `mark_leaders`)."""
+    rows = summary_rows(records, thresholds, metric=metric_name)
+    if not rows:
+        return "<p>No successful runs.</p>"
+    cells: dict[tuple[str, str], dict[float, Mapping[str, Any]]] = defaultdict(dict)
+    for row in rows:
+        cells[(str(row["dataset"]), str(row["series"]))][float(row["threshold"])] = row
+    head = "<tr><th>dataset</th><th>series</th>" + "".join(f"<th>&ge; {t:g}</th>" for t in thresholds) + "</tr>"
+    body = []
+    for (dataset, series) in sorted(cells):
+        tds = []
+        for threshold in thresholds:
+            row = cells[(dataset, series)].get(float(threshold))
+            if row is None or row.get("qps") is None:
+                tds.append('<td class="num">&ndash;</td>')
+                continue
+            verdict = row.get("verdict") or ""
+            title = f"{row.get('label')} ({metric_name} {format_value('recall', row.get('recall'))})"
+            tds.append(f'<td class="num {_e(verdict)}" title="{_e(title)}">{_e(format_value("qps", row["qps"]))}</td>')
+        body.append(f"<tr><td>{_e(dataset)}</td><td>{_e(series)}</td>{''.join(tds)}</tr>")
+    note = ("<p>Best queries per second of each series among its runs that reach the threshold; a dash: "
+            "never reached. <b>Bold</b>: the dataset's fastest at that threshold; <i>italic</i>: the fastest "
+            "and the runner-up, whose q/s ranges over the timed runs overlap (tied). Hover a cell for its configuration.</p>")
+    return note + f'<div class="scroll"><table>\n<thead>{head}</thead>\n<tbody>\n' + "\n".join(body) + "\n</tbody>\n</table></div>"

@@ -6,7 +6,10 @@ written as PNG (for the report and quick looks) and SVG (for papers). Choices wo
 - Each series (an algorithm, tagged with device and mode when not batch CPU; see
   `harness.report.summary.series_name`) is drawn as its Pareto front, a line, over all its points, faint.
 - Log-scale axes cannot show values <= 0: such points are left out of that figure, and the
-  figure says how many. Recall is on a linear axis, so a recall of 0 is always shown.
+  figure says how many. Recall is on a logit axis (ticks 0.5 ... 0.999), where 0 and 1 are drawn
+  just inside the edges (LOGIT_CLIP), so no recall is ever dropped.
+- Each front point carries its 95 % interval as error bars (a recall's Wilson interval from the
+  number of queries; q/s from the slowest to the fastest timed run); `--no-intervals` leaves them out.
 - A figure with nothing to show (no GPU runs, no iterative method) is still written, with a note
   in its middle saying why. The set of files is then the same for every results directory, and
   the report and the reader never wonder whether a figure failed.
@@ -62,20 +65,34 @@ class _Point:
     y: float
     series: str
     record: Record
+    #: the 95 % interval of x and of y (see `Metric.bounds`); NaN where there is none or it is not drawn
+    x_bounds: tuple[float, float] = (math.nan, math.nan)
+    y_bounds: tuple[float, float] = (math.nan, math.nan)
 
 
-def make_plots(records: Sequence[Record], out_dir: Path, dataset: str) -> list[Path]:
+def _point(record: Record, x: str, y: str, intervals: bool) -> _Point:
+    """A record as a point of metric `y` against metric `x`, with their intervals when wanted."""
+    x_metric, y_metric = get_metric(x), get_metric(y)
+    point = _Point(x_metric.value(record), y_metric.value(record), series_name(record), record)
+    if intervals:
+        point.x_bounds, point.y_bounds = x_metric.bounds(record), y_metric.bounds(record)
+    return point
+
+
+def make_plots(records: Sequence[Record], out_dir: Path, dataset: str, intervals: bool = True) -> list[Path]:
     """Write every figure for `dataset` into `out_dir` (PNG and SVG); return the files."""
-    return [path for info in plot_all(records, out_dir, dataset) for path in info.paths]
+    return [path for info in plot_all(records, out_dir, dataset, intervals=intervals) for path in info.paths]
 
 
 def plot_all(
-    records: Sequence[Record], out_dir: Path, dataset: str, names: Sequence[str] | None = None
+    records: Sequence[Record], out_dir: Path, dataset: str, names: Sequence[str] | None = None,
+    intervals: bool = True,
 ) -> list[FigureInfo]:
     """Write every figure for `dataset` (or only those in `names`), returning what each shows.
 
     Records of other datasets and records that are not "ok" are ignored here; the report lists
-    failed runs in its table instead.
+    failed runs in its table instead. With `intervals`, each front point carries its 95 % interval
+    (Wilson for a recall, min-max of the timed runs for q/s) as error bars.
     """
     unknown = sorted(set(names or ()) - set(FIGURE_TITLES))
     if unknown:
@@ -92,7 +109,7 @@ def plot_all(
             continue
         figure = Figure(figsize=(8.5, 5.2), layout="constrained")
         ax = figure.add_subplot()
-        info = spec.draw(ax, ok)
+        info = spec.draw(ax, ok, intervals)
         info.name, info.title = name, spec.title
         _label_axes(ax, spec, k_label)
         figure.suptitle(f"{spec.title}\n{caption}", fontsize=9)
@@ -141,13 +158,11 @@ def figure_caption(records: Sequence[Record], dataset: str) -> str:
 def _record_tradeoff(
     ax: Axes, records: Sequence[Record], x_metric: str, y_metric: str, y_larger_better: bool,
     log_y: bool | None = True, empty: str = "no successful runs to show", x_scale: str = "logit",
+    intervals: bool = True,
 ) -> FigureInfo:
     """One point per record: x and y metrics, NaN (not measured) left out. The x axis (a recall)
     is logit by default, so the high-recall region where competitive methods differ is readable."""
-    points = [
-        _Point(metric(r, x_metric), metric(r, y_metric), series_name(r), r)
-        for r in records
-    ]
+    points = [_point(r, x_metric, y_metric, intervals) for r in records]
     points = [p for p in points if math.isfinite(p.x) and math.isfinite(p.y)]
     if x_scale != "linear":
         points = _fit_scale(points, x_scale, "x")
@@ -208,12 +223,30 @@ def _draw_series(ax: Axes, series: str, points: list[_Point], y_larger_better: b
     # method's colour: hollow markers, a thin dotted line, so the two read as a pair
     control = is_control(first)
     ax.scatter(xs, ys, color=style.colour, marker=style.marker, alpha=0.12 if control else 0.25, s=22)
+    _draw_intervals(ax, [points[i] for i in front], style.colour, 0.3 if control else 0.6)
     ax.plot(
         xs[front], ys[front], color=style.colour, marker=style.marker, markersize=5,
         linestyle=":" if control else linestyle_for(first.get("device"), first.get("mode")),
         linewidth=1.0 if control else 1.4, alpha=0.55 if control else 1.0, label=series,
         markerfacecolor="none" if control else style.colour,
     )
+
+
+def _draw_intervals(ax: Axes, points: Sequence[_Point], colour: str, alpha: float) -> None:
+    """Error bars from each point's x and y interval (where it has one): thin, capless, in the
+    series' colour, so a front shows at a glance where two algorithms cannot be told apart."""
+    def errors(values: list[float], bounds: list[tuple[float, float]]) -> np.ndarray | None:
+        below = [v - lo if math.isfinite(lo) else 0.0 for v, (lo, _) in zip(values, bounds)]
+        above = [hi - v if math.isfinite(hi) else 0.0 for v, (_, hi) in zip(values, bounds)]
+        spread = np.clip(np.array([below, above], dtype=float), 0.0, None)
+        return spread if spread.any() else None
+
+    xerr = errors([p.x for p in points], [p.x_bounds for p in points])
+    yerr = errors([p.y for p in points], [p.y_bounds for p in points])
+    if xerr is None and yerr is None:
+        return
+    ax.errorbar([p.x for p in points], [p.y for p in points], xerr=xerr, yerr=yerr, fmt="none",
+                ecolor=colour, elinewidth=0.8, capsize=0, alpha=alpha)
 
 
 def _set_log(axis: Axis) -> None:
@@ -348,12 +381,16 @@ class FigureSpec:
     title: str
     x_label: str
     y_label: str
-    draw: Callable[[Axes, Sequence[Record]], FigureInfo]
+    #: draws on the axes from the ok records; the flag says whether to draw intervals
+    draw: Callable[[Axes, Sequence[Record], bool], FigureInfo]
 
 
-def _tradeoff(x_metric: str, y_metric: str, *, y_larger_better: bool, **options: Any) -> Callable[[Axes, Sequence[Record]], FigureInfo]:
+def _tradeoff(
+    x_metric: str, y_metric: str, *, y_larger_better: bool, **options: Any
+) -> Callable[[Axes, Sequence[Record], bool], FigureInfo]:
     """A figure of one point per record, `y_metric` against `x_metric` (see `_record_tradeoff`)."""
-    return lambda ax, ok: _record_tradeoff(ax, ok, x_metric, y_metric, y_larger_better, **options)
+    return lambda ax, ok, intervals: _record_tradeoff(
+        ax, ok, x_metric, y_metric, y_larger_better, intervals=intervals, **options)
 
 
 _RECALL_1 = "Recall@1 (fraction of queries, logit scale; 1.0 drawn at 0.9995)"
@@ -374,11 +411,11 @@ FIGURES: tuple[FigureSpec, ...] = (
                _tradeoff("recall_at_1", "iterations_mean", y_larger_better=False, log_y=None,
                          empty="no iterative runs: no record has iterations_mean")),
     FigureSpec("iterations-distribution", "Iterations per query, for the configurations on each front",
-               "Iterations per query (steps)", "", lambda ax, ok: _iterations_distribution(ax, ok)),
+               "Iterations per query (steps)", "", lambda ax, ok, _: _iterations_distribution(ax, ok)),
     FigureSpec("build-time", "Build time against the best recall@1 each index reaches", _BEST_RECALL,
-               "Build time (s, log scale)", lambda ax, ok: _index_tradeoff(ax, ok, "build_s", 1.0)),
+               "Build time (s, log scale)", lambda ax, ok, _: _index_tradeoff(ax, ok, "build_s", 1.0)),
     FigureSpec("index-memory", "Index size against the best recall@1 each index reaches", _BEST_RECALL,
-               "Index size (MiB, log scale)", lambda ax, ok: _index_tradeoff(ax, ok, "index_bytes", 1.0 / _MIB)),
+               "Index size (MiB, log scale)", lambda ax, ok, _: _index_tradeoff(ax, ok, "index_bytes", 1.0 / _MIB)),
 )
 FIGURE_TITLES: dict[str, str] = {spec.name: spec.title for spec in FIGURES}
 
@@ -394,7 +431,7 @@ LOGIT_CLIP = 5e-4
 def plot_metrics(
     records: Sequence[Record], out_dir: Path, dataset: str, x: str, y: str, *,
     x_scale: str | None = None, y_scale: str | None = None, algorithms: Sequence[str] | None = None,
-    exclude: Sequence[str] = (), formats: Sequence[str] = FORMATS,
+    exclude: Sequence[str] = (), formats: Sequence[str] = FORMATS, intervals: bool = True,
 ) -> FigureInfo:
     """One figure of metric `y` against metric `x` (names from `metric_table.METRICS`), each
     series' Pareto front oriented by the metrics' directions; scales default to each metric's own."""
@@ -408,7 +445,7 @@ def plot_metrics(
         if is_ok(r) and r.get("dataset", dataset) == dataset and str(r.get("algorithm")) not in exclude
         and (algorithms is None or str(r.get("algorithm")) in algorithms)
     ]
-    points = [_Point(x_metric.value(r), y_metric.value(r), series_name(r), r) for r in chosen]
+    points = [_point(r, x, y, intervals) for r in chosen]
     points = [p for p in points if math.isfinite(p.x) and math.isfinite(p.y)]
     points = _fit_scale(points, x_scale, "x") if x_scale != "linear" else points
     points = _fit_scale(points, y_scale, "y") if y_scale != "linear" else points
@@ -448,11 +485,18 @@ def _fit_scale(points: list[_Point], scale: str, axis: str) -> list[_Point]:
             return v if v > 0 else None
         return min(max(v, LOGIT_CLIP), 1.0 - LOGIT_CLIP) if 0.0 <= v <= 1.0 else None
 
+    def fitted_bounds(bounds: tuple[float, float]) -> tuple[float, float]:
+        low, high = (fitted(b) if math.isfinite(b) else None for b in bounds)
+        return (math.nan if low is None else low, math.nan if high is None else high)
+
     out = []
     for p in points:
         v = fitted(p.x if axis == "x" else p.y)
         if v is not None:
-            out.append(replace(p, x=v) if axis == "x" else replace(p, y=v))
+            if axis == "x":
+                out.append(replace(p, x=v, x_bounds=fitted_bounds(p.x_bounds)))
+            else:
+                out.append(replace(p, y=v, y_bounds=fitted_bounds(p.y_bounds)))
     return out
 
 

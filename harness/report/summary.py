@@ -177,9 +177,16 @@ def intervals(record: Mapping[str, Any]) -> dict[str, float | None]:
     for name in ("recall_at_1", "recall_at_k"):
         low, high = recall_interval(record, name)
         out[f"{name}_low"], out[f"{name}_high"] = _finite(low), _finite(high)
-    runs = [q for q in ((record.get("metrics") or {}).get("qps_runs") or []) if isinstance(q, (int, float))]
-    out["qps_min"], out["qps_max"] = (min(runs), max(runs)) if runs else (None, None)
+    low, high = run_spread(record, "qps")
+    out["qps_min"], out["qps_max"] = _finite(low), _finite(high)
     return out
+
+
+def run_spread(record: Mapping[str, Any], name: str) -> tuple[float, float]:
+    """Min and max of a metric over the timed repetitions (`<name>_runs`), (nan, nan) without them."""
+    runs = [float(v) for v in ((record.get("metrics") or {}).get(f"{name}_runs") or [])
+            if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)]
+    return (min(runs), max(runs)) if runs else (math.nan, math.nan)
 
 
 def is_control(record: Mapping[str, Any]) -> bool:
