@@ -23,6 +23,7 @@ from __future__ import annotations
 import html
 import json
 import math
+import re
 from collections import defaultdict
 from functools import lru_cache
 from typing import Any, Mapping, Sequence
@@ -117,8 +118,8 @@ def hover_text(series: str, record: Record, metrics: Sequence[Metric]) -> str:
     &lt; &gt; &amp;, but shows &quot; as it is: quotes are left alone, harmless outside a tag)."""
     lines = [
         f"<b>{_escape(series)}</b>",
-        f"build: {_escape(compact_json(record.get('build_params')))}",
-        f"query: {_escape(compact_json(record.get('query_params')))}",
+        *_wrapped("build: ", record.get("build_params")),
+        *_wrapped("query: ", record.get("query_params")),
     ]
     if record.get("role") == "control":
         lines.append(f"control of the method: {_escape(str(record.get('control_switch') or ''))}")
@@ -134,6 +135,19 @@ def hover_text(series: str, record: Record, metrics: Sequence[Metric]) -> str:
         lines.append(_escape(text))
     lines.append(_escape(f"queries: {record.get('n_queries')}, k: {record.get('k')}"))
     return "<br>".join(lines)
+
+
+def _wrapped(head: str, params: Any, width: int = 72) -> list[str]:
+    """Parameters as `head{"a":1,"b":2}`, broken after a comma into lines of about `width` characters."""
+    text = compact_json(params)
+    lines, line = [], head
+    for part in re.split(r"(?<=,)", text):
+        if len(line) + len(part) > width and line.strip():
+            lines.append(line)
+            line = "  "
+        line += part
+    lines.append(line)
+    return [_escape(entry) for entry in lines]
 
 
 def _escape(text: str) -> str:
@@ -236,10 +250,11 @@ _SCRIPT = r"""
       function pick(rows, i, scale) { return rows.map(function (r) { return place(s.values[r][i], scale); }); }
       out.push({type: "scatter", mode: "markers", name: s.name, legendgroup: s.name, showlegend: false,
                 x: pick(all, xi, xs), y: pick(all, yi, ys), text: all.map(function (r) { return s.text[r]; }),
-                hoverinfo: "text", marker: {color: s.colour, symbol: symbol, size: 7, opacity: s.control ? 0.2 : 0.3}});
+                hoverinfo: "text", hoverlabel: {align: "left", font: {size: 11}},
+                marker: {color: s.colour, symbol: symbol, size: 7, opacity: s.control ? 0.2 : 0.3}});
       out.push({type: "scatter", mode: "lines+markers", name: s.name, legendgroup: s.name,
                 x: pick(front, xi, xs), y: pick(front, yi, ys), text: front.map(function (r) { return s.text[r]; }),
-                hoverinfo: "text", opacity: s.control ? 0.6 : 1,
+                hoverinfo: "text", hoverlabel: {align: "left", font: {size: 11}}, opacity: s.control ? 0.6 : 1,
                 line: {color: s.colour, dash: s.control ? "dot" : s.dash, width: s.control ? 1 : 2},
                 marker: {color: s.colour, symbol: symbol, size: 8},
                 error_x: errors(s, front, xi, xs, intervals), error_y: errors(s, front, yi, ys, intervals)});
