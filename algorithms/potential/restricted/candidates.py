@@ -19,7 +19,7 @@ from harness.errors import ConfigError
 
 from ..chunks import blocks
 from ..coordinate import CoordinatePotential
-from ..potentials import Evaluation, Hyper, Potential, RadialPotential
+from ..potentials import Evaluation, Hyper, Potential, RadialPotential, fixed_point_map
 
 #: live temporaries per gathered (row, candidate, coordinate) element, for block sizing
 _GATHER_TEMPORARIES = 3
@@ -176,8 +176,12 @@ def _radial_rows(potential, q, X, sq_norms, cand, valid, hp, track_m) -> Evaluat
     contrib, slope = potential.psi_and_dpsi(r, hp)
     contrib = contrib.masked_fill(~valid, 0.0)
     w = slope.div(r.clamp_min(torch.finfo(r.dtype).tiny)).masked_fill_((r == 0) | ~valid, 0.0)
-    grad = q * w.sum(1, keepdim=True) - torch.bmm(w[:, None, :], x).squeeze(1)
-    return Evaluation(value=contrib.sum(1), grad=grad, top_ids=_top(-d2, cand, valid, track_m))
+    weight_sum, weighted_x = w.sum(1), torch.bmm(w[:, None, :], x).squeeze(1)
+    grad = q * weight_sum[:, None] - weighted_x
+    closest, at = d2.masked_fill(~valid, float("inf")).min(1)
+    on_point = torch.where(closest == 0, cand.gather(1, at[:, None])[:, 0], torch.full_like(at, -1))
+    mean = fixed_point_map(q, weight_sum, weighted_x, on_point, X)
+    return Evaluation(value=contrib.sum(1), grad=grad, top_ids=_top(-d2, cand, valid, track_m), mean=mean)
 
 
 def _coordinate_rows(potential, q, X, sq_norms, cand, valid, hp, track_m) -> Evaluation:  # noqa: ANN001
