@@ -131,6 +131,31 @@ class FixedPoint(MeanShift):
     needs_fixed_point = True
 
 
+class AnchoredMeanShift(AscentRule):
+    """q <- (mean + pull * anchor) / (1 + pull): mean-shift with a pull back toward the query.
+
+    It maximises log Psi(q) - (pull * beta / 2) |q - anchor|^2 for the Gaussian (the same
+    minorise-maximise step as mean-shift, so it never decreases that objective): the quadratic
+    keeps a small-beta climb from drifting to a density mode far from the query. `anchor`
+    (an option: positions n x D) defaults to where the climb starts; pull = 0 is mean-shift.
+    """
+
+    name = "anchored"
+    needs_mean = True
+
+    def start(self, n: int, like: torch.Tensor) -> None:
+        anchor = self.options.get("anchor")
+        self.anchor = (like if anchor is None else anchor).clone()
+
+    def keep(self, mask: torch.Tensor) -> None:
+        self.anchor = self.anchor[mask]
+
+    def step(self, q: torch.Tensor, ev: Evaluation) -> torch.Tensor:
+        assert ev.mean is not None, "anchored needs a potential that provides the weighted mean"
+        pull = float(self.options.get("pull", 1.0))
+        return (ev.mean + pull * self.anchor) / (1.0 + pull)
+
+
 class NoAscent(AscentRule):
     """The control: no climb at all. The snap then reads the potential at the query itself."""
 
@@ -149,7 +174,7 @@ def register_rule(cls: type[AscentRule]) -> type[AscentRule]:
     return cls
 
 
-for _rule in (Normalised, Adam, MeanShift, FixedPoint, NoAscent):
+for _rule in (Normalised, Adam, MeanShift, FixedPoint, AnchoredMeanShift, NoAscent):
     register_rule(_rule)
 
 
