@@ -226,8 +226,6 @@ class PotentialProbe(Adapter):
 registry.add(
     "potential-probe",
     PotentialProbe,
-    sweep={
-        "build": {"nlist": [64]},
-        "query": {"stop": ["potential", "geometric"], "alpha": [0.0, 0.1, 0.15, 0.2, 0.3]},
-    },
+    # the geometric control of every alpha is added by the sweep (control_of)
+    sweep={"build": {"nlist": [64]}, "query": {"stop": ["potential"], "alpha": [0.0, 0.05, 0.1, 0.15, 0.2, 0.3]}},
 )

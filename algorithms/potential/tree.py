@@ -98,9 +98,9 @@ class TreeAdapter(ClimbingAdapter):
                          "the landing position) or 'greedy' (the control: nearest centroids to the query)", choices=DESCENTS),
         "top_width": Param(int, 4, "top cells kept", check=at_least(1)),
         "leaf_width": Param(int, 8, "leaves kept (their points are searched)", check=at_least(1)),
-        "coarse_beta": Param(float, 1.0, "beta at the centroid levels, per squared median spacing of that level's centroids", positive),
+        "coarse_beta": Param(float, 10.0, "beta at the centroid levels, per squared median spacing of that level's centroids", positive),
         "beta": Param(float, 300.0, "beta at the points level, per squared data spacing (scale unit)", positive),
-        "pull": Param(float, 1.0, "weight of the query against the weighted mean in each step (0: plain mean-shift)", _non_negative),
+        "pull": Param(float, 10.0, "weight of the query against the weighted mean in each step (0: plain mean-shift)", _non_negative),
         "max_iters": Param(int, 10, "climbing iterations per level at most", positive),
         "tol": Param(float, 1e-3, "a level's climb stops for a query when its step (scale units) is shorter", _non_negative),
         "m": Param(int, 16, "snap pool size (at least k are used)", positive),
@@ -217,7 +217,9 @@ registry.add(
     TreeAdapter,
     sweep={
         "build": {"leaves": [256], "branches": [16]},
-        "query": {"descent": ["climb", "greedy"], "top_width": [4], "leaf_width": [4, 8, 16], "pull": [1.0]},
+        # the greedy control of every width is added by the sweep (control_of); pull and coarse_beta:
+        # the best of a 3 x 3 grid on siftsmall's queries (bench/potential_roles.py, README)
+        "query": {"descent": ["climb"], "top_width": [4, 8], "leaf_width": [8, 16], "pull": [10.0], "coarse_beta": [10.0]},
         "max_queries": 200,
     },
 )
