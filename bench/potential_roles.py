@@ -40,7 +40,6 @@ import argparse
 import math
 import shlex
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any, Mapping, Sequence
@@ -49,7 +48,9 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from cheap_steps import ALIASES, THRESHOLDS, SLACK, Tee, _fmt, control_table, preamble, qps_spread, run_pass, wilson  # noqa: E402
+from cheap_steps import (  # noqa: E402
+    ALIASES, SLACK, THRESHOLDS, Tee, _fmt, control_table, preamble, recall_cell, run_pass, session, spread_cell,
+)
 
 SWEEPS = {"siftsmall-128-euclidean": Path(__file__).with_name("potential_roles-siftsmall.yaml"),
           "random-s-100-euclidean": Path(__file__).with_name("potential_roles-random-s-100.yaml")}
@@ -110,30 +111,22 @@ def fastest(records: Sequence[Record]) -> Record:
     return max(records, key=lambda r: (metric(r, "qps"), metric(r, "recall_at_1")))
 
 
-def recall_cell(record: Record) -> str:
-    from harness.report.summary import metric
-
-    recall, n = metric(record, "recall_at_1"), int(record.get("n_queries") or 0)
-    low, high = wilson(round(recall * n), n)
-    return f"{recall:.4f} [{low:.3f}, {high:.3f}]"
-
-
 def threshold_lines(records: Sequence[Record], order: Sequence[str], threshold: float) -> list[str]:
     from harness.report.summary import metric
 
     hits = reaching(records, threshold)
-    lines = [f"  recall@1 >= {threshold}: per series the configuration with the fewest distances/query reaching it",
-             f"    {'series':44} {'recall@1 [95% Wilson]':>23} {'dist/query':>10} {'q/s min / median / max':>28} "
-             f"{'best q/s':>9}  configuration"]
-    for name in order:
+
+    def row(name: str) -> str:
         if name not in hits:
-            lines.append(f"    {name:44} {'not reached':>23}")
-            continue
+            return f"    {name:44} {'not reached':>23}"
         record = cheapest(hits[name])
-        spread = " / ".join(_fmt(q) for q in qps_spread(record))
-        lines.append(f"    {name:44} {recall_cell(record):>23} {_fmt(metric(record, 'dist_comps_mean')):>10} {spread:>28} "
-                     f"{_fmt(metric(fastest(hits[name]), 'qps')):>9}  {record.get('label')}")
-    return lines
+        return (f"    {name:44} {recall_cell(record):>23} {_fmt(metric(record, 'dist_comps_mean')):>10} "
+                f"{spread_cell(record):>28} {_fmt(metric(fastest(hits[name]), 'qps')):>9}  {record.get('label')}")
+
+    head = [f"  recall@1 >= {threshold}: per series the configuration with the fewest distances/query reaching it",
+            f"    {'series':44} {'recall@1 [95% Wilson]':>23} {'dist/query':>10} {'q/s min / median / max':>28} "
+            f"{'best q/s':>9}  configuration"]
+    return head + [row(name) for name in order]
 
 
 def interpolated(records: Sequence[Record], threshold: float) -> float | None:
@@ -257,9 +250,7 @@ def run_dataset(spec: str, args: argparse.Namespace, results_dir: Path, head: li
     out(f"\n{dataset.name}: sweep took {time.perf_counter() - started:.0f} s\n")
     records = [r for r in load_records(results_dir, dataset.name) if r.get("n_queries") == size]
     report_dataset(records, out)
-    out()
-    out.close()
-    print(f"(written to {path})", flush=True)
+    out.finish(path)
 
 
 # --- role 3: potential_1's fixed-point update on the note's setting ------------------------------
@@ -309,7 +300,7 @@ def fixed_point_study(args: argparse.Namespace, head: list[str], out: Tee) -> No
         first = [int(torch.nonzero(gaps[:, i] < 1e-3)[0]) + 1 if bool((gaps[:, i] < 1e-3).any()) else None for i in range(len(qs))]
         reached = [f for f in first if f is not None]
         recall = float((snapped == nn).double().mean())
-        out(f"\n  {name}{f' (rate {rate:g}, power 1.1: the note rule)' if rate else ' (no step size)'}: {seconds:.1f} s, "
+        out(f"\n  {name}{f' (rate {rate:g}, power 1.1: the note rule)' if rate else ' (no step size)'}: {seconds:.2f} s, "
             f"iterations to stop mean {it.mean():.1f} / median {it.median():.0f} / max {it.max():.0f}; "
             f"converged {rates[name][-1] if rates[name] else 0:.1%} at the end; recall@1 after an exact snap {recall:.1%}")
         if reached:
@@ -336,9 +327,7 @@ def fixed_point_study(args: argparse.Namespace, head: list[str], out: Tee) -> No
             hit = next((i + 1 for i, r in enumerate(rates[name]) if r >= level - SLACK), None)
             cells.append(f"{hit if hit is not None else 'never':>12}")
         out(f"    rate >= {level:<7.2%} " + " ".join(cells) + ("   (the note rule's final rate)" if level == round(target, 4) else ""))
-    out()
-    out.close()
-    print(f"(written to {path})", flush=True)
+    out.finish(path)
 
 
 # --- the run ----------------------------------------------------------------------------------------
@@ -355,18 +344,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     head = preamble(args, argv)
     head[-1] = "command: " + shlex.join(["python", "bench/potential_roles.py", *argv])
     print("\n".join(head) + "\n", flush=True)
-    scratch = tempfile.TemporaryDirectory(prefix="potential-roles-") if args.results_dir is None else None
-    results_dir = Path(scratch.name) if scratch else args.results_dir
-    out = Tee()
-    try:
+    with session(args.results_dir, "potential-roles-") as (results_dir, out):
         for spec in [s.strip() for s in args.datasets.split(",") if s.strip() and s.strip() != "none"]:
             run_dataset(spec, args, results_dir, head, out)
         if not args.skip_fixed_point:
             fixed_point_study(args, head, out)
-    finally:
-        out.close()
-        if scratch:
-            scratch.cleanup()
     return 0
 
 
