@@ -73,6 +73,11 @@ class _FaissAdapter(Adapter):
             self._stats.dist_comps = self._read_counters(len(Q))
         return ids, _to_distances(squared, ids)
 
+    @property
+    def faiss_index(self) -> Any:
+        """The built FAISS index (None before `fit`), for an adapter that searches it its own way."""
+        return self._index
+
     def index_bytes(self) -> int | None:
         """Size of the serialized index: what FAISS would write to disk, close to what it holds."""
         if self._index is None:

@@ -35,6 +35,7 @@ README can quote a file. Records go to a temporary directory unless --results-di
 from __future__ import annotations
 
 import argparse
+import contextlib
 import math
 import os
 import platform
@@ -45,7 +46,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Any, Mapping, Sequence, TextIO
+from typing import Any, Iterator, Mapping, Sequence, TextIO
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -83,6 +84,12 @@ class Tee:
         if self.file is not None:
             self.file.close()
             self.file = None
+
+    def finish(self, path: Path) -> None:
+        """End the file at `path` with a blank line, close it and say where it went."""
+        self()
+        self.close()
+        print(f"(written to {path})", flush=True)
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
@@ -197,13 +204,24 @@ def threshold_table(records: Sequence[Record], series: Sequence[str], threshold:
             lines.append(f"    {name:38} {'not reached':>23}")
             continue
         record, fewest = best[name]
-        recall, n = metric(record, "recall_at_1"), int(record.get("n_queries") or 0)
-        low, high = wilson(round(recall * n), n)
-        spread = " / ".join(_fmt(q) for q in qps_spread(record))
-        lines.append(f"    {name:38} {f'{recall:.4f} [{low:.3f}, {high:.3f}]':>23} "
-                     f"{_fmt(metric(record, 'dist_comps_mean')):>10} {_fmt(fewest):>10} {spread:>28}  {record.get('label')}")
+        lines.append(f"    {name:38} {recall_cell(record):>23} "
+                     f"{_fmt(metric(record, 'dist_comps_mean')):>10} {_fmt(fewest):>10} {spread_cell(record):>28}  {record.get('label')}")
     lines.append("    " + ratio_line(best))
     return lines
+
+
+def recall_cell(record: Record) -> str:
+    """recall@1 with its 95 % Wilson score interval over the record's queries."""
+    from harness.report.summary import metric
+
+    recall, n = metric(record, "recall_at_1"), int(record.get("n_queries") or 0)
+    low, high = wilson(round(recall * n), n)
+    return f"{recall:.4f} [{low:.3f}, {high:.3f}]"
+
+
+def spread_cell(record: Record) -> str:
+    """q/s min / median / max over the record's timed runs."""
+    return " / ".join(_fmt(q) for q in qps_spread(record))
 
 
 def ratio_line(best: Mapping[str, tuple[Record, float]]) -> str:
@@ -306,9 +324,7 @@ def run_dataset(spec: str, args: argparse.Namespace, entries: list[Any], results
     for size in sizes:
         on_set = [r for r in records if r.get("n_queries") == size]
         report_set(on_set, entries, set_heading(entries, sizes, size), args.runs, out)
-    out()
-    out.close()
-    print(f"(written to {path})", flush=True)
+    out.finish(path)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -323,17 +339,23 @@ def main(argv: Sequence[str] | None = None) -> int:
         entries = [e for e in entries if e.max_queries is None]
     head = preamble(args, argv)
     print("\n".join(head) + "\n", flush=True)
-    scratch = tempfile.TemporaryDirectory(prefix="cheap-steps-") if args.results_dir is None else None
-    results_dir = Path(scratch.name) if scratch else args.results_dir
-    out = Tee()
-    try:
+    with session(args.results_dir, "cheap-steps-") as (results_dir, out):
         for spec in [s.strip() for s in args.datasets.split(",") if s.strip()]:
             run_dataset(spec, args, entries, results_dir, head, out)
+    return 0
+
+
+@contextlib.contextmanager
+def session(kept: Path | None, prefix: str) -> Iterator[tuple[Path, Tee]]:
+    """The records directory (`kept`, or a temporary one removed afterwards) and the output Tee."""
+    scratch = tempfile.TemporaryDirectory(prefix=prefix) if kept is None else None
+    out = Tee()
+    try:
+        yield (Path(scratch.name) if scratch else kept), out
     finally:
         out.close()
         if scratch:
             scratch.cleanup()
-    return 0
 
 
 if __name__ == "__main__":

@@ -61,7 +61,7 @@ def test_candidate_evaluation_over_all_points_is_the_full_evaluation(name: str) 
     torch.testing.assert_close(part.value, full.value)
     torch.testing.assert_close(part.grad, full.grad)
     assert (part.top_ids[:, 0] == full.top_ids[:, 0]).all()
-    if name == "gaussian":
+    if full.mean is not None:  # the Gaussian's mean-shift map, a radial potential's fixed-point map
         torch.testing.assert_close(part.mean, full.mean)
 
 

@@ -35,6 +35,8 @@ class AscentRule(abc.ABC):
     default_rate: ClassVar[float | None] = None
     #: needs Evaluation.mean (only potentials with `has_mean`, i.e. the Gaussian)
     needs_mean: ClassVar[bool] = False
+    #: needs Evaluation.mean as the potential's fixed-point map (potentials with `has_fixed_point`)
+    needs_fixed_point: ClassVar[bool] = False
     #: False for the control rule `none`: the climb is skipped, the position stays at the query
     moves: ClassVar[bool] = True
 
@@ -114,6 +116,46 @@ class MeanShift(AscentRule):
         return ev.mean
 
 
+class FixedPoint(MeanShift):
+    """q <- the potential's fixed-point map: grad Psi = 0 solved for q as a weighted mean of the data.
+
+    No step size. For a radial psi the weights are -psi'(r)/r (potentials.RadialPotential), which
+    the gradient computes anyway; for the Gaussian this is mean-shift. Where the gradient vanishes
+    far from the data (the note's concern with potential_1) the weights vanish with it, but their
+    ratio does not: the step goes to the weighted mean whatever the gradient's size, as long as one
+    weight is representable in the dtype.
+    """
+
+    name = "fixed-point"
+    needs_mean = False
+    needs_fixed_point = True
+
+
+class AnchoredMeanShift(AscentRule):
+    """q <- (mean + pull * anchor) / (1 + pull): mean-shift with a pull back toward the query.
+
+    It maximises log Psi(q) - (pull * beta / 2) |q - anchor|^2 for the Gaussian (the same
+    minorise-maximise step as mean-shift, so it never decreases that objective): the quadratic
+    keeps a small-beta climb from drifting to a density mode far from the query. `anchor`
+    (an option: positions n x D) defaults to where the climb starts; pull = 0 is mean-shift.
+    """
+
+    name = "anchored"
+    needs_mean = True
+
+    def start(self, n: int, like: torch.Tensor) -> None:
+        anchor = self.options.get("anchor")
+        self.anchor = (like if anchor is None else anchor).clone()
+
+    def keep(self, mask: torch.Tensor) -> None:
+        self.anchor = self.anchor[mask]
+
+    def step(self, q: torch.Tensor, ev: Evaluation) -> torch.Tensor:
+        assert ev.mean is not None, "anchored needs a potential that provides the weighted mean"
+        pull = float(self.options.get("pull", 1.0))
+        return (ev.mean + pull * self.anchor) / (1.0 + pull)
+
+
 class NoAscent(AscentRule):
     """The control: no climb at all. The snap then reads the potential at the query itself."""
 
@@ -132,7 +174,7 @@ def register_rule(cls: type[AscentRule]) -> type[AscentRule]:
     return cls
 
 
-for _rule in (Normalised, Adam, MeanShift, NoAscent):
+for _rule in (Normalised, Adam, MeanShift, FixedPoint, AnchoredMeanShift, NoAscent):
     register_rule(_rule)
 
 
@@ -153,6 +195,11 @@ def make_rule(name: str, potential: Potential, rate: float | None = None, **opti
     if cls.needs_mean and not potential.has_mean:
         raise ParameterError(
             f"ascent rule {name!r} is only defined for the gaussian potential, not {potential.name!r}",
+            "use ascent 'normalised' or 'adam' with this potential",
+        )
+    if cls.needs_fixed_point and not potential.has_fixed_point:
+        raise ParameterError(
+            f"ascent rule {name!r} needs a potential with a fixed-point map (gaussian, radial ones), not {potential.name!r}",
             "use ascent 'normalised' or 'adam' with this potential",
         )
     return cls(rate=rate, **options)

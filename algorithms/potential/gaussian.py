@@ -71,6 +71,7 @@ class Gaussian(Potential):
     sweep = {"query": {"ascent": ["meanshift"], "beta": [30.0, 100.0, 300.0, 1000.0], "snap": ["final"], "m": [100]}}
     log_domain = True
     has_mean = True
+    has_fixed_point = True  # its softmax mean is its fixed-point map
     kernels = ("matmul", "sdpa")
 
     def evaluate(self, Q: torch.Tensor, field: Field, hp: Hyper, track_m: int = 0) -> Evaluation:

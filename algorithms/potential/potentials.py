@@ -102,9 +102,11 @@ class Evaluation:
 
     `value` and `grad` are of the potential itself, except for log-domain potentials (the
     Gaussian), where they are of log Psi: the same ascent direction, without underflow.
-    `top_ids` are the m data points contributing most. `mean` is the softmax-weighted mean
-    of the data, which only the Gaussian defines: the mean-shift fixed point map. The Gaussian's
-    sdpa kernel cannot see the normaliser, so there `value` is NaN (no ascent rule reads it).
+    `top_ids` are the m data points contributing most. `mean` is the potential's fixed-point
+    map, where one is defined: grad Psi = 0 solved for q as a weighted mean of the data. For the
+    Gaussian it is the softmax-weighted mean (mean-shift); for a radial psi the mean with weights
+    -psi'(r)/r (see `RadialPotential`). The Gaussian's sdpa kernel cannot see the normaliser, so
+    there `value` is NaN (no ascent rule reads it).
     """
 
     value: torch.Tensor
@@ -123,8 +125,10 @@ class Potential(abc.ABC):
     sweep: Mapping[str, Any] | None = None
     #: value and gradient are of log Psi (see Evaluation)
     log_domain: bool = False
-    #: whether Evaluation.mean is filled, i.e. whether the mean-shift rule applies
+    #: whether Evaluation.mean is the Gaussian's softmax mean, i.e. whether the mean-shift rule applies
     has_mean: bool = False
+    #: whether Evaluation.mean is filled with the potential's fixed-point map (the `fixed-point` rule)
+    has_fixed_point: bool = False
     #: Field.kernel values this potential implements (others are refused by the adapter)
     kernels: ClassVar[tuple[str, ...]] = ("matmul",)
 
@@ -150,7 +154,17 @@ class RadialPotential(Potential):
     Subclasses define `psi`, and `dpsi` when they know it; otherwise autograd supplies it.
     Top contributors are ranked by distance, which for a decreasing psi is the same order
     and is not spoiled by contributions that underflow to equal zeros.
+
+    Fixed-point map (`Evaluation.mean`): grad Psi = sum_x psi'(r) (q - x) / r = 0 solved for q
+    gives q = sum_x a_x x / sum_x a_x with a_x = -psi'(r)/r >= 0, the weights the gradient
+    already computes. For the Gaussian a_x is proportional to psi: mean-shift. Iterating it is
+    the generalised mean-shift of Comaniciu and Meer, which never decreases Psi when the
+    profile k(s) = psi(sqrt(s)) is convex and decreasing (true of potential_1 and cauchy). A
+    position on a data point (r = 0, infinite weight) maps to that point; where every weight is
+    zero (all points past a clamp, or underflowed) the map leaves the position where it is.
     """
+
+    has_fixed_point = True
 
     def psi(self, r: torch.Tensor, hp: Hyper) -> torch.Tensor:
         raise NotImplementedError
@@ -205,6 +219,7 @@ class RadialPotential(Potential):
         weight_sum = q.new_zeros(len(q))
         weighted_x = torch.zeros_like(q)
         top = RunningTopM(len(q), track_m, q) if track_m else None
+        on_point = torch.full((len(q),), -1, dtype=torch.long, device=q.device)
         key = (f"{type(self).__qualname__}.block_terms", id(self), q.device.type)
         for cols in blocks(field.n, nc):
             args = (q, q_sq, field.X[cols], field.sq_norms[cols], dict(hp))
@@ -215,10 +230,23 @@ class RadialPotential(Potential):
             value += block_value
             weight_sum += block_w
             weighted_x += block_wx
+            closest, at = d2.min(1)
+            on_point = torch.where(closest == 0, at + cols.start, on_point)
             if top is not None:
                 top.update(-d2, cols.start)
         grad = q * weight_sum[:, None] - weighted_x
-        return Evaluation(value=value, grad=grad, top_ids=None if top is None else top.ids)
+        mean = fixed_point_map(q, weight_sum, weighted_x, on_point, field.X)
+        return Evaluation(value=value, grad=grad, top_ids=None if top is None else top.ids, mean=mean)
+
+
+def fixed_point_map(
+    q: torch.Tensor, weight_sum: torch.Tensor, weighted_x: torch.Tensor, on_point: torch.Tensor, X: torch.Tensor
+) -> torch.Tensor:
+    """sum_x w x / sum_x w (w = psi'(r)/r, so the signs cancel); the point itself where a position
+    sits on one (`on_point` >= 0); the position unchanged where every weight is zero."""
+    safe = torch.where(weight_sum != 0, weight_sum, torch.ones_like(weight_sum))
+    mean = torch.where((weight_sum != 0)[:, None], weighted_x / safe[:, None], q)
+    return torch.where((on_point >= 0)[:, None], X[on_point.clamp_min(0)].to(q.dtype), mean)
 
 
 def _concat(parts: list[Evaluation]) -> Evaluation:

@@ -19,7 +19,7 @@ from harness.errors import ConfigError
 
 from ..chunks import blocks
 from ..coordinate import CoordinatePotential
-from ..potentials import Evaluation, Hyper, Potential, RadialPotential
+from ..potentials import Evaluation, Hyper, Potential, RadialPotential, fixed_point_map
 
 #: live temporaries per gathered (row, candidate, coordinate) element, for block sizing
 _GATHER_TEMPORARIES = 3
@@ -104,18 +104,26 @@ def evaluate_on_candidates(
     hp: Hyper,
     track_m: int = 0,
     memory_mb: float = 128.0,
+    log_weights: torch.Tensor | None = None,
 ) -> Evaluation:
     """The potential at positions q (B, D), each row summed over its own candidates only.
 
     `cand` (B, C) ids into X with `valid` (B, C); `sq_norms` = |X|^2 per point. With
     `track_m`, the m best candidates per row (ranked as the full evaluation ranks them).
+    `log_weights` (Gaussian only): a log weight per point of X added to its logit, so that a
+    point stands for several (a centroid for its cell's points: a mixture weighted by counts).
     """
     kind = _kind(potential)
+    extra = {}
+    if log_weights is not None:
+        if kind is not _gaussian_rows:
+            raise ConfigError(f"potential {potential.name!r}: weighted points are only supported for the gaussian")
+        extra["log_weights"] = log_weights
     budget = max(1, int(memory_mb * 2**20) // (q.element_size() * _GATHER_TEMPORARIES))
     rows = max(1, budget // max(1, cand.shape[1] * q.shape[1]))
     parts = []
     for sl in blocks(len(q), rows):
-        parts.append(kind(potential, q[sl], X, sq_norms, cand[sl], valid[sl], hp, track_m))
+        parts.append(kind(potential, q[sl], X, sq_norms, cand[sl], valid[sl], hp, track_m, **extra))
     return Evaluation(
         value=torch.cat([p.value for p in parts]),
         grad=torch.cat([p.grad for p in parts]),
@@ -152,11 +160,14 @@ def _dots(q: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
     return torch.bmm(x, q[:, :, None]).squeeze(2)
 
 
-def _gaussian_rows(potential, q, X, sq_norms, cand, valid, hp, track_m) -> Evaluation:  # noqa: ANN001
-    """log sum_c exp(-beta |x_c - q|^2 / 2), its gradient beta (mean - q) and the mean."""
+def _gaussian_rows(potential, q, X, sq_norms, cand, valid, hp, track_m, log_weights=None) -> Evaluation:  # noqa: ANN001
+    """log sum_c w_c exp(-beta |x_c - q|^2 / 2) (w_c = 1 unless weighted), its gradient beta (mean - q), the mean."""
     beta = hp["beta"]
     x = X[cand]
-    logits = (beta * (_dots(q, x) - 0.5 * sq_norms[cand])).masked_fill_(~valid, float("-inf"))
+    logits = beta * (_dots(q, x) - 0.5 * sq_norms[cand])
+    if log_weights is not None:
+        logits = logits + log_weights[cand]
+    logits = logits.masked_fill_(~valid, float("-inf"))
     top = logits.max(1).values
     empty = ~torch.isfinite(top)
     shift = torch.where(empty, torch.zeros_like(top), top)
@@ -176,8 +187,12 @@ def _radial_rows(potential, q, X, sq_norms, cand, valid, hp, track_m) -> Evaluat
     contrib, slope = potential.psi_and_dpsi(r, hp)
     contrib = contrib.masked_fill(~valid, 0.0)
     w = slope.div(r.clamp_min(torch.finfo(r.dtype).tiny)).masked_fill_((r == 0) | ~valid, 0.0)
-    grad = q * w.sum(1, keepdim=True) - torch.bmm(w[:, None, :], x).squeeze(1)
-    return Evaluation(value=contrib.sum(1), grad=grad, top_ids=_top(-d2, cand, valid, track_m))
+    weight_sum, weighted_x = w.sum(1), torch.bmm(w[:, None, :], x).squeeze(1)
+    grad = q * weight_sum[:, None] - weighted_x
+    closest, at = d2.masked_fill(~valid, float("inf")).min(1)
+    on_point = torch.where(closest == 0, cand.gather(1, at[:, None])[:, 0], torch.full_like(at, -1))
+    mean = fixed_point_map(q, weight_sum, weighted_x, on_point, X)
+    return Evaluation(value=contrib.sum(1), grad=grad, top_ids=_top(-d2, cand, valid, track_m), mean=mean)
 
 
 def _coordinate_rows(potential, q, X, sq_norms, cand, valid, hp, track_m) -> Evaluation:  # noqa: ANN001
