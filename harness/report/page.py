@@ -181,8 +181,11 @@ def _controls_section(records: Sequence[Record]) -> list[str]:
     if not rows:
         return []
     note = (
-        "<p>Each configuration of the potential method beside its control: the same configuration with "
-        "<code>ascent=none</code>, i.e. no climb, the same snap gathered at the query itself. "
+        "<p>Each configuration of a potential method beside its control: the same configuration with the part "
+        "under test switched off, as the <code>control</code> column says (<code>ascent=none</code>: no climb, the "
+        "same snap gathered at the query itself; <code>stop=geometric</code>: the probing loop stopped by a "
+        "geometric bound instead of the potential; <code>descent=greedy</code>: the tree descended by centroid "
+        "distance; <code>ascent=normalised</code>: the note's own rule in place of the fixed-point update). "
         "<code>recall_gain</code> = recall@1 &minus; the control's recall@1 (what the climb adds); "
         "<code>dist_ratio</code> = distance computations per query / the control's. "
         "<code>converged_onto_nn_rate</code> is the seed note's own measure (landing within 1e-3 of the true NN).</p>"

@@ -38,7 +38,7 @@ RESULT_COLUMNS: tuple[str, ...] = (
 )
 #: what the climb adds: each method configuration beside its control (the same, part under test off)
 CONTROL_COLUMNS: tuple[str, ...] = (
-    "dataset", "algorithm", "label", "recall_at_1", "control_recall_at_1", "recall_gain",
+    "dataset", "algorithm", "label", "control", "recall_at_1", "control_recall_at_1", "recall_gain",
     "converged_onto_nn_rate", "recall_at_k", "control_recall_at_k", "dist_comps_mean",
     "control_dist_comps_mean", "dist_ratio", "qps", "control_qps",
 )
@@ -214,7 +214,8 @@ def control_rows(records: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
         if record.get("role") != "method":
             continue
         control = controls.get(_pair_key(record, record.get("control_query_params")))
-        row: dict[str, Any] = {"dataset": record.get("dataset"), "algorithm": record.get("algorithm"), "label": record.get("label")}
+        row: dict[str, Any] = {"dataset": record.get("dataset"), "algorithm": record.get("algorithm"), "label": record.get("label"),
+                               "control": record.get("control_switch")}
         for name in ("recall_at_1", "converged_onto_nn_rate", "recall_at_k", "dist_comps_mean", "qps"):
             row[name] = _finite(metric(record, name))
         for name in ("recall_at_1", "recall_at_k", "dist_comps_mean", "qps"):
@@ -248,7 +249,8 @@ def format_controls(rows: Sequence[Mapping[str, Any]]) -> str:
     if not rows:
         return ""
     heading = (
-        "What the climb adds: each configuration beside its control (ascent=none: the same snap from the query)\n"
+        "What the climb adds: each configuration beside its control (the same configuration with the part under\n"
+        "test switched off, as the control column says; ascent=none: no climb, the same snap from the query)\n"
         "recall_gain = recall@1 - control recall@1; dist_ratio = distances per query / the control's\n"
     )
     return heading + format_table(rows, CONTROL_COLUMNS)
