@@ -31,6 +31,7 @@ import torch
 
 from harness.errors import ParameterError
 
+from ._tensors import tensor_of
 from ._threads import torch_threads
 from .base import Adapter, Param, positive
 from .registry import register
@@ -49,13 +50,6 @@ def _full_fp32_matmul() -> Iterator[None]:
         yield
     finally:
         torch.set_float32_matmul_precision(previous)
-
-
-def _to_device(array: np.ndarray, device: str) -> torch.Tensor:
-    """A tensor on `device`; read-only arrays (memory maps) are copied, as torch cannot share them."""
-    if not array.flags.writeable:
-        array = array.copy()
-    return torch.from_numpy(array).to(device)
 
 
 def candidate_count(k: int, n: int) -> int:
@@ -115,7 +109,7 @@ class BruteForce(Adapter):
         """Move the centred data to the device once; searches then only move queries."""
         mean = X.mean(axis=0, dtype=np.float64).astype(np.float32)
         self._mean = torch.from_numpy(mean).to(self.device)
-        self._data = _to_device(X, self.device) - self._mean
+        self._data = tensor_of(X, self.device) - self._mean
         self._sq_norms = (self._data * self._data).sum(dim=1)
         precision = self.params["precision"]
         if precision in LOW_PRECISION:
@@ -129,7 +123,7 @@ class BruteForce(Adapter):
         threads = torch_threads(self.threads) if self.device == "cpu" else nullcontext()
         with threads, _full_fp32_matmul(), torch.inference_mode():
             assert self._mean is not None, "fit must run before search"
-            queries = _to_device(Q, self.device) - self._mean
+            queries = tensor_of(Q, self.device) - self._mean
             ids, dists = self._search_all(queries, k)
         self._stats.dist_comps = np.full(len(Q), self.n_train, dtype=np.int64)
         return ids.cpu().numpy(), dists.cpu().numpy()

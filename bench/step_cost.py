@@ -101,7 +101,7 @@ def real_data(path: str, n_queries: int) -> tuple[int, np.ndarray, np.ndarray]:
         dataset = load_file(Path(path))
     except HarnessError as error:
         raise SystemExit(f"error: {error}")
-    return dataset.n_train, np.ascontiguousarray(dataset.train), np.ascontiguousarray(dataset.test[:n_queries])
+    return dataset.n_train, np.array(dataset.train), np.ascontiguousarray(dataset.test[:n_queries])  # train: a writable copy of the map
 
 
 def in_units(X: np.ndarray, Q: np.ndarray, device: str) -> tuple[torch.Tensor, torch.Tensor, float]:

@@ -2,10 +2,11 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import tempfile
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
 
 
 def sha256_file(path: Path, block: int = 1 << 20) -> str:
@@ -48,3 +49,23 @@ def write_bytes_durably(data: bytes) -> Callable[[Path], None]:
             os.fsync(handle.fileno())
 
     return write
+
+
+def read_sidecar(path: Path) -> dict[str, Any] | None:
+    """The JSON object a cache file beside a dataset holds; None when it is absent or unreadable
+    (a cache that cannot be read is a cache that is not there)."""
+    try:
+        document = json.loads(Path(path).read_text())
+    except (OSError, ValueError):
+        return None
+    return document if isinstance(document, dict) else None
+
+
+def write_sidecar(path: Path, document: dict[str, Any]) -> bool:
+    """Write a cache file beside a dataset atomically (0644: other users read it); returns False
+    when the directory is unwritable, which only disables the cache."""
+    try:
+        atomic_write(path, lambda tmp: tmp.write_text(json.dumps(document)), mode=0o644)
+    except OSError:
+        return False
+    return True

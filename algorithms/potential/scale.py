@@ -10,6 +10,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from algorithms._tensors import tensor_of
 from harness.errors import ParameterError
 
 SAMPLE = 1000
@@ -67,7 +68,7 @@ class Units:
     """
 
     def __init__(self, X: np.ndarray, setting: str | float, dtype: torch.dtype, device: str, seed: int = 0) -> None:
-        raw = torch.as_tensor(X, dtype=torch.float64, device=device)
+        raw = tensor_of(X, device, np.float64)
         self.centre = raw.mean(0)
         centred = raw - self.centre
         self.scale = resolve_scale(setting, centred, seed=seed)
@@ -78,7 +79,7 @@ class Units:
 
     def inward(self, Q: np.ndarray) -> torch.Tensor:
         """Raw vectors -> centred, scale-unit tensors on the device, as the data was."""
-        raw = torch.as_tensor(Q, dtype=torch.float64, device=self.device)
+        raw = tensor_of(Q, self.device, np.float64)
         return ((raw - self.centre) / self.scale).to(self.dtype).contiguous()
 
     def outward(self, positions: torch.Tensor) -> torch.Tensor:

@@ -87,5 +87,5 @@ def converged_onto_nn_rate(
         return float("nan")
     ids = np.asarray(true_nn_ids)
     ids = ids[:, 0] if ids.ndim == 2 else ids
-    gap = np.linalg.norm(np.asarray(positions, dtype=np.float64) - np.asarray(train, dtype=np.float64)[ids], axis=1)
+    gap = np.linalg.norm(np.asarray(positions, dtype=np.float64) - np.asarray(train[ids], dtype=np.float64), axis=1)
     return float((gap < tol).mean())

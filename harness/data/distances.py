@@ -37,7 +37,7 @@ def row_distances(
     valid = (ids >= 0) & (ids < len(points))
     safe = np.where(valid, ids, 0)
     q = np.asarray(queries, dtype=np.float64)[:, None, :]
-    x = np.asarray(points, dtype=np.float64)[safe]
+    x = np.asarray(points[safe], dtype=np.float64)  # the rows named, never the whole (mapped) train
     if metric == "euclidean":
         d = np.sqrt(((x - q) ** 2).sum(-1))
     elif metric == "angular":

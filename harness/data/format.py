@@ -21,7 +21,9 @@ from harness.errors import DatasetError
 REQUIRED = ("train", "test", "neighbors", "distances")
 CHUNK_ELEMENTS = 1 << 22  # values checked per slice: bounds memory on multi-GB files
 
-__all__ = ["REQUIRED", "read_arrays", "redownload_hint", "check_values", "validate_file", "with_file"]
+__all__ = [
+    "REQUIRED", "read_arrays", "redownload_hint", "check_values", "check_finite", "check_finite_rows", "row_slices", "validate_file", "with_file",
+]
 
 
 # --- errors -----------------------------------------------------------------------------------
@@ -101,26 +103,28 @@ def _check_sizes(path: Path, f: h5py.File) -> None:
 # --- value checks (chunked) -------------------------------------------------------------------
 
 
-def _row_slices(n_rows: int, width: int) -> list[slice]:
+def row_slices(n_rows: int, width: int) -> list[slice]:
+    """Slices of rows of about CHUNK_ELEMENTS values each: how a multi-GB array is read."""
     step = max(1, CHUNK_ELEMENTS // max(1, width))
     return [slice(start, min(n_rows, start + step)) for start in range(0, n_rows, step)]
 
 
-def _check_finite(path: Path, key: str, array: Any) -> None:
+def check_finite_rows(path: Path, key: str, block: np.ndarray, first_row: int = 0) -> None:
+    """Refuse a block of rows of `key` (starting at row `first_row`) holding a NaN or an Inf."""
+    bad = ~np.isfinite(block)
+    if bad.any():
+        row, col = (int(i) for i in np.argwhere(bad)[0])
+        raise _invalid(path, f"dataset {key!r}", "finite values", f"{block[row, col]} at row {first_row + row}, column {col}")
+
+
+def check_finite(path: Path, key: str, array: Any) -> None:
     """`array` is an h5py dataset or an ndarray; both are read a slice of rows at a time."""
-    for part in _row_slices(array.shape[0], array.shape[1]):
-        block = np.asarray(array[part])
-        bad = ~np.isfinite(block)
-        if bad.any():
-            row, col = (int(i) for i in np.argwhere(bad)[0])
-            raise _invalid(
-                path, f"dataset {key!r}", "finite values",
-                f"{block[row, col]} at row {part.start + row}, column {col}",
-            )
+    for part in row_slices(array.shape[0], array.shape[1]):
+        check_finite_rows(path, key, np.asarray(array[part]), part.start)
 
 
 def _check_ids(path: Path, neighbors: Any, n_train: int) -> None:
-    for part in _row_slices(neighbors.shape[0], neighbors.shape[1]):
+    for part in row_slices(neighbors.shape[0], neighbors.shape[1]):
         block = np.asarray(neighbors[part])
         low, high = int(block.min()), int(block.max())
         if low < 0 or high >= n_train:
@@ -129,10 +133,13 @@ def _check_ids(path: Path, neighbors: Any, n_train: int) -> None:
             raise _invalid(path, "dataset 'neighbors'", f"ids in [0, {n_train}) (the rows of 'train')", f"{value} in row {row}")
 
 
-def check_values(path: Path, arrays: Mapping[str, Any]) -> None:
+def check_values(path: Path, arrays: Mapping[str, Any], n_train: int | None = None) -> None:
+    """Finite vectors and distances, ids within `train`. Without a `train` array (the loader
+    maps it from a copy that was checked when it was made), `n_train` gives its length."""
     for key in ("train", "test", "distances"):
-        _check_finite(path, key, arrays[key])
-    _check_ids(path, arrays["neighbors"], arrays["train"].shape[0])
+        if key in arrays:
+            check_finite(path, key, arrays[key])
+    _check_ids(path, arrays["neighbors"], arrays["train"].shape[0] if "train" in arrays else int(n_train or 0))
 
 
 # --- opening ------------------------------------------------------------------------------------
@@ -204,17 +211,13 @@ def _gib(n_bytes: int) -> str:
     return f"{n_bytes / 2**30:,.1f}"
 
 
-def read_arrays(path: Path, f: h5py.File) -> dict[str, Any]:
+def read_arrays(path: Path, f: h5py.File, train: bool = True) -> dict[str, Any]:
+    """The validated file's arrays in their memory dtypes, and `train_shape`; without `train`
+    when the caller maps the training vectors from their copy (`harness.data.train_copy`)."""
     distance = _check_distance(path, f.attrs)
     _check_shapes(path, f)
     check_fits_in_memory(path, f)
-    arrays = {
-        "train": np.ascontiguousarray(f["train"][:], dtype=np.float32),
-        "test": np.ascontiguousarray(f["test"][:], dtype=np.float32),
-        "neighbors": np.ascontiguousarray(f["neighbors"][:], dtype=np.int64),
-        "distances": np.ascontiguousarray(f["distances"][:], dtype=np.float64),
-    }
+    keys = [key for key in REQUIRED if train or key != "train"]
+    arrays = {key: np.ascontiguousarray(f[key][:], dtype=MEMORY_DTYPES[key]) for key in keys}
     point_type = _attr_text(f.attrs.get("point_type", "float"))
-    return {"distance": distance, "point_type": point_type, **arrays}
-
-
+    return {"distance": distance, "point_type": point_type, "train_shape": tuple(f["train"].shape), **arrays}

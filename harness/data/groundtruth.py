@@ -11,15 +11,12 @@ The result is cached beside the file, keyed by its SHA-256, so each file is chec
 """
 from __future__ import annotations
 
-import json
 from pathlib import Path
-from typing import Any
-
 import numpy as np
 
 from harness.data.distances import row_distances
 from harness.errors import DatasetError
-from harness.files import atomic_write
+from harness.files import read_sidecar, write_sidecar
 
 #: a stored distance may differ from the recomputed one by this much (recall's own epsilon) ...
 ABS_TOLERANCE = 1e-3
@@ -92,19 +89,12 @@ def _nearest_distance(metric: str, train: np.ndarray, queries: np.ndarray, block
 
 def checked_before(path: Path, checksum: str) -> bool:
     """Whether the file with this checksum passed the check before (its cache says so)."""
-    try:
-        return json.loads(_cache(path).read_text()).get("sha256") == checksum
-    except (OSError, ValueError, AttributeError):
-        return False
+    return (read_sidecar(_cache(path)) or {}).get("sha256") == checksum
 
 
 def remember(path: Path, checksum: str, rows: int) -> None:
     """Cache a passed check (an unwritable directory only disables the cache)."""
-    document: dict[str, Any] = {"sha256": checksum, "rows_checked": rows}
-    try:
-        atomic_write(_cache(path), lambda tmp: tmp.write_text(json.dumps(document)), mode=0o644)
-    except OSError:
-        pass
+    write_sidecar(_cache(path), {"sha256": checksum, "rows_checked": rows})
 
 
 def _cache(path: Path) -> Path:

@@ -54,3 +54,35 @@ def rss_bytes() -> int | None:
     import os
 
     return pages * os.sysconf("SC_PAGE_SIZE")
+
+
+#: the /proc smaps fields `memory_breakdown` adds up (kB there, bytes here)
+SMAPS_FIELDS = ("Rss", "Pss", "Shared_Clean", "Shared_Dirty", "Private_Clean", "Private_Dirty", "Anonymous")
+
+
+def memory_breakdown(pid: int | str = "self", mapped_file: str | None = None) -> dict[str, int] | None:
+    """Where a process's resident memory lives (Linux /proc smaps), in bytes: all of it, or
+    only the mappings of `mapped_file`; None where unavailable.
+
+    RSS alone cannot tell a memory-mapped file shared by several processes (the kernel's page
+    cache, held once) from a private copy in each: `Shared_*` pages are mapped by more than one
+    process, `Pss` splits them between their mappers, `Private_*` + `Anonymous` are this
+    process's own (USS = Private_Clean + Private_Dirty). A file mapped by one process alone
+    shows as Private_Clean: clean file pages, reclaimable, not anonymous memory.
+    """
+    name = "smaps" if mapped_file is not None else "smaps_rollup"
+    try:
+        with open(f"/proc/{pid}/{name}") as handle:
+            lines = handle.read().splitlines()
+    except OSError:
+        return None
+    totals = dict.fromkeys(SMAPS_FIELDS, 0)
+    counting = False
+    for line in lines:
+        key, _, rest = line.partition(":")
+        if " " in key:  # a mapping's first line: address perms offset dev inode [path]
+            parts = line.split(None, 5)
+            counting = mapped_file is None or (len(parts) == 6 and parts[5] == mapped_file)
+        elif counting and key in totals:
+            totals[key] += int(rest.split()[0]) * 1024
+    return totals

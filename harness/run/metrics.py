@@ -183,7 +183,7 @@ def position_to_true_nn(positions: np.ndarray, train: np.ndarray, true_ids: np.n
     """
     ids = np.asarray(true_ids)
     ids = ids[:, 0] if ids.ndim == 2 else ids
-    nearest = np.asarray(train, dtype=np.float64)[ids]
+    nearest = np.asarray(train[ids], dtype=np.float64)  # the rows named, never a float64 copy of all of train
     return np.linalg.norm(np.asarray(positions, dtype=np.float64) - nearest, axis=1)
 
 

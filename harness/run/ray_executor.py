@@ -170,10 +170,11 @@ def _node_facts() -> dict[str, Any]:
 
 def _writable(dataset: Dataset) -> Dataset:
     """Arrays from the object store are read-only views of shared memory; adapters get what a
-    file load gives them (writable arrays of their own), so results cannot depend on the executor."""
+    file load gives them, so results cannot depend on the executor: the training vectors
+    read-only and shared (a file load maps them, `harness.data.train_copy`), the rest writable."""
     copies = {
         name: np.array(value)
-        for name in ("train", "test", "neighbors", "distances")
+        for name in ("test", "neighbors", "distances")
         if not (value := getattr(dataset, name)).flags.writeable
     }
     return dataclasses.replace(dataset, **copies) if copies else dataset

@@ -27,7 +27,8 @@ def job_events(job: BuildJob, dataset: Dataset | None = None) -> Iterator[Event]
         load_plugins(job.plugins)
         spec = _find_spec(job)
         if dataset is None:
-            dataset = load_file(Path(job.dataset_path), name=job.dataset_name)
+            # the parent verified the shared copy of the vectors this run: map it after the cheap checks
+            dataset = load_file(Path(job.dataset_path), name=job.dataset_name, full_check=False)
         seed_everything(job.options.seed)
     except Exception as exc:  # noqa: BLE001 - reported as the build's failure
         yield BuildFailed(f"child process could not start the build: {reason_of(exc)}")
