@@ -341,6 +341,16 @@ def test_an_unseen_algorithm_takes_the_runs_ratio_and_a_running_part_counts_down
     assert progress.eta_s() < before
 
 
+def test_an_unseen_algorithm_learns_from_those_dominated_by_the_same_kind_of_work():
+    scans, alike, other = (_allotment(name, 100.0) for name in ("test-costly", "test-undescribed", "faiss-flat"))
+    scans.estimate.kinds = alike.estimate.kinds = {"build": "startup", "query": "scan"}
+    other.estimate.kinds = {"build": "startup", "query": "pointwise"}
+    progress = Progress([scans, alike, other])
+    progress.start(scans, scans.todo)
+    progress.part_done(scans, 0, 3 * scans.query_seconds(0))  # scans ran three times slower than probed
+    assert progress.ratio("test-undescribed", "query") > progress.ratio("faiss-flat", "query") > 1.0
+
+
 def test_parallel_eta_is_the_schedule_not_the_sum():
     items = [_allotment("test-costly", 100.0) for _ in range(4)]
     serial, two = Progress(items, parallel=1), Progress(items, parallel=2)

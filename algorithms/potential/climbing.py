@@ -228,9 +228,9 @@ class ClimbingAdapter(Adapter):
     def expected_evaluations(cls, query: Mapping[str, Any]) -> float:
         """Evaluations per query: the first, one per expected step, and the snap's pool (the
         top-m tracking of an evaluation costs about as much as one more); a control evaluates
-        once, at the query."""
+        once, at the query, and ranks its pool there (half an evaluation more, measured)."""
         if cls.is_control(query):
-            return 1.0
+            return 1.5
         if query["ascent"] == "meanshift":
             steps = min(query["max_iters"], MEANSHIFT_STEPS)
         else:

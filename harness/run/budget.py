@@ -160,13 +160,14 @@ def _level(fits: Callable[[float], bool], ceiling: float) -> float:
 
 
 def format_plan(allotments: Sequence[Allotment], budget: Budget, rates_line: str, n_test: int) -> list[str]:
-    """The plan as lines for the terminal: each configuration, queries, estimated time, and
-    the total (serial, and at the run's parallelism)."""
+    """The plan as lines for the terminal: each configuration, its queries (of the most it may
+    run: the test set, --queries, the sweep's max_queries), estimated time, and the total
+    (serial, and at the run's parallelism)."""
     lines = [f"plan (cost model: {rates_line}):"]
     width = max((len(_name(a)) for a in allotments), default=10)
     lines.append(f"  {'configuration':<{width}}  {'queries':>13}  {'query configs':>13}  {'estimated':>12}")
     for item in allotments:
-        queries = f"{item.n_queries}/{n_test}" if not item.skipped else "-"
+        queries = f"{item.n_queries}/{item.n_max}" if not item.skipped else "-"
         left = f"{len(item.todo)} of {len(item.config.query_params)}" if len(item.todo) != len(item.config.query_params) else str(len(item.todo))
         when = "reused" if not item.todo else ("SKIPPED" if item.skipped else format_duration(item.seconds))
         lines.append(f"  {_name(item):<{width}}  {queries:>13}  {left:>13}  {when:>12}")

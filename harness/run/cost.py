@@ -27,7 +27,7 @@ from __future__ import annotations
 import math
 import re
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any, Mapping, Sequence
 
 from algorithms.base import COST_KINDS, Cost, validate_params
@@ -61,11 +61,15 @@ class Rates:
     probe_s: float = 0.0
 
     def seconds(self, work: Mapping[str, float], dimension: int) -> float:
+        return sum(self.by_kind(work, dimension).values())
+
+    def by_kind(self, work: Mapping[str, float], dimension: int) -> dict[str, float]:
+        """Seconds of each kind of `work`."""
         per_unit = {"matmul": self.matmul * dimension, "scan": self.scan * dimension, "pointwise": self.pointwise}
         unknown = set(work) - set(per_unit)
         if unknown:
             raise ValueError(f"unknown kinds of work {sorted(unknown)}; known: {', '.join(COST_KINDS)}")
-        return sum(per_unit[kind] * amount for kind, amount in work.items())
+        return {kind: per_unit[kind] * amount for kind, amount in work.items()}
 
     def describe(self, dimension: int) -> str:
         origin = f"probed in {self.probe_s:.1f} s" if self.measured else "defaults, not probed"
@@ -139,6 +143,10 @@ class ConfigEstimate:
     per_query: list[float]
     overhead_s: float = QUERY_CONFIG_OVERHEAD_S
     described: bool = True  # False: the adapter gave no Cost (the generic form was used)
+    #: the kind of work that takes most of the build's time ("startup" when starting the child
+    #: does) and of the queries': how far off the probe was for one kind says something of the
+    #: other configurations dominated by it (harness/run/progress.py)
+    kinds: dict[str, str] = field(default_factory=lambda: {"build": "startup", "query": "matmul"})
 
     def warmup(self, n: int) -> int:
         """Warm-up queries before the timed runs: a full batch for fast configurations, a few
@@ -187,20 +195,27 @@ def estimate_config(
     load are paid per configuration). In single mode a query is one call: the products of a
     batch become matrix-vector products, charged at the scan rate."""
     queries = list(config.query_params if query_params is None else query_params)
-    build_s, per_query, described = 0.0, [], True
+    build: dict[str, float] = {}
+    query: dict[str, float] = {}
+    per_query, described = [], True
     for index, params in enumerate(queries or [{}]):
         cost, own = adapter_cost(config.spec, config.build_params, params, n_train, dimension, k)
         described = described and own
         if index == 0:
-            build_s = rates.seconds(cost.build, dimension)
+            build = rates.by_kind(cost.build, dimension)
         work = dict(cost.query)
         if mode == "single":
             work["scan"] = work.get("scan", 0.0) + work.pop("matmul", 0.0)
-        per_query.append(rates.seconds(work, dimension))
+        seconds = rates.by_kind(work, dimension)
+        for kind, amount in seconds.items():
+            query[kind] = query.get(kind, 0.0) + amount
+        per_query.append(sum(seconds.values()))
     if not queries:
         per_query = []
     startup = CHILD_STARTUP_S + n_train * dimension * 4 / LOAD_BYTES_PER_S if isolated else 0.0
-    return ConfigEstimate(config.entry, startup, build_s, per_query, described=described)
+    kinds = {"build": max({**build, "startup": startup}.items(), key=lambda item: item[1])[0],
+             "query": max(query.items(), key=lambda item: item[1])[0] if query else "matmul"}
+    return ConfigEstimate(config.entry, startup, sum(build.values()), per_query, described=described, kinds=kinds)
 
 
 # --- the query subset -----------------------------------------------------------------------

@@ -6,8 +6,9 @@ build with its start-up, or a query configuration) tells how far the model was o
 of measured to estimated seconds is kept per algorithm and part (build, queries) and applied
 to what is left of that algorithm; parts of algorithms not seen yet take the run's ratio. Few
 measured seconds say little, so each ratio leans on the next coarser one by PRIOR_S seconds
-(part -> algorithm -> run -> 1). The ETA is the remaining corrected work scheduled onto the
-run's `parallel` workers, in the sweep's order, after what each running one still has.
+(part -> algorithm -> run -> 1); the run's is the median of the algorithms' ratios. The ETA is
+the remaining corrected work scheduled onto the run's `parallel` workers, in the sweep's
+order, after what each running one still has.
 
 A long configuration (over INNER_BAR_S estimated) gets a bar of its own over its query
 configurations. Every step is also written as one JSON line to `progress.jsonl` beside the
@@ -24,8 +25,8 @@ from typing import Any, Callable
 
 from tqdm import tqdm
 
-from harness.run.budget import Allotment, makespan
-from harness.run.cost import format_duration
+from harness.run.budget import MIN_QUERIES, Allotment, makespan
+from harness.run.cost import format_duration, size_queries
 
 PRIOR_S = 30.0
 INNER_BAR_S = 60.0
@@ -62,7 +63,7 @@ class Progress:
     parallel: int = 1
     log_path: Path | None = None
     show: bool = False
-    report: Callable[[str], None] = print
+    min_queries: int = MIN_QUERIES
     clock: Callable[[], float] = time.monotonic
     began: float = field(default=0.0)
     done_s: float = 0.0
@@ -70,6 +71,7 @@ class Progress:
     def __post_init__(self) -> None:
         self.began = self.clock()
         self.ledgers: dict[tuple[str, str], _Ledger] = {}
+        self.kinds = {(a.config.entry, part): a.estimate.kinds.get(part) for a in self.allotments for part in (BUILD, "query")}
         self.running: dict[int, _Running] = {}
         self.closed: set[int] = set()
         self.bar = tqdm(total=max(1, round(self.total_s())), desc="sweep", unit="s", disable=not self.show, leave=False,
@@ -81,15 +83,21 @@ class Progress:
 
     # -- what the model learned --------------------------------------------------------------------
     def ratio(self, entry: str, part: str | None = None) -> float:
-        """Measured / estimated seconds so far, for an algorithm's part ('build' or 'query'),
-        an algorithm (part None), or the run (entry '')."""
-        run = _sum(self.ledgers.values()).ratio(1.0)
+        """Measured / estimated seconds so far: of an algorithm's part ('build' or 'query'), of
+        an algorithm (part None), or of the run (entry ''). A part leans on the parts of other
+        algorithms dominated by the same kind of work (the probe may be off for one kind:
+        memory-bound scans slow down most when other processes run), which lean on the run's
+        ratio: the median of the algorithms' own, so that one far off says little of the others."""
+        entries = sorted({name for name, _ in self.ledgers})
+        own = sorted(_sum(ledger for (name, _), ledger in self.ledgers.items() if name == e).ratio(1.0) for e in entries)
+        run = (own[(len(own) - 1) // 2] * own[len(own) // 2]) ** 0.5 if own else 1.0
         if not entry:
             return run
-        mine = _sum(ledger for (name, _), ledger in self.ledgers.items() if name == entry).ratio(run)
         if part is None:
-            return mine
-        return self.ledgers.get((entry, part), _Ledger()).ratio(mine)
+            return _sum(ledger for (name, _), ledger in self.ledgers.items() if name == entry).ratio(run)
+        kind = self.kinds.get((entry, part))
+        alike = _sum(ledger for key, ledger in self.ledgers.items() if kind is not None and self.kinds.get(key) == kind)
+        return self.ledgers.get((entry, part), _Ledger()).ratio(alike.ratio(run))
 
     def resize(self, allotment: Allotment, min_queries: int) -> None:
         """Choose `allotment`'s count again with the ratios learned so far (before it starts):
@@ -182,11 +190,16 @@ class Progress:
         return sum(corrected)
 
     def _queued_s(self, allotment: Allotment) -> float:
-        if allotment.skipped or not allotment.todo:
+        """What a configuration not started yet will take: its estimate corrected by the ratios,
+        sized again under its budget as `resize` will size it when it starts (maybe skipped)."""
+        if not allotment.todo or (allotment.skipped and allotment.budget_s is None):
             return 0.0
-        raw, entry = allotment.estimate, allotment.config.entry
-        queries = sum(raw.query_config_s(i, allotment.n_queries, allotment.runs, allotment.sizing.warmup) for i in allotment.todo)
-        return raw.fixed_s() * self.ratio(entry, BUILD) + queries * self.ratio(entry, "query")
+        entry = allotment.config.entry
+        corrected = allotment.estimate.scaled(self.ratio(entry, "query"), self.ratio(entry, BUILD))
+        if allotment.budget_s is None:
+            return corrected.total_s(allotment.n_queries, allotment.runs, allotment.todo)
+        sizing = size_queries(corrected, allotment.budget_s, allotment.n_max, allotment.runs, self.min_queries, allotment.todo)
+        return 0.0 if sizing.n_queries is None else sizing.seconds
 
     # -- output ----------------------------------------------------------------------------------
     def _refresh(self) -> tuple[float, float]:

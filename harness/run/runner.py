@@ -42,9 +42,6 @@ __all__ = [
     "plan_build_config", "query_count", "run_build_config", "run_builds", "run_query_config", "sigterm_as_interrupt",
 ]
 
-_Query = Query  # the name the tests and older callers know
-
-
 @dataclass
 class RunSummary:
     """Record paths by what this run did with them; filled as the run goes (read on Ctrl-C too).
@@ -95,7 +92,7 @@ def start_progress(context: RunContext, configs: Sequence[BuildConfig]) -> Progr
     # a run with nothing to measure leaves the log of the last one that had something
     busy = any(a.todo and not a.skipped for a in plan.allotments)
     log_path = records.record_dir(options.results_dir, context.dataset.name, "progress.jsonl") if busy else None
-    context.progress = Progress(plan.allotments, options.parallel, log_path, options.progress, context.report)
+    context.progress = Progress(plan.allotments, options.parallel, log_path, options.progress)
     return context.progress
 
 
