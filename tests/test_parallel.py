@@ -7,25 +7,16 @@ import json
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 
 from harness import records
 from harness.cli import main
+from processes import SMALL_SWEEP, SMALL_SWEEP_RECORDS, children, is_zombie, wait_for
 
 ROOT = Path(__file__).resolve().parent.parent
 CRASH_PLUGIN = str(Path(__file__).with_name("crash_adapters.py"))
-SWEEP = """
-faiss-flat: {}
-faiss-ivf:
-  build: {nlist: [8, 16]}
-  query: {nprobe: [1, 2]}
-hnswlib:
-  build: {M: [4, 8]}
-  query: {ef: [10, 20]}
-"""
 
 
 def _argv(dataset: Path, sweep: Path, results: Path, *more: str) -> list[str]:
@@ -45,11 +36,11 @@ def _outcomes(results: Path) -> dict[str, tuple]:
 def test_parallel_runs_write_the_records_a_serial_run_writes(make_tiny_dataset, tmp_path):
     dataset = make_tiny_dataset(n_train=400, n_test=20)
     sweep = tmp_path / "sweep.yaml"
-    sweep.write_text(SWEEP)
+    sweep.write_text(SMALL_SWEEP)
     assert main(_argv(dataset, sweep, tmp_path / "serial")) == 0
     assert main(_argv(dataset, sweep, tmp_path / "parallel", "--parallel", "2")) == 0
     serial, parallel = _outcomes(tmp_path / "serial"), _outcomes(tmp_path / "parallel")
-    assert len(serial) == 1 + 2 * 2 + 2 * 2 and parallel == serial
+    assert len(serial) == SMALL_SWEEP_RECORDS and parallel == serial
     found = records.load_records(tmp_path / "parallel")
     assert {r["provenance"]["parallel"] for r in found} == {2}
     assert all(r["estimated_s"] > 0 and r["measured_s"] > 0 for r in found)
@@ -68,17 +59,17 @@ def test_ctrl_c_in_a_parallel_run_stops_every_child(make_tiny_dataset, tmp_path)
     run = subprocess.Popen([sys.executable, "-m", "harness", *argv], cwd=ROOT, stdout=subprocess.PIPE,
                            stderr=subprocess.PIPE, text=True, start_new_session=True)
     try:
-        _wait_for(lambda: len(_children(run.pid)) >= 2 or run.poll() is not None)
-        children = _children(run.pid)
-        assert len(children) >= 2, "two configurations should run at once, each in its child"
+        wait_for(lambda: len(children(run.pid)) >= 2 or run.poll() is not None)
+        running = children(run.pid)
+        assert len(running) >= 2, "two configurations should run at once, each in its child"
         run.send_signal(signal.SIGINT)
         out, err = run.communicate(timeout=60)
     finally:
         if run.poll() is None:
             run.kill()
     assert run.returncode == 130 and "rerun the same command" in err and "Traceback" not in err
-    for child in children:
-        _wait_for(lambda: not Path(f"/proc/{child}").exists() or _is_zombie(child))
+    for child in running:
+        wait_for(lambda: not Path(f"/proc/{child}").exists() or is_zombie(child))
     assert not list((tmp_path / "results").rglob("*.json"))  # nothing finished, nothing recorded as failed
 
 
@@ -106,29 +97,3 @@ def test_plan_only_prints_the_plan_and_runs_nothing(make_tiny_dataset, tmp_path,
     assert "plan (cost model:" in out and "faiss-ivf(nlist=64)" in out and "total: 2 configuration(s) to run" in out
     assert "(within --config-budget 10 min, --budget 1 h 00 min)" in out
     assert not list(tmp_path.rglob("*.json"))
-
-
-def _wait_for(condition, timeout: float = 60.0) -> None:
-    end = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < end, "timed out waiting"
-        time.sleep(0.02)
-
-
-def _children(pid: int) -> list[int]:
-    found = []
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if int(fields[1]) == pid and not _is_zombie(int(stat.parent.name)):
-            found.append(int(stat.parent.name))
-    return found
-
-
-def _is_zombie(pid: int) -> bool:
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
-    except OSError:
-        return True
