@@ -320,7 +320,9 @@ def _run(args: argparse.Namespace, dataset: Any, configs: list[Any], notes: list
           f"{dataset.distance}; {len(configs)} index builds on {device}, {args.threads} thread(s){at_once}, {where_run}")
     for note in notes:
         print(f"  note: {note}")
-    rates = probe(dataset.dimension, args.threads)  # about a second: the cost model's units on this machine
+    # the cost model's units on this machine: about half a second, a sixth of that for a small
+    # dataset (whose whole sweep takes minutes, so a rougher estimate costs little)
+    rates = probe(dataset.dimension, args.threads, seconds=0.6 if dataset.n_train * dataset.dimension >= 10**7 else 0.1)
     if args.plan_only:
         plan = make_plan(dataset, configs, options, rates)
         print("\n".join(plan.lines(dataset.n_test, dataset.dimension)))

@@ -94,7 +94,7 @@ def probe(dimension: int, threads: int = 1, seconds: float = 0.6) -> Rates:
     d = max(1, dimension)
     budget = seconds / 3
     queries = torch.randn(256, d, generator=generator)
-    block = torch.randn(max(256, 2**21 // d), d, generator=generator)  # 8 MiB: a product's block
+    block = torch.randn(4096, d, generator=generator)  # a brute-force block: 256 x 4096 scores (4 MiB)
     matmul = _fastest(lambda: torch.mm(queries, block.T), budget) / (len(queries) * len(block) * d)
     data = torch.randn(max(4096, 2**25 // (4 * d)), d, generator=generator)  # 32 MiB: beyond the caches
     vector = torch.randn(d, generator=generator)
