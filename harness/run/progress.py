@@ -17,11 +17,13 @@ good the ETA was (bench/scale.py).
 """
 from __future__ import annotations
 
+import functools
 import json
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, TypeVar
 
 from tqdm import tqdm
 
@@ -30,7 +32,21 @@ from harness.run.cost import format_duration, size_queries
 
 PRIOR_S = 30.0
 INNER_BAR_S = 60.0
+#: how often a shown bar redraws its ETA between events (a long query configuration says nothing for minutes)
+TICK_S = 1.0
 BUILD = "build"
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _locked(method: F) -> F:
+    """The runner's thread and the bar's ticker thread take turns."""
+
+    @functools.wraps(method)
+    def call(self: Progress, *args: Any, **kwargs: Any) -> Any:
+        with self.lock:
+            return method(self, *args, **kwargs)
+
+    return call  # type: ignore[return-value]
 
 
 @dataclass
@@ -74,12 +90,20 @@ class Progress:
         self.kinds = {(a.config.entry, part): a.estimate.kinds.get(part) for a in self.allotments for part in (BUILD, "query")}
         self.running: dict[int, _Running] = {}
         self.closed: set[int] = set()
+        self.lock = threading.RLock()
+        self.stopped = threading.Event()
         self.bar = tqdm(total=max(1, round(self.total_s())), desc="sweep", unit="s", disable=not self.show, leave=False,
                         bar_format="{desc} {percentage:3.0f}%|{bar}| [{elapsed}]")
         if self.log_path is not None:
             self.log_path.parent.mkdir(parents=True, exist_ok=True)
             self.log_path.write_text("")
         self._log("plan", configurations=len(self.allotments))
+        if self.show:
+            threading.Thread(target=self._tick_until_closed, name="gpnn-progress", daemon=True).start()
+
+    def _tick_until_closed(self) -> None:
+        while not self.stopped.wait(TICK_S):
+            self.tick()
 
     # -- what the model learned --------------------------------------------------------------------
     def ratio(self, entry: str, part: str | None = None) -> float:
@@ -99,6 +123,7 @@ class Progress:
         alike = _sum(ledger for key, ledger in self.ledgers.items() if kind is not None and self.kinds.get(key) == kind)
         return self.ledgers.get((entry, part), _Ledger()).ratio(alike.ratio(run))
 
+    @_locked
     def resize(self, allotment: Allotment, min_queries: int) -> None:
         """Choose `allotment`'s count again with the ratios learned so far (before it starts):
         the budget then holds for what this machine turned out to do."""
@@ -111,6 +136,7 @@ class Progress:
             self._refresh()
 
     # -- events ---------------------------------------------------------------------------------
+    @_locked
     def start(self, allotment: Allotment, indexes: list[int], slot: int = 0) -> None:
         raw = allotment.estimate
         left: dict[Any, float] = {BUILD: raw.fixed_s()}
@@ -122,6 +148,7 @@ class Progress:
         self.running[id(allotment)] = _Running(allotment, left, self.clock(), bar)
         self._log("start", entry=allotment.config.entry, estimated_s=allotment.seconds)
 
+    @_locked
     def part_done(self, allotment: Allotment, part: Any, measured_s: float, learn: bool = True, at: float | None = None) -> None:
         """A build (part 'build') or query configuration (its index) finished in `measured_s`;
         `learn` False for a failure, whose time says nothing about the model."""
@@ -139,6 +166,7 @@ class Progress:
             running.bar.update(1)
         self._log(kind, entry=allotment.config.entry, part=str(part), estimated_s=raw, measured_s=measured_s)
 
+    @_locked
     def finish(self, allotment: Allotment) -> None:
         """The configuration ended (whatever was not reported counts as done: it failed). The
         time since its last part (the child's exit) counts against its build, which the
@@ -154,16 +182,21 @@ class Progress:
         self.closed.add(id(allotment))
         self._log("finish", entry=allotment.config.entry)
 
+    @_locked
     def tick(self) -> None:
-        """Redraw the bar with the ETA of now (the parallel runner calls it while it waits)."""
-        self._refresh()
+        """Redraw the bar with the ETA of now (a ticker thread does, while a bar is shown)."""
+        if not self.stopped.is_set():
+            self._refresh()
 
+    @_locked
     def drop(self, allotment: Allotment) -> None:
         """Nothing of this configuration runs (skipped, or every record already there)."""
         self.closed.add(id(allotment))
         self._refresh()
 
+    @_locked
     def close(self) -> None:
+        self.stopped.set()
         self._log("end")
         for running in self.running.values():
             if running.bar is not None:
