@@ -133,6 +133,30 @@ class SearchStats:
     scalars: dict[str, float] = field(default_factory=dict)
 
 
+#: the kinds of work a Cost counts, each timed on the running machine by the harness's probe
+COST_KINDS = ("matmul", "scan", "pointwise")
+
+
+@dataclass(frozen=True)
+class Cost:
+    """An adapter's own description of its work, from which the harness estimates, before a
+    run, how long a configuration takes (harness/run/cost.py times each kind on the machine).
+
+    Work is counted by kind, in units the probe measures:
+    - "matmul": a distance of `dimension` floats inside a blocked matrix product (brute force,
+      a potential's full evaluation);
+    - "scan": a distance of `dimension` floats computed one vector at a time, streaming or
+      hopping through memory (inverted lists, graph walks, a matrix-vector product);
+    - "pointwise": one elementwise tensor operation on one element (a potential's psi chain).
+    `query` is the work of one query in a batch, `build` of building the index. Relative
+    factors inside a hint (a heap per distance, a cache miss per hop) are measured once by the
+    adapter's author; the harness refines the whole estimate by what it measures as it runs.
+    """
+
+    query: Mapping[str, float]
+    build: Mapping[str, float] = field(default_factory=dict)
+
+
 class Adapter(abc.ABC):
     """Base class of every algorithm adapter.
 
@@ -265,6 +289,12 @@ class Adapter(abc.ABC):
         completed with their defaults, so that e.g. a beam narrower than k is reported up front
         instead of failing (or hanging a user's hour) deep in a sweep. The default accepts all.
         """
+
+    @classmethod
+    def cost(cls, build: Mapping[str, Any], query: Mapping[str, Any], n_train: int, dimension: int, k: int) -> Cost | None:
+        """The work of this configuration (see Cost), with build and query values completed with
+        their defaults; None (the default) lets the harness assume one brute-force pass per query."""
+        return None
 
     def check_query_params(self, values: Mapping[str, Any]) -> None:
         """Cross-parameter checks that need the fitted index (e.g. nprobe <= nlist)."""

@@ -24,7 +24,7 @@ measured 5x slower than fp32 on the development machine); bf16 runs there.
 from __future__ import annotations
 
 from contextlib import contextmanager, nullcontext
-from typing import Any, Iterator
+from typing import Any, Iterator, Mapping
 
 import numpy as np
 import torch
@@ -33,7 +33,7 @@ from harness.errors import ParameterError
 
 from ._tensors import tensor_of
 from ._threads import torch_threads
-from .base import Adapter, Param, positive
+from .base import Adapter, Cost, Param, positive
 from .registry import register
 
 _FLOAT32_BYTES = 4
@@ -103,6 +103,12 @@ class BruteForce(Adapter):
         self._data: torch.Tensor | None = None
         self._mean: torch.Tensor | None = None
         self._sq_norms: torch.Tensor | None = None
+
+    @classmethod
+    def cost(cls, build: Mapping[str, Any], query: Mapping[str, Any], n_train: int, dimension: int, k: int) -> Cost:
+        """One product over the data per query and a top-k over its scores (about as much again
+        on a CPU); the build centres and copies the data."""
+        return Cost(query={"matmul": 2.0 * n_train}, build={"scan": 2.0 * n_train})
 
     # -- lifecycle -------------------------------------------------------------------------
     def _fit(self, X: np.ndarray) -> None:

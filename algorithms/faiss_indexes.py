@@ -19,7 +19,8 @@ import numpy as np
 from harness.errors import ParameterError
 
 from ._threads import faiss_threads
-from .base import Adapter, Param, at_least, in_range, positive
+from . import _costs
+from .base import Adapter, Cost, Param, at_least, in_range, positive
 from .registry import register
 
 
@@ -98,6 +99,12 @@ class FaissFlat(_FaissAdapter):
     def _make_index(self, X: np.ndarray) -> Any:
         return faiss.IndexFlatL2(X.shape[1])
 
+    @classmethod
+    def cost(cls, build: Mapping[str, Any], query: Mapping[str, Any], n_train: int, dimension: int, k: int) -> Cost:
+        """A BLAS product and a heap per query and point (FAISS takes the BLAS path for batches
+        of nq x d >= 128,000 floats; smaller batches cost up to ten times more per query)."""
+        return Cost(query={"matmul": 1.0 * n_train}, build={"scan": float(n_train)})
+
     def _read_counters(self, n_queries: int) -> np.ndarray:
         return np.full(n_queries, float(self.n_train))
 
@@ -172,6 +179,21 @@ class _IVFAdapter(_FaissAdapter):
     def _read_counters(self, n_queries: int) -> np.ndarray:
         scanned = faiss.cvar.indexIVF_stats.ndis / max(1, n_queries)
         return np.full(n_queries, scanned + self.params["nlist"])
+
+    @classmethod
+    def cost(cls, build: Mapping[str, Any], query: Mapping[str, Any], n_train: int, dimension: int, k: int) -> Cost:
+        """nlist centroid distances and the probed lists' nprobe / nlist x N entries per query;
+        k-means training, every point assigned to a list. IVF-PQ entries are table look-ups
+        (m bytes instead of d floats), plus a table of 256 x d per probed list."""
+        nlist, nprobe = build["nlist"], min(query["nprobe"], build["nlist"])
+        scanned = n_train * nprobe / nlist
+        train = _costs.kmeans(n_train, nlist, _costs.IVF_KMEANS_ITERS) + n_train * nlist
+        if "nbits" not in build:
+            return Cost(query={"matmul": float(nlist), "scan": 1.3 * scanned}, build={"matmul": train, "scan": float(n_train)})
+        codes = 2 * 256 * 25.0 * min(n_train, 256 * 2 ** build["nbits"]) + n_train * 2 ** build["nbits"]
+        m = build["m"] or max(1, dimension // 4)
+        return Cost(query={"matmul": nlist + nprobe * 2 ** build["nbits"], "scan": scanned * 4.0 * m / dimension},
+                    build={"matmul": train + codes, "scan": float(n_train)})
 
 
 @register("faiss-ivf", description="FAISS IVF-Flat: k-means lists, exact distances within the probed lists")
@@ -319,6 +341,12 @@ class FaissHNSW(_FaissAdapter):
     @classmethod
     def check_config(cls, build: Mapping[str, Any], query: Mapping[str, Any], k: int, n_train: int, dimension: int) -> None:
         _refuse_ef_search_below_k(cls.name, query["efSearch"], k)
+
+    @classmethod
+    def cost(cls, build: Mapping[str, Any], query: Mapping[str, Any], n_train: int, dimension: int, k: int) -> Cost:
+        """Graph walks, as hnswlib's (algorithms/_costs.py)."""
+        return Cost(query={"scan": _costs.graph_search(build["M"], max(query["efSearch"], k), n_train)},
+                    build={"scan": _costs.graph_build(build["M"], build["efConstruction"], n_train)})
 
     def _prepare_search(self, k: int) -> None:
         ef = self.query_values["efSearch"]

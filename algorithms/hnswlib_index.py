@@ -14,7 +14,8 @@ import numpy as np
 
 from harness.errors import ParameterError
 
-from .base import Adapter, Param, at_least
+from . import _costs
+from .base import Adapter, Cost, Param, at_least
 from .registry import register
 
 
@@ -33,6 +34,12 @@ class Hnswlib(Adapter):
     @classmethod
     def check_config(cls, build: Mapping[str, Any], query: Mapping[str, Any], k: int, n_train: int, dimension: int) -> None:
         _refuse_beam_below_k(cls.name, "ef", query["ef"], k)
+
+    @classmethod
+    def cost(cls, build: Mapping[str, Any], query: Mapping[str, Any], n_train: int, dimension: int, k: int) -> Cost:
+        """Graph walks: one per query with beam ef, one per inserted point with ef_construction."""
+        return Cost(query={"scan": _costs.graph_search(build["M"], max(query["ef"], k), n_train)},
+                    build={"scan": _costs.graph_build(build["M"], build["ef_construction"], n_train)})
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)

@@ -22,6 +22,7 @@ from harness.errors import HarnessError
 from harness.run.runner import interrupt_code, sigterm_as_interrupt
 
 SUBCOMMANDS = ("run", "datasets", "list", "results", "plot", "report", "landscape", "compare")
+DEFAULT_CONFIG_BUDGET = 600.0  # seconds: harness.run.budget.DEFAULT_CONFIG_BUDGET_S, without importing the run layer here
 EXAMPLES = """
 examples:
   python -m harness --dataset random-xs-20-euclidean          default sweep on a generated set
@@ -58,6 +59,18 @@ def _number(kind: type, allowed: Callable[[Any], bool], expected: str) -> Callab
 _positive_int = _number(int, lambda v: v >= 1, "a positive integer")
 _non_negative_int = _number(int, lambda v: v >= 0, "a whole number, 0 or more")
 _positive_seconds = _number(float, lambda v: v > 0, "a positive number of seconds")
+
+
+def _duration(text: str) -> float | None:
+    """An argparse type: a duration (600, 90s, 10m, 2h, 1h30m), or none/off for no bound."""
+    from harness.run.cost import parse_duration
+
+    if text.strip().lower() in ("none", "off"):
+        return None
+    try:
+        return parse_duration(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def _common(parser: argparse.ArgumentParser) -> None:
@@ -131,6 +144,17 @@ def run_parser() -> argparse.ArgumentParser:
                         help="seconds allowed for each query configuration (default 900; process isolation, Ray)")
     parser.add_argument("--plugins", default=None,
                         help="comma-separated modules or .py files that register extra algorithms (also $GPNN_PLUGINS)")
+    parser.add_argument("--budget", type=_duration, default=None, metavar="DURATION",
+                        help="estimated wall time for the whole run (e.g. 2h, 90m): slow configurations run on fewer "
+                        "queries, ones that cannot fit are skipped with a note (default: no run budget)")
+    parser.add_argument("--config-budget", type=_duration, default=DEFAULT_CONFIG_BUDGET, metavar="DURATION",
+                        help="estimated time for one build configuration (start-up, build, all its query "
+                        "configurations; default 10m; 'none' for no bound)")
+    parser.add_argument("--parallel", type=_positive_int, default=1, metavar="N",
+                        help="run N build configurations at once, each in its own child process with --threads "
+                        "(default 1: serial, the cleanest timings; parallel runs share memory bandwidth)")
+    parser.add_argument("--plan-only", action="store_true",
+                        help="print the plan (configurations, queries, estimated time each and in total) and exit")
     parser.add_argument("--no-plots", dest="plots", action="store_false", help="do not write figures and the report at the end")
     _figure_options(parser)
     _common(parser)
@@ -247,6 +271,12 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     if args.ray_address and args.executor != "ray":
         raise HarnessError("--ray-address is only used with --executor ray", "add --executor ray, or drop --ray-address")
+    if args.parallel > 1 and args.executor == "ray":
+        raise HarnessError("--parallel is for the local executor; Ray runs as many configurations as the cluster has "
+                           "CPUs for (--threads each)", "drop --parallel, or use --executor local")
+    if args.parallel > 1 and args.isolation != "process":
+        raise HarnessError("--parallel N runs each configuration in its own child process, so it needs --isolation process",
+                           "drop --isolation none, or --parallel")
     if args.executor == "ray":
         from harness.run.ray_executor import require_ray
 
@@ -284,18 +314,30 @@ def _run(args: argparse.Namespace, dataset: Any, configs: list[Any], notes: list
     from harness.run.runner import RunSummary
     from harness.run.worker import seed_everything
 
+    from harness.run.cost import probe
+    from harness.run.plan import make_plan
+
     options = RunOptions(
         k=args.count, runs=args.runs, queries=args.queries, threads=args.threads, device=device, mode=args.mode,
         seed=args.seed, force=args.force, results_dir=args.results_dir, progress=args.progress,
         isolation=args.isolation, timeout=args.timeout, query_timeout=args.query_timeout,
         retry_failed=args.retry_failed, plugins=plugins, executor=args.executor, retries=args.retries,
+        config_budget=args.config_budget, budget=args.budget, parallel=args.parallel,
     )
-    info = _provenance("process" if ray is not None else args.isolation, args.threads, dataset)
     where_run = f"executor: ray ({args.ray_address or 'local instance'})" if ray is not None else f"isolation: {args.isolation}"
+    at_once = f", {args.parallel} at once" if args.parallel > 1 else ""
     print(f"{dataset.name}: {dataset.n_train} train x {dataset.dimension} dims, {dataset.n_test} queries, "
-          f"{dataset.distance}; {len(configs)} index builds on {device}, {args.threads} thread(s), {where_run}")
+          f"{dataset.distance}; {len(configs)} index builds on {device}, {args.threads} thread(s){at_once}, {where_run}")
     for note in notes:
         print(f"  note: {note}")
+    # the cost model's units on this machine: about half a second, a sixth of that for a small
+    # dataset (whose whole sweep takes minutes, so a rougher estimate costs little)
+    rates = probe(dataset.dimension, args.threads, seconds=0.6 if dataset.n_train * dataset.dimension >= 10**7 else 0.1)
+    if args.plan_only:
+        plan = make_plan(dataset, configs, options, rates)
+        print("\n".join(plan.lines(dataset.n_test, dataset.dimension)))
+        return 0
+    info = _provenance("process" if ray is not None else args.isolation, args.threads, dataset)
     if args.isolation == "process" and ray is None:
         dataset = DatasetRef.of(dataset)  # children load the file themselves; free the arrays here
     elif ray is None:
@@ -304,7 +346,7 @@ def _run(args: argparse.Namespace, dataset: Any, configs: list[Any], notes: list
     where = args.results_dir / dataset.name
     try:
         with ResultsLock(args.results_dir, dataset.name, wait=not args.no_wait):
-            run_sweep(dataset, configs, options, info, summary=summary)
+            run_sweep(dataset, configs, options, info, summary=summary, rates=rates)
     except KeyboardInterrupt as exc:
         print(f"\ninterrupted: {len(summary.written) + len(summary.failed)} records written this run, "
               f"{len(summary.reused)} reused, kept under {where}; rerun the same command to resume", file=sys.stderr)
@@ -316,6 +358,9 @@ def _run(args: argparse.Namespace, dataset: Any, configs: list[Any], notes: list
     if summary.skipped:
         print(f"skipped {len(summary.skipped)} configuration(s) whose earlier record failed or timed out "
               f"(kept as they are); rerun with --retry-failed to try them again")
+    if summary.budget_skipped:
+        print(f"skipped {len(summary.budget_skipped)} query configuration(s) that do not fit the budget (reasons in "
+              f"the plan above and the report's Skipped table); a larger --config-budget or --budget runs them")
     if args.plots:
         commands.plot_and_report(dataset.name, args)
     return 1 if summary.failed else 0

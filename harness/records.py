@@ -26,7 +26,7 @@ from harness.files import atomic_write, sha256_file, write_bytes_durably
 SCHEMA_NAME = "gpnn-record"
 #: the version records are written with; older ones are migrated on read (MIGRATIONS), never
 #: recomputed or overwritten; newer ones (a newer harness wrote them) are left alone
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 SCHEMA = f"{SCHEMA_NAME}/{SCHEMA_VERSION}"
 
 _NONE = type(None)
@@ -51,7 +51,7 @@ class Field:
 #: theirs through it (`new_document`). `schema` and `arrays` are filled by `write_record`.
 FIELDS: tuple[Field, ...] = (
     Field("schema", (str,), "gpnn-record/<version>"),
-    Field("status", (str,), "ok, failed or timeout"),
+    Field("status", (str,), "ok, failed, timeout, or skipped (did not fit the budget: `error` says why)"),
     Field("error", (str, _NONE), "why it failed, or null", None),
     Field("dataset", (str,), "the dataset's canonical name"),
     Field("distance", (str,), "euclidean or angular"),
@@ -77,7 +77,14 @@ FIELDS: tuple[Field, ...] = (
     Field("control_switch", (str, _NONE), "what the control switches off, e.g. ascent=none", None),
     Field("control_query_params", (dict, _NONE), "a method's control's query parameters", None),
     Field("revision", (int,), "the adapter's revision (answers whose meaning changed get a new one)", 0),
-    Field("metrics", (dict,), "measurements (empty for a failed record)"),
+    Field("estimated_s", (float, _NONE), "the cost model's estimate of this query configuration's seconds "
+          "(warm-up, timed runs, scoring), made before it ran (harness/run/cost.py)", None),
+    Field("measured_s", (float, _NONE), "the seconds this query configuration took, as the harness saw them", None),
+    Field("estimated_build_s", (float, _NONE), "the estimate of the build configuration's start-up and build", None),
+    Field("warmup_queries", (int, _NONE), "queries searched once before the timed runs", None),
+    Field("budget_note", (str, _NONE), "how the budget shaped this record: a query subset sized to it, or why it "
+          "was skipped (null: no budget applied)", None),
+    Field("metrics", (dict,), "measurements (empty for a failed or skipped record)"),
     Field("provenance", (dict,), "machine, libraries, commit, dataset checksum, command, times"),
     Field("arrays", (dict,), "the arrays file and its SHA-256"),
 )
@@ -121,8 +128,16 @@ def _v1_to_v2(document: dict[str, Any]) -> dict[str, Any]:
     return document
 
 
+def _v2_to_v3(document: dict[str, Any]) -> dict[str, Any]:
+    """Version 3 added the cost model's estimate, the measured seconds, the warm-up and the
+    budget note: a version-2 record was made without an estimate or a budget (all null)."""
+    for name in ("estimated_s", "measured_s", "estimated_build_s", "warmup_queries", "budget_note"):
+        document.setdefault(name, None)
+    return document
+
+
 #: MIGRATIONS[v] turns a version-v document into a version v+1 one (as asv migrates its results)
-MIGRATIONS: dict[int, Callable[[dict[str, Any]], dict[str, Any]]] = {1: _v1_to_v2}
+MIGRATIONS: dict[int, Callable[[dict[str, Any]], dict[str, Any]]] = {1: _v1_to_v2, 2: _v2_to_v3}
 
 
 class UnknownSchema(Exception):

@@ -23,21 +23,13 @@ import pytest
 
 from harness import records
 from harness.cli import main
+from processes import SMALL_SWEEP, SMALL_SWEEP_RECORDS
 
 pytestmark = pytest.mark.slow  # a local Ray instance per test
 
 ROOT = Path(__file__).resolve().parent.parent
 CRASH_PLUGIN = str(Path(__file__).with_name("crash_adapters.py"))
-SWEEP = """
-faiss-flat: {}
-faiss-ivf:
-  build: {nlist: [8, 16]}
-  query: {nprobe: [1, 4]}
-hnswlib:
-  build: {M: [8, 12]}
-  query: {ef: [10, 20]}
-"""
-N_RECORDS = 1 + 2 * 2 + 2 * 2
+SWEEP, N_RECORDS = SMALL_SWEEP, SMALL_SWEEP_RECORDS
 # A worker that leaves with os._exit in search: written as a plugin file, so the test also
 # shows that workers import plugins given by path.
 EXIT_PLUGIN = '''

@@ -17,6 +17,7 @@ import pytest
 
 from harness import records
 from harness.cli import main
+from processes import children, is_zombie, wait_for
 
 pytestmark = pytest.mark.slow  # child processes, signals, kill -9
 
@@ -68,13 +69,6 @@ def _harness(argv: list[str], **options: object) -> subprocess.Popen:
                             stderr=subprocess.PIPE, text=True, start_new_session=True, **options)
 
 
-def _wait_for(condition, timeout: float = 60.0) -> None:
-    end = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < end, "timed out waiting"
-        time.sleep(0.01)
-
-
 def test_same_seed_same_records_across_two_isolated_runs(sweep_case, tmp_path):
     assert main(_argv(sweep_case["dataset"], sweep_case["sweep"], tmp_path)) == 0
     again, reference = _outcomes(tmp_path), _outcomes(sweep_case["reference"])
@@ -86,7 +80,7 @@ def test_kill_9_midway_then_the_same_command_completes_the_sweep(sweep_case, tmp
     count = lambda: len(list(tmp_path.rglob("*.json")))  # noqa: E731
     run = _harness(_argv(sweep_case["dataset"], sweep_case["sweep"], tmp_path))
     try:
-        _wait_for(lambda: count() >= 1 or run.poll() is not None)
+        wait_for(lambda: count() >= 1 or run.poll() is not None)
     finally:
         os.killpg(run.pid, signal.SIGKILL)  # the harness and its child, as `kill -9 -PGID` would
         run.communicate()
@@ -105,9 +99,9 @@ def test_ctrl_c_and_sigterm_stop_the_child_and_say_what_was_kept(make_tiny_datas
             "--no-plots", "--no-progress", "--results-dir", str(tmp_path / "results")]
     run = _harness(argv)
     try:
-        _wait_for(lambda: list(tmp_path.rglob("*.json")) or run.poll() is not None)
-        children = _children(run.pid)
-        assert children, "the build should run in a child process"
+        wait_for(lambda: list(tmp_path.rglob("*.json")) or run.poll() is not None)
+        running = children(run.pid)
+        assert running, "the build should run in a child process"
         started = time.monotonic()
         run.send_signal(sig)  # to the harness only: it must stop its child itself
         out, err = run.communicate(timeout=30)
@@ -117,27 +111,8 @@ def test_ctrl_c_and_sigterm_stop_the_child_and_say_what_was_kept(make_tiny_datas
     assert run.returncode == code and time.monotonic() - started < 10
     assert "interrupted: 1 records written this run, 0 reused" in err and "rerun the same command" in err
     assert "Traceback" not in err
-    for child in children:
-        _wait_for(lambda: not Path(f"/proc/{child}").exists() or _is_zombie(child), timeout=10)
-
-
-def _children(pid: int) -> list[int]:
-    found = []
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if int(fields[1]) == pid:
-            found.append(int(stat.parent.name))
-    return found
-
-
-def _is_zombie(pid: int) -> bool:
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
-    except OSError:
-        return True
+    for child in running:
+        wait_for(lambda: not Path(f"/proc/{child}").exists() or is_zombie(child), timeout=10)
 
 
 def test_failed_records_are_kept_unless_retry_failed(make_tiny_dataset, tmp_path, capsys):

@@ -53,6 +53,7 @@ class Potential1(RadialPotential):
 
     name = "potential_1"
     params = EXP_L2_PARAMS
+    climb_share = 0.2  # the normalised rule lands on a peak (its step then falls below tol) in 20-40 of 200
     description = "note's potential_1: sum_x (1-eps)/(C^min(||x-q||,clamp)-eps)"
     sweep = {
         "query": {"ascent": ["normalised"], "rate": [0.02, 0.05], "max_iters": [200]},
@@ -78,6 +79,7 @@ class Potential2(CoordinatePotential):
 
     name = "potential_2"
     params = EXP_L2_PARAMS
+    ops_per_coordinate = 30.0  # the pair distances, psi and its slope per pair: 3x the naive terms
     description = "note's potential_2: exp-L2 psi on cyclic coordinate pairs, summed, / d"
     # per-coordinate blocks cost ~D times a radial evaluation: a small documented query subset
     sweep = {"query": {"ascent": ["normalised"], "rate": [0.05], "max_iters": [30]}, "max_queries": 100}

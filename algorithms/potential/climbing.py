@@ -23,15 +23,19 @@ import numpy as np
 import torch
 
 from algorithms._threads import torch_threads
-from algorithms.base import Adapter, Param, SearchStats, positive
+from algorithms.base import Adapter, Cost, Param, SearchStats, positive
 from harness.errors import ParameterError
 
 from .ascent import Climb, StepResult, climb, fit_width, make_rule, rule_names
 from .potentials import Field, Potential, nearest_candidates
-from .scale import Units, check_scale
+from .scale import SAMPLE, Units, check_scale
 from .snap import SNAP_MODES, nearest_in_pool, rerank
 
 DTYPES = {"float32": torch.float32, "float64": torch.float64}
+#: for the time estimate only (records hold the measured iterations): mean-shift settles within
+#: a few steps (2-6 on siftsmall); a gradient rule runs until its step is shorter than tol, for
+#: the potential's `climb_share` of max_iters
+MEANSHIFT_STEPS = 4
 
 
 def _optional_positive(value: Any) -> str | None:
@@ -201,6 +205,48 @@ class ClimbingAdapter(Adapter):
 
     def _structure_bytes(self) -> int:
         return 0
+
+    # -- the cost estimate (algorithms.base.Cost) -------------------------------------------------
+    @classmethod
+    def cost(cls, build: Mapping[str, Any], query: Mapping[str, Any], n_train: int, dimension: int, k: int) -> Cost:
+        """Evaluations x the points each sums x the potential's work per point, plus the snap."""
+        per_point = cls.potential_impl.evaluation_work(dimension)
+        points, lookups = cls.points_per_evaluation(build, query, n_train)
+        evaluations = cls.expected_evaluations(query)
+        work = {kind: evaluations * points * amount for kind, amount in per_point.items()}
+        work["scan"] = work.get("scan", 0.0) + evaluations * lookups
+        if query["snap"] == "exact":
+            work["matmul"] = work.get("matmul", 0.0) + n_train
+        built = {"scan": 2.0 * n_train}
+        if build.get("scale") == "auto":
+            built["matmul"] = 3.0 * min(n_train, SAMPLE) * n_train  # an exact search of the sample, with its top-2
+        for kind, amount in cls.structure_work(build, n_train).items():
+            built[kind] = built.get(kind, 0.0) + amount
+        return Cost(query=work, build=built)
+
+    @classmethod
+    def expected_evaluations(cls, query: Mapping[str, Any]) -> float:
+        """Evaluations per query: the first, one per expected step, and the snap's pool (the
+        top-m tracking of an evaluation costs about as much as one more); a control evaluates
+        once, at the query, and ranks its pool there (half an evaluation more, measured)."""
+        if cls.is_control(query):
+            return 1.5
+        if query["ascent"] == "meanshift":
+            steps = min(query["max_iters"], MEANSHIFT_STEPS)
+        else:
+            steps = cls.potential_impl.climb_share * query["max_iters"]
+        return 2.0 + steps
+
+    @classmethod
+    def points_per_evaluation(cls, build: Mapping[str, Any], query: Mapping[str, Any], n_train: int) -> tuple[float, float]:
+        """(points one evaluation sums, look-ups it makes to find them, in "scan" units): every
+        point and none for the full potential; a variant's candidate set otherwise."""
+        return float(n_train), 0.0
+
+    @classmethod
+    def structure_work(cls, build: Mapping[str, Any], n_train: int) -> dict[str, float]:
+        """Work of building the variant's search structure (k-means, a graph), by kind."""
+        return {}
 
 
 def tensor_bytes(*tensors: torch.Tensor) -> int:

@@ -27,10 +27,12 @@ from harness.report.plots import FIGURE_TITLES, figure_caption
 from harness.report.summary import (
     CONTROL_COLUMNS,
     RESULT_COLUMNS,
+    SKIPPED_COLUMNS,
     SUMMARY_COLUMNS,
     control_rows,
     format_value,
     results_table,
+    skipped_rows,
     summary_rows,
 )
 
@@ -45,7 +47,7 @@ figcaption { font-size: 0.9em; color: #444; }
 table { border-collapse: collapse; font-size: 0.8em; margin: 0.5em 0; }
 th, td { border: 1px solid #ccc; padding: 2px 6px; text-align: left; vertical-align: top; }
 td.num { text-align: right; font-variant-numeric: tabular-nums; }
-tr.failed td { background: #fde8e8; } tr.timeout td { background: #fff4d6; }
+tr.failed td { background: #fde8e8; } tr.timeout td { background: #fff4d6; } tr.skipped td { background: #eef2f7; }
 .scroll { overflow-x: auto; } code { font-size: 0.95em; }
 .pickers { font-size: 0.85em; margin: 0.3em 0; } .pickers label { margin-right: 0.8em; }
 .explorer { margin: 1em 0 2em 0; } td.leader { font-weight: bold; } td.tied { font-style: italic; }
@@ -75,6 +77,7 @@ def write_report(
         *figure_sections,
         _section("Summary: best queries per second reaching each recall@1", _summary_html(mine)),
         *_controls_section(mine),
+        *_skipped_section(mine),
         _section("All runs", _results_html(mine)),
         _section("Provenance", _provenance_html(mine)),
     ]
@@ -98,12 +101,14 @@ def _section(title: str, body: str) -> str:
 
 def _header(records: Sequence[Record], dataset: str) -> str:
     ok = sum(1 for r in records if r.get("status") == "ok")
+    skipped = sum(1 for r in records if r.get("status") == "skipped")
     generated = _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     caption = figure_caption(records, dataset).replace("\n", " | ")
+    skipped_text = f", {skipped} skipped (did not fit the budget, see Skipped)" if skipped else ""
     return (
         f"<h1>{_e(dataset)}: nearest-neighbour benchmark report</h1>\n"
         f"<p>{_e(caption)}</p>\n"
-        f"<p>{len(records)} run(s), {ok} successful, {len(records) - ok} failed or timed out. "
+        f"<p>{len(records)} run(s), {ok} successful, {len(records) - ok - skipped} failed or timed out{_e(skipped_text)}. "
         f"Generated {_e(generated)} by harness {_e(__version__)}.</p>"
     )
 
@@ -194,6 +199,17 @@ def _controls_section(records: Sequence[Record]) -> list[str]:
     return [_section("What the climb adds: each configuration beside its control", note + table)]
 
 
+def _skipped_section(records: Sequence[Record]) -> list[str]:
+    """The configurations a budget left out, and why (`--budget`, `--config-budget`)."""
+    rows = skipped_rows(records)
+    if not rows:
+        return []
+    note = ("<p>These build configurations did not fit the run's budget even on the fewest queries worth "
+            "measuring; the reason gives the estimate. Rerun with a larger <code>--config-budget</code> or "
+            "<code>--budget</code> to measure them.</p>")
+    return [_section("Skipped", note + _table(rows, [c for c in SKIPPED_COLUMNS if c != "dataset"]))]
+
+
 def _results_html(records: Sequence[Record]) -> str:
     rows = results_table(records)
     if not rows:
@@ -206,7 +222,7 @@ def _provenance_html(records: Sequence[Record]) -> str:
     provenance = [r.get("provenance") or {} for r in records]
     if not provenance:
         return "<p>No runs recorded.</p>"
-    machine_keys = ("hostname", "platform", "cpu_model", "cpu_count", "gpu_name", "python", "torch", "cuda", "allocator")
+    machine_keys = ("hostname", "platform", "cpu_model", "cpu_count", "gpu_name", "python", "torch", "cuda", "allocator", "parallel")
     parts = [
         "<h3>Machines</h3>",
         _table(_distinct(provenance, machine_keys), machine_keys),

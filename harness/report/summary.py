@@ -33,9 +33,11 @@ _INTERVAL_COLUMNS: tuple[str, ...] = (
 )
 #: one results row per record: what the record is, its measurements, how it ended
 RESULT_COLUMNS: tuple[str, ...] = (
-    "dataset", "algorithm", "label", "build_params", "query_params", "mode", "device", "k", "n_queries",
-    *_METRIC_COLUMNS, *_INTERVAL_COLUMNS, "role", "status", "error",
+    "dataset", "algorithm", "label", "build_params", "query_params", "mode", "device", "k", "n_queries", "n_queries_total",
+    *_METRIC_COLUMNS, *_INTERVAL_COLUMNS, "estimated_s", "measured_s", "role", "status", "error", "budget_note",
 )
+#: build configurations the budget left out, one row each, with the reason
+SKIPPED_COLUMNS: tuple[str, ...] = ("dataset", "algorithm", "build_params", "query_configs", "n_queries_total", "reason")
 #: what the climb adds: each method configuration beside its control (the same, part under test off)
 CONTROL_COLUMNS: tuple[str, ...] = (
     "dataset", "algorithm", "label", "control", "recall_at_1", "control_recall_at_1", "recall_gain",
@@ -279,15 +281,31 @@ def results_table(records: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
             "k": record.get("k"),
         }
         row["n_queries"] = record.get("n_queries")
+        row["n_queries_total"] = record.get("n_queries_total")
         for column in _METRIC_COLUMNS:
             row[column] = metrics.get(column)
         row.update(intervals(record))
-        row["role"] = record.get("role")
-        row["status"] = record.get("status")
-        row["error"] = record.get("error")
+        for column in ("estimated_s", "measured_s", "role", "status", "error", "budget_note"):
+            row[column] = record.get(column)
         rows.append(row)
     rows.sort(key=lambda r: (str(r["dataset"]), str(r["algorithm"]), str(r["label"]), str(r["mode"])))
     return rows
+
+
+def skipped_rows(records: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """One row per build configuration whose records say `skipped` (it did not fit the run's
+    budget), with how many query configurations it had and why."""
+    groups: dict[tuple[str, str, str], dict[str, Any]] = {}
+    for record in records:
+        if record.get("status") != "skipped":
+            continue
+        key = (str(record.get("dataset")), str(record.get("algorithm")), compact_json(record.get("build_params")))
+        row = groups.setdefault(key, {
+            "dataset": key[0], "algorithm": key[1], "build_params": key[2], "query_configs": 0,
+            "n_queries_total": record.get("n_queries_total"), "reason": record.get("error") or record.get("budget_note"),
+        })
+        row["query_configs"] += 1
+    return [groups[key] for key in sorted(groups, key=lambda k: (k[0], natural_key(k[1]), k[2]))]
 
 
 def format_value(column: str, value: Any) -> str:

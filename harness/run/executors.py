@@ -8,7 +8,7 @@ process:
 - `InProcess` (`--isolation none`): the worker's code in this process, on the dataset in memory;
 - `ChildProcess` (`--isolation process`, the command line's default): one spawned child per
   build job with time limits (`harness.run.isolation`), so a crash or hang of an adapter ends
-  that configuration only;
+  that configuration only; with `--parallel N`, N children at once (`harness.run.parallel`);
 - `OnRay` (`--executor ray`): every build job as a Ray task, many at once, on this machine or a
   cluster (`harness.run.ray_executor`); it drives the sweep itself.
 
@@ -24,7 +24,9 @@ from tqdm import tqdm
 from harness.data.loader import Dataset, DatasetLike
 from harness.run import isolation
 from harness.run.measure import Event
+from harness.run.cost import Rates
 from harness.run.options import BuildJob, RunOptions
+from harness.run.parallel import run_parallel
 from harness.run.runner import RunContext, RunSummary, run_builds
 from harness.run.sweeps import BuildConfig
 from harness.run.worker import job_events
@@ -63,8 +65,13 @@ class ChildProcess(Executor):
         self.timeout = timeout
         self.query_timeout = query_timeout
 
-    def events(self, job: BuildJob, dataset: DatasetLike) -> Iterator[Event]:
-        return isolation.child_events(job, self.timeout, self.query_timeout)
+    def events(self, job: BuildJob, dataset: DatasetLike, stop: Any = None) -> Iterator[Event]:
+        return isolation.child_events(job, self.timeout, self.query_timeout, stop)
+
+    def run_sweep(self, context: RunContext, configs: Sequence[BuildConfig]) -> RunSummary:
+        if context.options.parallel > 1:
+            return run_parallel(context, configs, self.events, context.options.parallel)
+        return run_builds(context, configs, self.events)
 
 
 class OnRay(Executor):
@@ -87,6 +94,8 @@ def executor_for(options: RunOptions) -> Executor:
     """The executor the options ask for: `executor` (local or ray), then `isolation`."""
     if options.executor == "ray":
         return OnRay()
+    if options.parallel > 1 and options.isolation != "process":
+        raise ValueError("parallel configurations need process isolation (each its own child process)")
     if options.isolation == "process":
         return ChildProcess(options.timeout, options.query_timeout)
     if options.isolation == "none":
@@ -101,8 +110,10 @@ def run_sweep(
     provenance: dict[str, Any],
     report: Callable[[str], None] = tqdm.write,
     summary: RunSummary | None = None,
+    rates: Rates | None = None,
 ) -> RunSummary:
     """Run every build configuration with the executor the options choose; returns what was
-    written, reused, failed, skipped. Pass `summary` to see what was done when interrupted."""
-    context = RunContext(dataset, options, provenance, summary if summary is not None else RunSummary(), report)
+    written, reused, failed, skipped. Pass `summary` to see what was done when interrupted,
+    `rates` from `cost.probe` for estimates of this machine (default: the reference machine's)."""
+    context = RunContext(dataset, options, provenance, summary if summary is not None else RunSummary(), report, rates)
     return executor_for(options).run_sweep(context, configs)

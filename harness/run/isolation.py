@@ -51,6 +51,8 @@ from harness.run.options import BuildJob
 from harness.run.worker import job_events
 
 STOP_GRACE_S = 5.0
+#: how often a child's relay looks at its `stop` flag (parallel runs: Ctrl-C in the main thread)
+STOP_POLL_S = 0.5
 _CONTEXT = multiprocessing.get_context("spawn")
 
 
@@ -65,8 +67,11 @@ class _Ended:
     reason: str
 
 
-def child_events(job: BuildJob, timeout: float, query_timeout: float) -> Iterator[Event]:
-    """Run `job` in a fresh child process and yield its events; crashes and hangs become failures."""
+def child_events(job: BuildJob, timeout: float, query_timeout: float, stop: Any = None) -> Iterator[Event]:
+    """Run `job` in a fresh child process and yield its events; crashes and hangs become failures.
+
+    `stop` (a threading.Event, for a relay in a thread of a parallel run): when set, the child
+    is stopped within STOP_POLL_S and its work reads as interrupted."""
     receiver, sender = _CONTEXT.Pipe(duplex=False)
     # Not a daemon, so that an adapter may start processes of its own; `_stop` always reaps it.
     process = _CONTEXT.Process(target=_child_main, args=(sender, job), name=f"gpnn-{job.entry}")
@@ -74,7 +79,7 @@ def child_events(job: BuildJob, timeout: float, query_timeout: float) -> Iterato
     sender.close()  # the child holds the only sending end: its death reads as end-of-file here
     answered = False  # the child said all it had to say: give it time to exit by itself
     try:
-        answered = yield from _relay(process, receiver, job, timeout, query_timeout)
+        answered = yield from _relay(process, receiver, job, timeout, query_timeout, stop)
     finally:
         receiver.close()
         _stop(process, grace=STOP_GRACE_S if answered else 0.0)
@@ -95,14 +100,14 @@ def _start(process: Any) -> None:
 
 
 def _relay(
-    process: Any, receiver: Connection, job: BuildJob, timeout: float, query_timeout: float
+    process: Any, receiver: Connection, job: BuildJob, timeout: float, query_timeout: float, stop: Any = None
 ) -> Generator[Event, None, bool]:
     """Pass the child's events on; returns False if it died or overran (events made up for it)."""
     pending = list(range(len(job.query_params)))
     built = False
     deadline, limit = time.monotonic() + timeout, timeout
     while pending:
-        message = _receive(process, receiver, deadline, limit)
+        message = _receive(process, receiver, deadline, limit, stop)
         if isinstance(message, _Ended):
             yield from _ended(message, built, pending, job)
             return False
@@ -117,13 +122,15 @@ def _relay(
     return True
 
 
-def _receive(process: Any, receiver: Connection, deadline: float, limit: float) -> Event | _Ended:
+def _receive(process: Any, receiver: Connection, deadline: float, limit: float, stop: Any = None) -> Event | _Ended:
     """The next event, or why there is none: data already sent is read before a death is seen."""
     while True:
+        if stop is not None and stop.is_set():
+            return _Ended("interrupted", "stopped by the harness")
         remaining = deadline - time.monotonic()
         if remaining <= 0:
             return _Ended("timeout", f"timed out after {limit:g} s")
-        ready = wait([receiver, process.sentinel], timeout=remaining)
+        ready = wait([receiver, process.sentinel], timeout=remaining if stop is None else min(remaining, STOP_POLL_S))
         if receiver in ready or (ready and receiver.poll()):
             try:
                 return receiver.recv()

@@ -92,7 +92,7 @@ def build_events(dataset: Dataset, spec: AlgorithmSpec, job: BuildJob) -> Iterat
     yield Built(build)
     for index, params in enumerate(job.query_params):
         try:
-            document, arrays = run_query_config(dataset, adapter, params, options, n_queries)
+            document, arrays = run_query_config(dataset, adapter, params, options, n_queries, job.warmup_queries)
         except Exception as exc:  # noqa: BLE001
             yield QueryFailed(index, reason_of(exc))
             continue
@@ -122,13 +122,15 @@ def build_index(
 
 
 def run_query_config(
-    dataset: Dataset, adapter: Adapter, query_params: dict[str, Any], options: MeasureOptions, n_queries: int
+    dataset: Dataset, adapter: Adapter, query_params: dict[str, Any], options: MeasureOptions, n_queries: int,
+    warmup_queries: int = WARMUP_QUERIES,
 ) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
-    """Warm up, time `options.runs` repetitions, score: the record's query part and its arrays."""
+    """Warm up on the first `warmup_queries` queries (at least one), time `options.runs`
+    repetitions, score: the record's query part and its arrays."""
     adapter.set_query_params(**query_params)
     Q = dataset.test[:n_queries]
     k = options.k
-    adapter.search(Q[: min(n_queries, WARMUP_QUERIES)], k)
+    adapter.search(Q[: max(1, min(n_queries, warmup_queries))], k)
     if options.mode == "single":
         timings, ids, stats, latencies = _single_runs(adapter, Q, k, options.runs)
     else:

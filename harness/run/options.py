@@ -35,6 +35,11 @@ class RunOptions:
     query configuration, both in seconds, under process isolation and on Ray. `executor` is
     "local" (this machine, per `isolation`) or "ray" (`harness.run.ray_executor`), where a build
     configuration whose worker or node died is resubmitted up to `retries` times.
+
+    Budgets (`harness.run.budget`, seconds, None: unbounded): `config_budget` bounds one build
+    configuration's estimated time, `budget` the whole run's; a configuration over its budget
+    runs on fewer queries or is skipped with a note. `parallel` build configurations run at
+    once on the local executor (each in its own child process, with `threads` each).
     """
 
     k: int = 10
@@ -54,6 +59,9 @@ class RunOptions:
     plugins: tuple[str, ...] = ()
     executor: str = "local"
     retries: int = 0
+    config_budget: float | None = None
+    budget: float | None = None
+    parallel: int = 1
 
     def measuring(self) -> MeasureOptions:
         """The part of these options that measuring a build configuration reads."""
@@ -78,6 +86,8 @@ class BuildJob:
     device: str
     plugins: tuple[str, ...] = ()
     parent_pid: int = field(default_factory=os.getpid)
+    #: queries searched once before the timed runs (a few for a slow configuration)
+    warmup_queries: int = 100
 
 
 def job_for(
@@ -87,6 +97,7 @@ def job_for(
     options: RunOptions,
     n_queries: int,
     device: str,
+    warmup_queries: int = 100,
 ) -> BuildJob:
     """The job of `config`'s build and the given query configurations."""
     adapter = config.spec.adapter
@@ -94,5 +105,5 @@ def job_for(
         dataset_path=str(Path(dataset.path).resolve()), dataset_name=dataset.name, entry=config.entry,
         algorithm=config.spec.name, adapter_module=adapter.__module__, adapter_qualname=adapter.__qualname__,
         build_params=dict(config.build_params), query_params=list(query_params), options=options.measuring(),
-        n_queries=n_queries, device=device, plugins=tuple(options.plugins),
+        n_queries=n_queries, device=device, plugins=tuple(options.plugins), warmup_queries=warmup_queries,
     )

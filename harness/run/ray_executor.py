@@ -52,7 +52,7 @@ from harness.errors import HarnessError
 from harness.run import isolation, provenance
 from harness.run.measure import BuildFailed, Built, Event, QueryDone, QueryFailed, reason_of
 from harness.run.options import BuildJob, RunOptions, job_for
-from harness.run.runner import PlannedBuild, Recorder, RunContext, RunSummary, plan_build_config
+from harness.run.runner import PlannedBuild, Recorder, RunContext, RunSummary, ensure_plan, plan_build_config
 from harness.run.sweeps import BuildConfig
 from harness.run.worker import job_events
 
@@ -205,6 +205,7 @@ def run_sweep_on_ray(ray: Any, context: RunContext, configs: Sequence[BuildConfi
     """
     dataset, options, summary, report = context.dataset, context.options, context.summary, context.report
     planning = replace(context, dataset=DatasetRef.of(dataset))  # the driver plans from metadata only
+    ensure_plan(planning, configs)  # budgets size the query counts as on the local executor
     planned = [p for c in configs if (p := plan_build_config(planning, c))]
     if not planned:
         return summary
@@ -270,7 +271,7 @@ class _Driver:
     def _submit(self, recorder: Recorder, indexes: list[int], attempt: int) -> _Task:
         planned = recorder.planned
         params = [planned.todo[i].params for i in indexes]
-        job = job_for(planned.dataset, planned.config, params, self.options, planned.n_queries, planned.device)
+        job = job_for(planned.dataset, planned.config, params, self.options, planned.n_queries, planned.device, planned.warmup)
         job = dataclasses.replace(job, plugins=self.plugins)
         remote = self.remote.options(
             num_cpus=self.options.threads,

@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import signal
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterator, Sequence
@@ -25,111 +26,97 @@ from tqdm import tqdm
 
 from harness import records
 from harness.data.loader import DatasetLike
-from harness.run.measure import BuildFailed, Built, Event, QueryDone, QueryFailed, run_query_config
+from harness.run.budget import Allotment
+from harness.run.cost import Rates
+from harness.run.measure import WARMUP_QUERIES, BuildFailed, Built, Event, QueryDone, QueryFailed, run_query_config
 from harness.run.options import BuildJob, RunOptions, job_for
+from harness.run.plan import Query, RunPlan, decide, device_for, identities, identity, larger_record, make_plan, query_count
+from harness.run.progress import BUILD, Progress
 from harness.run.provenance import now_iso
 from harness.run.sweeps import BuildConfig
 
 log = logging.getLogger("harness")
 
 __all__ = [
-    "PlannedBuild", "Recorder", "RunContext", "RunSummary", "Terminated", "interrupt_code", "plan_build_config",
-    "query_count", "run_build_config", "run_builds", "run_query_config", "sigterm_as_interrupt",
+    "PlannedBuild", "Recorder", "RunContext", "RunSummary", "Terminated", "device_for", "interrupt_code",
+    "plan_build_config", "query_count", "run_build_config", "run_builds", "run_query_config", "sigterm_as_interrupt",
 ]
-
-
 
 @dataclass
 class RunSummary:
-    """Record paths by what this run did with them; filled as the run goes (read on Ctrl-C too)."""
+    """Record paths by what this run did with them; filled as the run goes (read on Ctrl-C too).
+
+    `skipped` holds earlier failures kept as they are; `budget_skipped` the records this run
+    wrote for query configurations that did not fit the budget (status skipped)."""
 
     written: list[Path] = field(default_factory=list)
     reused: list[Path] = field(default_factory=list)
     failed: list[Path] = field(default_factory=list)
     skipped: list[Path] = field(default_factory=list)
-
-
-@dataclass
-class _Query:
-    """One query configuration of a build configuration, with its record identity."""
-
-    params: dict[str, Any]
-    key: str
-    stem: str
-    path: Path
+    budget_skipped: list[Path] = field(default_factory=list)
 
 
 @dataclass
 class RunContext:
     """What every build configuration of a run shares: the dataset (or its reference), the
-    options, the provenance every record carries, what was done so far, where lines go."""
+    options, the provenance every record carries, what was done so far, where lines go; the
+    cost model's rates (None: the reference machine's), the plan and the progress, once made."""
 
     dataset: DatasetLike
     options: RunOptions
     provenance: dict[str, Any]
     summary: RunSummary = field(default_factory=lambda: RunSummary())
     report: Callable[[str], None] = tqdm.write
+    rates: Rates | None = None
+    plan: RunPlan | None = None
+    progress: Progress | None = None
 
 
 #: how a build job is run: a BuildJob and the dataset -> its events (an executor's `events`)
 JobEvents = Callable[[BuildJob, DatasetLike], Iterator[Event]]
 
 
+def ensure_plan(context: RunContext, configs: Sequence[BuildConfig]) -> RunPlan:
+    """The run's plan (made and printed once): estimates, query counts, what is skipped."""
+    if context.plan is None:
+        context.plan = make_plan(context.dataset, configs, context.options, context.rates)
+        for line in context.plan.lines(context.dataset.n_test, context.dataset.dimension):
+            context.report(line)
+    return context.plan
+
+
+def start_progress(context: RunContext, configs: Sequence[BuildConfig]) -> Progress:
+    """The plan, then the progress over its estimated work (bar, ETA, `progress.jsonl`)."""
+    plan = ensure_plan(context, configs)
+    options = context.options
+    # a run with nothing to measure leaves the log of the last one that had something
+    busy = any(a.todo and not a.skipped for a in plan.allotments)
+    log_path = records.record_dir(options.results_dir, context.dataset.name, "progress.jsonl") if busy else None
+    context.progress = Progress(plan.allotments, options.parallel, log_path, options.progress)
+    return context.progress
+
+
 def run_builds(context: RunContext, configs: Sequence[BuildConfig], events: JobEvents) -> RunSummary:
     """Run every build configuration in turn through `events`; returns what was written,
     reused, failed, skipped (the context's summary, filled as the run goes)."""
-    bar = tqdm(configs, desc="sweep", unit="index", disable=not context.options.progress, leave=False)
+    progress = start_progress(context, configs)
     try:
-        for config in bar:
-            bar.set_postfix_str(config.entry)
+        for config in configs:
             run_build_config(context, config, events)
     finally:
-        bar.close()
+        progress.close()
     return context.summary
 
 
-def query_count(dataset: DatasetLike, options: RunOptions, config: BuildConfig) -> int:
-    """How many test queries this configuration runs on (a documented prefix of the test set)."""
-    limits = [n for n in (options.queries, config.max_queries) if n is not None]
-    return min([dataset.n_test, *limits])
-
-
-def device_for(config: BuildConfig, requested: str) -> str:
-    """The device an adapter runs on: the requested one when it supports it, else the CPU."""
-    return requested if requested in config.spec.adapter.devices else "cpu"
-
-
-def _plan(dataset: DatasetLike, config: BuildConfig, options: RunOptions, n_queries: int, device: str) -> list[_Query]:
-    directory = records.record_dir(options.results_dir, dataset.name, config.entry)
-    plan = []
-    for params in config.query_params:
-        key = records.record_key(
-            config.entry, config.build_params, params, options.mode, options.k, n_queries, device, options.threads,
-            config.spec.adapter.revision,
-        )
-        stem = records.record_stem(config.entry, config.build_params, params, key)
-        plan.append(_Query(params, key, stem, directory / f"{stem}.json"))
-    return plan
-
-
-def _decide(query: _Query, options: RunOptions) -> str:
-    """'compute', 'reuse' (a whole ok record) or 'skip' (an earlier failure, kept unless retried)."""
-    for leftover in records.leftover_temporaries(query.path.parent, query.stem):
-        log.warning("removing a temporary file left by an interrupted run: %s", leftover)
-        leftover.unlink(missing_ok=True)
-    if options.force or not query.path.exists():
-        return "compute"
-    try:
-        status = records.read_record(query.path).get("status")
-    except records.IncompleteRecord as exc:
-        log.warning("ignoring incomplete record (it will be recomputed): %s", exc)
-        return "compute"
-    except records.UnknownSchema as exc:
-        log.warning("leaving a record of a newer harness as it is: %s", exc)
-        return "skip"
-    if status == "ok":
-        return "reuse"
-    return "compute" if options.retry_failed else "skip"
+def run_build_config(context: RunContext, config: BuildConfig, events: JobEvents) -> None:
+    """Build one index, then run and record each of its query configurations not yet on disk."""
+    planned = plan_build_config(context, config)
+    if planned is None:
+        return
+    recorder = Recorder(planned, context.summary, context.report, context.progress)
+    for event in events(planned.job(context.options), planned.dataset):
+        recorder.handle(event)
+    recorder.close()
 
 
 @dataclass
@@ -140,42 +127,87 @@ class PlannedBuild:
 
     dataset: DatasetLike
     config: BuildConfig
-    todo: list[_Query]
+    todo: list[Query]
     base: dict[str, Any]
     n_queries: int
     device: str
+    #: the index in the configuration's query parameters of each of `todo`
+    indexes: list[int] = field(default_factory=list)
+    allotment: Allotment | None = None
+    warmup: int = WARMUP_QUERIES
+
+    def job(self, options: RunOptions) -> BuildJob:
+        return job_for(self.dataset, self.config, [q.params for q in self.todo], options, self.n_queries, self.device,
+                       self.warmup)
+
+    def estimated_s(self, position: int) -> float | None:
+        """The plan's estimate of `todo[position]`'s seconds (None without a plan)."""
+        return None if self.allotment is None else self.allotment.query_seconds(self.indexes[position])
 
 
 def plan_build_config(context: RunContext, config: BuildConfig) -> PlannedBuild | None:
     """The query configurations of `config` not yet on disk (None: nothing to do); records to
-    reuse or skip are noted in the context's summary."""
+    reuse or skip are noted in the context's summary. Under a plan, the count is the budget's
+    (chosen again with what the run has measured so far), and a configuration that does not
+    fit gets a `skipped` record per query configuration, saying why."""
     dataset, options, summary = context.dataset, context.options, context.summary
-    n_queries = query_count(dataset, options, config)
+    allotment = context.plan.of(config) if context.plan is not None else None
+    if allotment is not None and context.progress is not None:
+        context.progress.resize(allotment, context.plan.budget.min_queries)
+    n_max = query_count(dataset, options, config)
+    n_queries = allotment.n_queries if allotment is not None else n_max
     device = device_for(config, options.device)
-    todo = []
-    for query in _plan(dataset, config, options, n_queries, device):
-        decision = _decide(query, options)
-        if decision == "compute":
+    skipping = allotment is not None and allotment.skipped
+    at_least = allotment.sizing.minimum - 1 if skipping else n_queries
+    todo, indexes = [], []
+    for index, query in enumerate(identities(dataset, config, options, n_queries, device)):
+        decision = decide(query, options)
+        larger = larger_record(dataset, config, query.params, options, at_least, n_max, device) if decision == "compute" else None
+        if decision == "compute" and not skipping:
+            # a `skipped` record on the full count (an earlier run with less time) gives way
+            # to the record on fewer queries now on its way, or found
+            _drop_skipped(identity(dataset, config, query.params, options, n_max, device).path)
+        if larger is not None:
+            summary.reused.append(larger)
+        elif decision == "compute":
             todo.append(query)
+            indexes.append(index)
         else:
             (summary.reused if decision == "reuse" else summary.skipped).append(query.path)
     if not todo:
+        _drop(context, allotment)
+        return None
+    base = _base_document(dataset, config, options, context.provenance, n_queries, device)
+    if allotment is not None:
+        base.update(estimated_build_s=allotment.build_seconds(), budget_note=allotment.note(),
+                    warmup_queries=None if skipping else allotment.sizing.warmup)
+    planned = PlannedBuild(dataset, config, todo, base, n_queries, device, indexes, allotment,
+                           allotment.sizing.warmup if allotment is not None else WARMUP_QUERIES)
+    if skipping:
+        _write_skipped(planned, summary, context.report)
+        _drop(context, allotment)
         return None
     if n_queries < dataset.n_test:
         context.report(f"  note: {config.entry} runs on the first {n_queries} of {dataset.n_test} test queries")
-    base = _base_document(dataset, config, options, context.provenance, n_queries, device)
-    return PlannedBuild(dataset, config, todo, base, n_queries, device)
+    return planned
 
 
-def run_build_config(context: RunContext, config: BuildConfig, events: JobEvents) -> None:
-    """Build one index, then run and record each of its query configurations not yet on disk."""
-    planned = plan_build_config(context, config)
-    if planned is None:
+def _drop(context: RunContext, allotment: Allotment | None) -> None:
+    if allotment is not None and context.progress is not None:
+        context.progress.drop(allotment)
+
+
+def _drop_skipped(path: Path) -> None:
+    """Remove the record at `path` if it is a `skipped` one."""
+    if not path.exists():
         return
-    recorder = Recorder(planned, context.summary, context.report)
-    job = job_for(planned.dataset, config, [q.params for q in planned.todo], context.options, planned.n_queries, planned.device)
-    for event in events(job, planned.dataset):
-        recorder.handle(event)
+    try:
+        status = records.read_record(path, verify=False).get("status")
+    except (records.IncompleteRecord, records.UnknownSchema):
+        return
+    if status == "skipped":
+        path.unlink(missing_ok=True)
+        path.with_suffix(".h5").unlink(missing_ok=True)
 
 
 class Recorder:
@@ -184,12 +216,18 @@ class Recorder:
 
     A query configuration is recorded once: an event for one already recorded (a retried
     task repeating itself) is ignored, and a build failure fails only those not recorded.
+    Each record carries the plan's estimate beside the seconds it took (from the previous
+    event of this configuration to its own; `at` is when an event arrived, default now).
     """
 
-    def __init__(self, planned: PlannedBuild, summary: RunSummary, report: Callable[[str], None] = tqdm.write) -> None:
-        self.planned, self.summary, self.report = planned, summary, report
+    def __init__(self, planned: PlannedBuild, summary: RunSummary, report: Callable[[str], None] = tqdm.write,
+                 progress: Progress | None = None, slot: int = 0) -> None:
+        self.planned, self.summary, self.report, self.progress = planned, summary, report, progress
         self.build: dict[str, Any] = {}
         self.recorded: set[int] = set()
+        self.last = time.monotonic()
+        if progress is not None and planned.allotment is not None:
+            progress.start(planned.allotment, planned.indexes, slot)
 
     def set_node(self, facts: dict[str, Any]) -> None:
         """Merge the facts of the machine that measures (another node of a cluster) into the
@@ -197,28 +235,47 @@ class Recorder:
         base = self.planned.base
         base["provenance"] = {**base["provenance"], **facts}
 
-    def handle(self, event: Event) -> None:
+    def handle(self, event: Event, at: float | None = None) -> None:
         config, todo = self.planned.config, self.planned.todo
+        now = time.monotonic() if at is None else at
+        took, self.last = now - self.last, now
         if isinstance(event, Built):
             self.build = event.metrics
+            self._part(BUILD, took, True, now)
         elif isinstance(event, (BuildFailed, QueryFailed)) and event.status == "interrupted":
             self.report(f"  STOPPED {config.entry}: {event.reason} (no record written; the next run computes it)")
         elif isinstance(event, BuildFailed):
             self.report(f"  {_failure_word(event.status)} to build {config.entry} {config.build_params}: {event.reason}")
             for index in range(len(todo)):
-                self._failure(index, event.reason, event.status)
+                self._failure(index, event.reason, event.status, None)
         elif isinstance(event, QueryFailed):
             if event.index not in self.recorded:
                 self.report(f"  {_failure_word(event.status)} {config.entry} {todo[event.index].params}: {event.reason}")
-            self._failure(event.index, event.reason, event.status)
+            self._failure(event.index, event.reason, event.status, took)
+            self._part(self._index(event.index), took, False, now)
         elif isinstance(event, QueryDone) and event.index not in self.recorded:
             self.recorded.add(event.index)
-            _write_success(todo[event.index], self.planned.base, self.build, event, self.summary, self.report)
+            timing = {"estimated_s": self.planned.estimated_s(event.index), "measured_s": took}
+            _write_success(todo[event.index], self.planned.base, self.build, event, self.summary, self.report, timing)
+            self._part(self._index(event.index), took, True, now)
 
-    def _failure(self, index: int, reason: str, status: str) -> None:
+    def close(self) -> None:
+        """The configuration's events are over (its progress counts whatever did not report)."""
+        if self.progress is not None and self.planned.allotment is not None:
+            self.progress.finish(self.planned.allotment)
+
+    def _index(self, position: int) -> int:
+        return self.planned.indexes[position] if self.planned.indexes else position
+
+    def _part(self, part: Any, took: float, learn: bool, at: float) -> None:
+        if self.progress is not None and self.planned.allotment is not None:
+            self.progress.part_done(self.planned.allotment, part, took, learn, at)
+
+    def _failure(self, index: int, reason: str, status: str, took: float | None) -> None:
         if index not in self.recorded:
             self.recorded.add(index)
-            _write_failure(self.planned.todo[index], self.planned.base, reason, status, self.summary)
+            timing = {"estimated_s": self.planned.estimated_s(index), "measured_s": took}
+            _write_failure(self.planned.todo[index], self.planned.base, reason, status, self.summary, timing)
 
 
 def _failure_word(status: str) -> str:
@@ -226,11 +283,11 @@ def _failure_word(status: str) -> str:
 
 
 def _write_success(
-    query: _Query, base: dict[str, Any], build: dict[str, Any], event: QueryDone, summary: RunSummary,
-    report: Callable[[str], None],
+    query: Query, base: dict[str, Any], build: dict[str, Any], event: QueryDone, summary: RunSummary,
+    report: Callable[[str], None], timing: dict[str, Any] | None = None,
 ) -> None:
     document = records.new_document(**{
-        **base, **event.document, "key": query.key, "label": event.label,
+        **base, **event.document, **(timing or {}), "key": query.key, "label": event.label,
         "metrics": {**build, **event.document["metrics"]}, "provenance": {**base["provenance"], "finished": now_iso()},
     })
     summary.written.append(records.write_record(query.path.parent, query.stem, document, event.arrays))
@@ -238,12 +295,23 @@ def _write_success(
     report(f"  {event.label:<60} recall@1 {m['recall_at_1']:.4f}  {m['qps']:>10.1f} q/s")
 
 
-def _write_failure(query: _Query, base: dict[str, Any], reason: str, status: str, summary: RunSummary) -> None:
+def _write_failure(
+    query: Query, base: dict[str, Any], reason: str, status: str, summary: RunSummary, timing: dict[str, Any] | None = None,
+) -> None:
     document = records.new_document(**{
-        **base, "status": status, "error": reason, "query_params": query.params, "key": query.key,
+        **base, **(timing or {}), "status": status, "error": reason, "query_params": query.params, "key": query.key,
         "provenance": {**base["provenance"], "finished": now_iso()},
     })
-    summary.failed.append(records.write_record(query.path.parent, query.stem, document, {}))
+    target = summary.budget_skipped if status == "skipped" else summary.failed
+    target.append(records.write_record(query.path.parent, query.stem, document, {}))
+
+
+def _write_skipped(planned: PlannedBuild, summary: RunSummary, report: Callable[[str], None]) -> None:
+    """A `skipped` record for each query configuration of a build that does not fit its budget."""
+    reason = planned.base.get("budget_note") or "skipped: does not fit the budget"
+    report(f"  SKIPPED {planned.config.entry} {planned.config.build_params}: {reason}")
+    for position, query in enumerate(planned.todo):
+        _write_failure(query, planned.base, reason, "skipped", summary, {"estimated_s": planned.estimated_s(position)})
 
 
 def _base_document(
@@ -272,7 +340,7 @@ def _base_document(
         "isolation": "process" if options.executor == "ray" else options.isolation,
         "executor": options.executor,
         "metrics": {},
-        "provenance": provenance,
+        "provenance": {**provenance, "parallel": options.parallel},
     }
 
 
