@@ -184,7 +184,7 @@ class _IVFAdapter(_FaissAdapter):
     def cost(cls, build: Mapping[str, Any], query: Mapping[str, Any], n_train: int, dimension: int, k: int) -> Cost:
         """nlist centroid distances and the probed lists' nprobe / nlist x N entries per query;
         k-means training, every point assigned to a list. IVF-PQ entries are table look-ups
-        (m bytes instead of d floats), plus a table of 256 x d per probed list."""
+        (m bytes instead of d floats), plus a table of 256 x d per probed list, and the exact re-rank."""
         nlist, nprobe = build["nlist"], min(query["nprobe"], build["nlist"])
         scanned = n_train * nprobe / nlist
         train = _costs.kmeans(n_train, nlist, _costs.IVF_KMEANS_ITERS) + n_train * nlist
@@ -192,7 +192,9 @@ class _IVFAdapter(_FaissAdapter):
             return Cost(query={"matmul": float(nlist), "scan": 1.3 * scanned}, build={"matmul": train, "scan": float(n_train)})
         codes = 2 * 256 * 25.0 * min(n_train, 256 * 2 ** build["nbits"]) + n_train * 2 ** build["nbits"]
         m = build["m"] or max(1, dimension // 4)
-        return Cost(query={"matmul": nlist + nprobe * 2 ** build["nbits"], "scan": scanned * 4.0 * m / dimension},
+        # the exact re-rank (refine: flat, k_factor > 0): k x k_factor full distances at most
+        rerank = float(min(k * (query.get("k_factor") or 0), scanned)) if build.get("refine") == "flat" else 0.0
+        return Cost(query={"matmul": nlist + nprobe * 2 ** build["nbits"], "scan": scanned * 4.0 * m / dimension + rerank},
                     build={"matmul": train + codes, "scan": float(n_train)})
 
 
