@@ -83,6 +83,9 @@ def _config(name, n_train=1000, **query):
     ("potential-2", {}, {}),
     ("potential-gaussian-ivf", {"nlist": [64]}, {"nprobe": [4]}),
     ("potential-gaussian-graph", {}, {"frontier": [8]}),
+    ("potential-probe", {"nlist": [64]}, {}),
+    ("potential-tree", {}, {}),
+    ("potential-1-fixedpoint", {}, {}),
 ])
 def test_estimates_grow_with_the_data_and_every_builtin_describes_itself(name, build, query):
     def estimate(n):
@@ -118,6 +121,30 @@ def test_a_climb_costs_more_than_its_control_and_potential_2_more_than_potential
     climbs = [t for t, q in zip(e1.per_query, p1.query_params) if q["ascent"] != "none"]
     assert max(controls) < min(climbs)
     assert e2.per_query[0] > e1.per_query[0]
+
+
+def test_every_default_sweep_configuration_is_described_by_its_adapter():
+    """The plan of `python -m harness --dataset sift-128` (and of the small datasets): every
+    configuration of every default entry, controls included, through its adapter's own hint."""
+    for n_train in (10_000, 1_000_000):
+        for config in sweeps.expand(sweeps.default_entries(None), n_train):
+            estimate = estimate_config(config, n_train, 128, 10, cost.DEFAULT_RATES)
+            assert estimate.described, config.algorithm
+            assert all(t > 0 for t in estimate.per_query), config.algorithm
+
+
+def test_a_faulty_hint_falls_back_to_the_generic_estimate_with_a_warning(monkeypatch):
+    spec = registry.get("hnswlib")
+
+    def broken(*args, **kwargs):
+        raise KeyError("ascent")
+
+    monkeypatch.setattr(spec.adapter, "cost", classmethod(broken))
+    monkeypatch.setattr(cost, "_FAULTY_HINTS", set())
+    with pytest.warns(UserWarning, match="hnswlib: its cost hint .* failed with KeyError"):
+        estimate = estimate_config(_config("hnswlib"), 1000, 16, 10, MS_RATES, isolated=False)
+    assert not estimate.described
+    assert estimate.per_query == [pytest.approx(1000 * 16 * MS_RATES.matmul)] * len(estimate.per_query)
 
 
 def test_an_adapter_without_a_hint_is_charged_a_brute_force_pass():

@@ -215,7 +215,7 @@ class ClimbingAdapter(Adapter):
         evaluations = cls.expected_evaluations(query)
         work = {kind: evaluations * points * amount for kind, amount in per_point.items()}
         work["scan"] = work.get("scan", 0.0) + evaluations * lookups
-        if query["snap"] == "exact":
+        if query.get("snap") == "exact":
             work["matmul"] = work.get("matmul", 0.0) + n_train
         built = {"scan": 2.0 * n_train}
         if build.get("scale") == "auto":

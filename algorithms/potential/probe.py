@@ -36,7 +36,7 @@ import torch
 
 from algorithms import registry
 from algorithms._threads import faiss_threads
-from algorithms.base import Adapter, Param, SearchStats, at_least, positive
+from algorithms.base import Adapter, Cost, Param, SearchStats, at_least, positive
 from algorithms.faiss_indexes import FaissIVF
 from harness.errors import ParameterError
 
@@ -143,9 +143,21 @@ class PotentialProbe(Adapter):
     control_switch = {"stop": "geometric"}
     control_resets = ("beta", "tolerance")
 
+    #: cells a query probes before either rule stops it, for the cost estimate only (siftsmall,
+    #: nlist 64: 4-10 cells; bench/results/potential_roles-siftsmall-128-euclidean.txt)
+    EXPECTED_CELLS = 8
+
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self._ivf: FaissIVF | None = None
+
+    @classmethod
+    def cost(cls, build: Mapping[str, Any], query: Mapping[str, Any], n_train: int, dimension: int, k: int) -> Cost:
+        """faiss-ivf's at the cells a query is expected to probe (`EXPECTED_CELLS`, at most
+        max_probe), plus the scale estimate of the build."""
+        cells = min(cls.EXPECTED_CELLS, query.get("max_probe") or build["nlist"], build["nlist"])
+        ivf = FaissIVF.cost({"nlist": build["nlist"]}, {"nprobe": cells}, n_train, dimension, k)
+        return Cost(query=ivf.query, build={**ivf.build, "scan": ivf.build.get("scan", 0.0) + n_train})
 
     @classmethod
     def check_config(cls, build: Mapping[str, Any], query: Mapping[str, Any], k: int, n_train: int, dimension: int) -> None:

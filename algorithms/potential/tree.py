@@ -33,14 +33,15 @@ import numpy as np
 import torch
 
 from algorithms import registry
+from algorithms import _costs
 from algorithms.base import Param, at_least, positive
 from harness.errors import ParameterError
 
 from .ascent import Climb, StepResult, climb, fit_width, make_rule
-from .climbing import COMMON_BUILD, ClimbingAdapter, tensor_bytes
+from .climbing import COMMON_BUILD, MEANSHIFT_STEPS, ClimbingAdapter, tensor_bytes
 from .potentials import get_potential
 from .restricted.candidates import evaluate_on_candidates, ranges_to_padded
-from .restricted.ivf import kmeans_centroids, nearest_rows
+from .restricted.ivf import KMEANS_ITERS, kmeans_centroids, nearest_rows
 from .snap import nearest_in_pool, rerank
 
 DESCENTS = ("climb", "greedy")
@@ -120,6 +121,27 @@ class TreeAdapter(ClimbingAdapter):
 
     def check_query_params(self, values: Mapping[str, Any]) -> None:
         self.check_config(self.params, values, 1, self.n_train, self.dimension)
+
+    # -- the cost estimate (algorithms.base.Cost, through ClimbingAdapter.cost) ---------------
+    @classmethod
+    def expected_evaluations(cls, query: Mapping[str, Any]) -> float:
+        """Three levels, each the first evaluation and the climb's steps (greedy: one ranking per level)."""
+        if cls.is_control(query):
+            return 3.0
+        return 3.0 * (2.0 + min(query["max_iters"], MEANSHIFT_STEPS))
+
+    @classmethod
+    def points_per_evaluation(cls, build: Mapping[str, Any], query: Mapping[str, Any], n_train: int) -> tuple[float, float]:
+        """A level's evaluation, averaged over the three: the top centroids, the kept top cells'
+        leaf centroids, the kept leaves' points; gathering costs about 25 distances per point."""
+        leaves, branches = max(1, build["leaves"]), max(1, build["branches"])
+        points = branches + query["top_width"] * leaves / branches + query["leaf_width"] * n_train / leaves
+        return points / 3.0, 25.0 * points / 3.0
+
+    @classmethod
+    def structure_work(cls, build: Mapping[str, Any], n_train: int) -> dict[str, float]:
+        """k-means of the points into leaves and of the leaves into top cells, every point assigned."""
+        return {"matmul": _costs.kmeans(n_train, build["leaves"], KMEANS_ITERS) + n_train * build["leaves"]}
 
     # -- build -----------------------------------------------------------------------------
     def _build_structure(self, X: torch.Tensor) -> None:

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import math
 import re
+import warnings
 import time
 from dataclasses import dataclass, field, replace
 from typing import Any, Mapping, Sequence
@@ -182,8 +183,23 @@ def adapter_cost(spec: Any, build: Mapping[str, Any], query: Mapping[str, Any], 
     adapter = spec.adapter
     full_build = validate_params(spec.name, adapter.build_params, build, "build")
     full_query = validate_params(spec.name, adapter.query_params, query, "query")
-    hint = adapter.cost(full_build, full_query, n_train, dimension, k)
+    try:
+        hint = adapter.cost(full_build, full_query, n_train, dimension, k)
+    except Exception as exc:  # noqa: BLE001 - a plugin's faulty hint must not stop the run; the plan says so
+        _warn_faulty_hint(spec.name, exc)
+        hint = None
     return (hint, True) if hint is not None else (generic_cost(n_train), False)
+
+
+_FAULTY_HINTS: set[str] = set()
+
+
+def _warn_faulty_hint(name: str, exc: BaseException) -> None:
+    """Say once per algorithm that its cost hint failed and the generic form stands in."""
+    if name not in _FAULTY_HINTS:
+        _FAULTY_HINTS.add(name)
+        warnings.warn(f"{name}: its cost hint (Adapter.cost) failed with {type(exc).__name__}: {exc}; "
+                      "the plan uses the generic estimate (a brute-force pass per query) for it", stacklevel=2)
 
 
 def estimate_config(
