@@ -155,6 +155,28 @@ def per_algorithm(progress: list[dict[str, Any]], found: list[dict[str, Any]]) -
     return [{"algorithm": name, **row, "skipped": len(row["skipped"])} for name, row in sorted(rows.items())]
 
 
+def peak_by_configuration(found: list[dict[str, Any]], top: int = 5) -> list[str]:
+    """The build configurations whose measuring process peaked highest (the records'
+    build_peak_rss_bytes and query_peak_rss_bytes: VmHWM of the child, reset per phase)."""
+    peaks: dict[str, tuple[float, str]] = {}
+    for record in found:
+        metrics = record.get("metrics") or {}
+        for phase in ("build", "query"):
+            value = metrics.get(f"{phase}_peak_rss_bytes")
+            if value is None:
+                continue
+            params = ",".join(f"{k}={v}" for k, v in (record.get("build_params") or {}).items())
+            name = f"{record['algorithm']}({params})"
+            where = phase if phase == "build" else f"query {record.get('query_params')}"
+            if value > peaks.get(name, (0.0, ""))[0]:
+                peaks[name] = (value, where)
+    ranked = sorted(peaks.items(), key=lambda item: -item[1][0])[:top]
+    if not ranked:
+        return ["peak resident memory by configuration: not in the records (measured since record schema 3's peaks)"]
+    return [f"largest peaks by configuration (the child's resident set; {len(peaks)} configurations):",
+            *(f"  {value / MB:>8.0f} MiB  {name}  during {where}" for name, (value, where) in ranked)]
+
+
 def eta_error(progress: list[dict[str, Any]], fraction: float) -> dict[str, float] | None:
     """The ETA when `fraction` of the estimated work was done, against the real remaining time."""
     end = next((line["elapsed_s"] for line in reversed(progress) if line["event"] == "end"), None)
@@ -200,6 +222,7 @@ def report(args: argparse.Namespace, argv: Sequence[str], run: dict[str, Any], p
         f"peak resident memory: parent {run['peak_parent'] / MB:.0f} MiB; largest child {run['peak_child'] / MB:.0f} MiB "
         f"(getrusage: {run['maxrss_children'] / MB:.0f} MiB); all children at once {run['peak_children'] / MB:.0f} MiB",
     ]
+    lines += peak_by_configuration(found)
     for fraction in (0.1, 0.5):
         error = eta_error(progress, fraction)
         if error is None:

@@ -7,6 +7,7 @@ how long anything took.
 from __future__ import annotations
 
 import json
+import time
 
 import numpy as np
 import pytest
@@ -17,7 +18,7 @@ from harness import records
 from harness.data.loader import open_dataset
 from harness.report.page import write_report
 from harness.report.summary import results_table, skipped_rows
-from harness.run import cost, provenance, sweeps
+from harness.run import budget, cost, provenance, sweeps
 from harness.run.budget import Allotment, Budget, allot, makespan
 from harness.run.cost import ConfigEstimate, Rates, estimate_config, parse_duration, query_grid, size_queries
 from harness.run.executors import run_sweep
@@ -55,8 +56,19 @@ class _Undescribed(_Costly):
         return None
 
 
+class _Slower(_Costly):
+    """Declares `work` ms per query but sleeps `sleep_s` per search: the model is wrong about it."""
+
+    query_params = {**_Costly.query_params, "sleep_s": Param(float, 0.0)}
+
+    def _search(self, Q, k):
+        time.sleep(self.query_values["sleep_s"])
+        return super()._search(Q, k)
+
+
 registry.add("test-costly", _Costly)
 registry.add("test-undescribed", _Undescribed)
+registry.add("test-slower", _Slower)
 
 
 def _configs(name, n_train, build=None, query=None, dataset=None):
@@ -319,6 +331,39 @@ def test_a_rerun_with_less_time_reuses_the_records_it_has(tiny, tmp_path):
     first, _ = _sweep(tiny, tmp_path, configs)  # no budget: all 40 queries
     again, _ = _sweep(tiny, tmp_path, configs, config_budget=3.0)  # would run 10
     assert again.reused == first.written and not again.written
+
+
+@pytest.mark.slow  # sleeps 4 s in all
+def test_a_configuration_past_its_deadline_skips_what_it_cannot_finish_and_says_why(tiny, tmp_path, monkeypatch):
+    """The model says 1 ms a query; each search sleeps 0.5 s (warm-up + 1 run: 1 s a query
+    configuration). Under a 1 s budget the deadline is 1.5 s: after the first, the job knows it
+    is 12x slower than planned and does not start the other two. Without a budget all three run."""
+    monkeypatch.setattr(budget, "DEADLINE_MIN_SLACK_S", 0.0)
+    configs = _configs("test-slower", tiny.n_train, query={"work": [1.0], "sleep_s": [0.5, 0.5001, 0.5002]})
+    summary, lines = _sweep(tiny, tmp_path / "budgeted", configs, config_budget=1.0)
+    assert len(summary.written) == 1 and len(summary.budget_skipped) == 2 and not summary.failed
+    for path in summary.budget_skipped:
+        document = records.read_record(path)
+        assert document["status"] == "skipped" and document["estimated_s"] > 0
+        assert document["error"].startswith("skipped at run time: ")
+        assert "past the configuration's deadline of 1.5 s (1.5 x the per-configuration budget (--config-budget) of 1.0 s)" \
+            in document["error"]
+    assert sum("SKIPPED test-slower" in line for line in lines) == 2
+    found = records.load_records(tmp_path / "budgeted", tiny.name)
+    assert sum(row["query_configs"] for row in skipped_rows(found)) == 2  # the report's Skipped table
+    control, _ = _sweep(tiny, tmp_path / "unbounded", configs)
+    assert len(control.written) == 3 and not control.budget_skipped
+
+
+def test_a_deadline_is_its_budget_with_slack_and_none_without_a_budget():
+    item = _allotment("test-costly", 1.0, queries=2)
+    assert item.deadline([0, 1]) is None  # no budget
+    item.size(600.0, budget.CONFIG_REASON, 1)
+    deadline = item.deadline([1])
+    assert deadline.seconds == 900.0 and deadline.why == "1.5 x the per-configuration budget (--config-budget) of 10 min"
+    assert deadline.estimates_s == (item.query_seconds(1),)
+    item.size(10.0, budget.CONFIG_REASON, 1)
+    assert item.deadline([0]).seconds == 10.0 + budget.DEADLINE_MIN_SLACK_S
 
 
 # -- the ETA ------------------------------------------------------------------------------------------

@@ -4,13 +4,15 @@ from __future__ import annotations
 import pytest
 
 import signal
+from dataclasses import replace
 from pathlib import Path
 
 from harness import records
 from harness.cli import main
+from harness.run import isolation
 from harness.run.isolation import child_events, describe_exit
-from harness.run.options import BuildJob, MeasureOptions
-from harness.run.measure import BuildFailed
+from harness.run.options import BuildJob, Deadline, MeasureOptions
+from harness.run.measure import BuildFailed, Built
 from harness.run.plugins import plugin_list
 
 pytestmark = pytest.mark.slow  # child processes: segfaults, hangs, signals
@@ -98,6 +100,24 @@ def test_a_hanging_build_times_out(make_tiny_dataset):
     [event] = list(child_events(job, timeout=1.5, query_timeout=30))
     assert isinstance(event, BuildFailed) and event.status == "timeout"
     assert event.reason == "timed out after 1.5 s in the build"
+
+
+def test_a_child_still_running_at_its_deadline_is_stopped_and_its_work_recorded_as_skipped(make_tiny_dataset, monkeypatch):
+    """The worker keeps to a deadline between query configurations; one that hangs inside a
+    search is stopped by the parent DEADLINE_GRACE_S after it: skipped (a later run with more
+    time computes it), not failed. Without the deadline, the same hang is a timeout."""
+    monkeypatch.setattr(isolation, "DEADLINE_GRACE_S", 0.5)
+    job = _job(make_tiny_dataset(n_train=50, n_test=5), "crash-hang", "gpnn_plugin_crash_adapters", "Hang")
+    job = replace(job, query_params=[{"fail": True}, {"fail": False}],
+                  deadline=Deadline(6.0, "1.5 x the test's budget of 4.0 s", (0.0, 0.0)))
+    built, hung, rest = list(child_events(job, timeout=60, query_timeout=60))
+    assert isinstance(built, Built)
+    assert (hung.index, hung.status) == (0, "skipped")
+    assert hung.reason == ("skipped at run time: stopped at its build configuration's deadline of 6 s (1.5 x the test's "
+                           "budget of 4.0 s); a larger --config-budget or --budget runs it in query configuration fail=True")
+    assert (rest.index, rest.status) == (1, "skipped") and rest.reason.startswith("not run: the child process was stopped")
+    without = list(child_events(replace(job, deadline=None), timeout=60, query_timeout=3))
+    assert [e.status for e in without[1:]] == ["timeout", "failed"]
 
 
 def test_an_algorithm_the_child_cannot_find_is_explained(make_tiny_dataset):

@@ -50,3 +50,18 @@ def test_thread_settings_reach_libraries(monkeypatch):
         assert faiss.omp_get_max_threads() == 1
     finally:
         torch.set_num_threads(previous)
+
+
+def test_peak_rss_during_a_call_sees_its_transient_memory_and_starts_afresh():
+    """A call that holds 200 MB for a moment peaks at least 200 MB above a call that does not,
+    measured after it (so the peak of the first is forgotten by the second)."""
+    import numpy as np
+
+    def transient() -> int:
+        block = np.ones(200 * 2**20 // 8)
+        return int(block[-1])
+
+    _, busy = clocks.peak_rss_during(transient)
+    _, idle = clocks.peak_rss_during(lambda: None)
+    assert busy is not None and idle is not None
+    assert busy - idle >= 190 * 2**20 and idle >= clocks.rss_bytes() * 0.9

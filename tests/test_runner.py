@@ -69,6 +69,7 @@ def test_baselines_end_to_end(tiny, tmp_path):
         m = r["metrics"]
         assert r["status"] == "ok" and r["n_queries"] == 40 and r["k"] == 10
         assert len(m["qps_runs"]) == 2 and m["qps"] > 0 and m["build_s"] >= 0
+        assert m["query_peak_rss_bytes"] > 10_000_000 and m["build_peak_rss_bytes"] > 10_000_000  # the whole process
         assert r["provenance"]["libraries"]["numpy"] and r["provenance"]["cpu_model"]
         arrays = records.load_arrays(r)
         assert arrays["ids"].shape == (40, 10) and arrays["distances"].dtype == np.float64

@@ -66,6 +66,8 @@ METRICS: tuple[Metric, ...] = (
     Metric("latency_p999_s", "Latency p99.9", "s, single-query mode", False, "log"),
     Metric("build_s", "Build time", "s", False, "log"),
     Metric("index_bytes", "Index size", "bytes", False, "log"),
+    Metric("build_peak_rss_bytes", "Peak memory while building", "bytes, the measuring process's resident set", False, "log"),
+    Metric("query_peak_rss_bytes", "Peak memory while querying", "bytes, the measuring process's resident set", False, "log"),
     Metric("dist_comps_mean", "Distance computations per query", "mean", False, "log"),
     Metric("iterations_mean", "Iterations per query", "mean", False, "linear"),
     Metric("converged_onto_nn_rate", "Converged onto the NN", "fraction of queries, the note's measure", True, "linear", "wilson"),

@@ -19,9 +19,15 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Sequence
 
 from harness.run.cost import ConfigEstimate, Sizing, format_duration, size_queries
+from harness.run.options import Deadline
 
 #: a default that keeps one configuration to a few minutes on a laptop
 DEFAULT_CONFIG_BUDGET_S = 600.0
+#: a configuration is stopped at this many times its budget (its estimate was that far off):
+#: what it has not done by then is recorded as skipped (`harness.run.options.Deadline`)
+DEADLINE_FACTOR = 1.5
+#: ... and never sooner than this many seconds past its budget (small budgets, start-up noise)
+DEADLINE_MIN_SLACK_S = 30.0
 #: fewer queries than this measure nothing worth a record (recall's interval spans +-0.3)
 MIN_QUERIES = 10
 
@@ -87,6 +93,15 @@ class Allotment:
         self.budget_s, self.reason = budget_s, reason
         self.ratio, self.build_ratio = ratio, ratio if build_ratio is None else build_ratio
         self.sizing = size_queries(self.corrected, budget_s, self.n_max, self.runs, min_queries, self.todo)
+
+    def deadline(self, indexes: Sequence[int]) -> Deadline | None:
+        """When this configuration must be over (None: no budget bounds it), with the plan's
+        estimate of each query configuration `indexes` names (indexes into its query params)."""
+        if self.budget_s is None or self.skipped:
+            return None
+        seconds = max(self.budget_s * DEADLINE_FACTOR, self.budget_s + DEADLINE_MIN_SLACK_S)
+        why = f"{DEADLINE_FACTOR:g} x {self.reason} of {format_duration(self.budget_s)}"
+        return Deadline(seconds, why, tuple(self.query_seconds(i) for i in indexes))
 
     def note(self) -> str | None:
         """What the budget did to this configuration, for its records (None: nothing)."""

@@ -56,6 +56,39 @@ def rss_bytes() -> int | None:
     return pages * os.sysconf("SC_PAGE_SIZE")
 
 
+def reset_peak_rss() -> bool:
+    """Start a new peak of this process's resident set (Linux >= 4.0: writing 5 to
+    /proc/self/clear_refs resets VmHWM); False where that is not possible."""
+    try:
+        with open("/proc/self/clear_refs", "w") as handle:
+            handle.write("5")
+    except OSError:
+        return False
+    return True
+
+
+def peak_rss_bytes() -> int | None:
+    """The peak resident set of this process since it started or since `reset_peak_rss`
+    (VmHWM of /proc/self/status), or None where unavailable."""
+    try:
+        with open("/proc/self/status") as handle:
+            for line in handle:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        return None
+    return None
+
+
+def peak_rss_during(call: Callable[[], T]) -> tuple[T, int | None]:
+    """`call()` and the peak resident set of this process while it ran (None where the peak
+    cannot be reset and read: not Linux). Includes what was resident when it started."""
+    if not reset_peak_rss():
+        return call(), None
+    result = call()
+    return result, peak_rss_bytes()
+
+
 #: the /proc smaps fields `memory_breakdown` adds up (kB there, bytes here)
 SMAPS_FIELDS = ("Rss", "Pss", "Shared_Clean", "Shared_Dirty", "Private_Clean", "Private_Dirty", "Anonymous")
 

@@ -19,7 +19,10 @@ The protocol (multiprocessing "spawn" context, one child per build configuration
    its limit (`timeout` for the build phase, counted from the child's start, then
    `query_timeout` for each query configuration) becomes a `BuildFailed`/`QueryFailed`
    with status `failed` or `timeout` and the reason; the query configurations it did not
-   reach fail with "not run: ...", and are retried by `--retry-failed`.
+   reach fail with "not run: ...", and are retried by `--retry-failed`. A job under a budget
+   has a deadline (`options.Deadline`): the child does not start what would end past it, and
+   one still running `DEADLINE_GRACE_S` after it is stopped; what it did not do is recorded
+   as `skipped` (computed by a later run with more time), not failed.
 4. The child ignores SIGINT (the parent decides what happens on Ctrl-C and terminates it)
    and, on Linux, dies with its parent (PR_SET_PDEATHSIG), so `kill -9` of the harness
    leaves no orphan running on.
@@ -37,6 +40,7 @@ tests) are registered by importing a module named with `--plugins` or `$GPNN_PLU
 """
 from __future__ import annotations
 
+import math
 import multiprocessing
 import os
 import signal
@@ -51,6 +55,8 @@ from harness.run.options import BuildJob
 from harness.run.worker import job_events
 
 STOP_GRACE_S = 5.0
+#: how long past its deadline a child is left to finish by itself (the worker keeps to it)
+DEADLINE_GRACE_S = 10.0
 #: how often a child's relay looks at its `stop` flag (parallel runs: Ctrl-C in the main thread)
 STOP_POLL_S = 0.5
 _CONTEXT = multiprocessing.get_context("spawn")
@@ -105,9 +111,16 @@ def _relay(
     """Pass the child's events on; returns False if it died or overran (events made up for it)."""
     pending = list(range(len(job.query_params)))
     built = False
-    deadline, limit = time.monotonic() + timeout, timeout
+    started = time.monotonic()
+    # the budget's deadline of the whole job (measure.build_events keeps to it; this stops a child that does not)
+    last = started + job.deadline.seconds + DEADLINE_GRACE_S if job.deadline is not None else math.inf
+    deadline, limit = started + timeout, timeout
     while pending:
-        message = _receive(process, receiver, deadline, limit, stop)
+        if deadline < last:
+            expired = _Ended("timeout", f"timed out after {limit:g} s")
+        else:
+            deadline, expired = last, _Ended("skipped", _past_deadline(job))
+        message = _receive(process, receiver, deadline, expired, stop)
         if isinstance(message, _Ended):
             yield from _ended(message, built, pending, job)
             return False
@@ -122,14 +135,21 @@ def _relay(
     return True
 
 
-def _receive(process: Any, receiver: Connection, deadline: float, limit: float, stop: Any = None) -> Event | _Ended:
-    """The next event, or why there is none: data already sent is read before a death is seen."""
+def _past_deadline(job: BuildJob) -> str:
+    assert job.deadline is not None
+    return (f"skipped at run time: stopped at its build configuration's deadline of {job.deadline.seconds:.4g} s "
+            f"({job.deadline.why}); a larger --config-budget or --budget runs it")
+
+
+def _receive(process: Any, receiver: Connection, deadline: float, expired: _Ended, stop: Any = None) -> Event | _Ended:
+    """The next event, or why there is none (`expired` at the deadline): data already sent is
+    read before a death is seen."""
     while True:
         if stop is not None and stop.is_set():
             return _Ended("interrupted", "stopped by the harness")
         remaining = deadline - time.monotonic()
         if remaining <= 0:
-            return _Ended("timeout", f"timed out after {limit:g} s")
+            return expired
         ready = wait([receiver, process.sentinel], timeout=remaining if stop is None else min(remaining, STOP_POLL_S))
         if receiver in ready or (ready and receiver.poll()):
             try:
@@ -166,12 +186,13 @@ def failure_events(
     where = f"in query configuration {format_params(query_params[first])}"
     yield QueryFailed(first, f"{reason} {where}", status)
     for index in rest:
-        rest_status = "interrupted" if status == "interrupted" else "failed"
+        rest_status = status if status in ("interrupted", "skipped") else "failed"
         yield QueryFailed(index, f"not run: {who} {_short(status)} {where}", rest_status)
 
 
 def _short(status: str) -> str:
-    return {"timeout": "timed out", "interrupted": "was stopped"}.get(status, "died")
+    return {"timeout": "timed out", "interrupted": "was stopped",
+            "skipped": "was stopped at the configuration's deadline"}.get(status, "died")
 
 
 def format_params(params: dict[str, Any]) -> str:

@@ -11,6 +11,7 @@ parent process.
 from __future__ import annotations
 
 import gc
+import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Iterator
 
@@ -21,8 +22,8 @@ from algorithms.registry import AlgorithmSpec
 from harness.data.distances import row_distances
 from harness.data.loader import Dataset
 from harness.run import metrics
-from harness.run.clocks import Timing, rss_bytes, timed
-from harness.run.options import BuildJob, MeasureOptions
+from harness.run.clocks import Timing, peak_rss_during, rss_bytes, timed
+from harness.run.options import BuildJob, Deadline, MeasureOptions
 
 if TYPE_CHECKING:
     pass
@@ -76,14 +77,17 @@ def reason_of(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text}"
 
 
-def build_events(dataset: Dataset, spec: AlgorithmSpec, job: BuildJob) -> Iterator[Event]:
+def build_events(dataset: Dataset, spec: AlgorithmSpec, job: BuildJob, started: float | None = None) -> Iterator[Event]:
     """Build the index of `job` with the adapter of `spec`, then run each of its query
     configurations on it, as events.
 
     An exception of an adapter becomes a failure event and the next configuration goes on;
     a crash of the process itself cannot be caught here (that is what isolation is for).
+    Under a deadline (`job.deadline`, counted from `started`, default now), a query
+    configuration expected to end past it is not started: it is skipped, saying why.
     """
     options, n_queries = job.options, job.n_queries
+    clock = _JobClock(job.deadline, time.monotonic() if started is None else started)
     try:
         adapter, build = build_index(dataset, spec, job.build_params, options, job.device)
     except Exception as exc:  # noqa: BLE001 - any adapter failure becomes a failed record
@@ -91,14 +95,48 @@ def build_events(dataset: Dataset, spec: AlgorithmSpec, job: BuildJob) -> Iterat
         return
     yield Built(build)
     for index, params in enumerate(job.query_params):
+        late = clock.too_late(index)
+        if late is not None:
+            yield QueryFailed(index, late, "skipped")
+            continue
+        began = time.monotonic()
         try:
             document, arrays = run_query_config(dataset, adapter, params, options, n_queries, job.warmup_queries)
         except Exception as exc:  # noqa: BLE001
             yield QueryFailed(index, reason_of(exc))
             continue
+        clock.took(index, time.monotonic() - began)
         yield QueryDone(index, document, arrays, adapter.label)
     del adapter
     gc.collect()
+
+
+class _JobClock:
+    """A build job's time against its deadline: whether the next query configuration can end
+    before it, by the plan's estimate corrected by this job's measured-to-estimated ratio."""
+
+    def __init__(self, deadline: Deadline | None, started: float) -> None:
+        self.deadline, self.started = deadline, started
+        self.estimated = self.measured = 0.0
+
+    def took(self, index: int, seconds: float) -> None:
+        if self.deadline is not None and index < len(self.deadline.estimates_s):
+            self.estimated += self.deadline.estimates_s[index]
+            self.measured += seconds
+
+    def too_late(self, index: int) -> str | None:
+        """Why query configuration `index` is not started (None: it fits, or no deadline)."""
+        deadline = self.deadline
+        if deadline is None:
+            return None
+        ratio = self.measured / self.estimated if self.estimated > 0 else 1.0
+        expected = deadline.estimates_s[index] * ratio if index < len(deadline.estimates_s) else 0.0
+        elapsed = time.monotonic() - self.started
+        if elapsed + expected <= deadline.seconds:
+            return None
+        return (f"skipped at run time: {elapsed:.0f} s into its build configuration, expected to take {expected:.0f} s "
+                f"more, past the configuration's deadline of {deadline.seconds:.4g} s ({deadline.why}); "
+                "a larger --config-budget or --budget runs it")
 
 
 def build_index(
@@ -108,7 +146,7 @@ def build_index(
     adapter = spec.make(device=device, threads=options.threads, seed=options.seed, **build_params)
     gc.collect()
     rss_before = rss_bytes()
-    _, timing = timed(lambda: adapter.fit(dataset.train), device)
+    (_, timing), peak = peak_rss_during(lambda: timed(lambda: adapter.fit(dataset.train), device))
     rss_after = rss_bytes()
     growth = rss_after - rss_before if rss_before is not None and rss_after is not None else None
     reported = adapter.index_bytes()
@@ -118,6 +156,7 @@ def build_index(
         "build_gpu_s": timing.gpu_s,
         "index_bytes": reported if reported is not None else growth,
         "build_rss_bytes": growth,
+        "build_peak_rss_bytes": peak,
     }
 
 
@@ -130,12 +169,14 @@ def run_query_config(
     adapter.set_query_params(**query_params)
     Q = dataset.test[:n_queries]
     k = options.k
-    adapter.search(Q[: max(1, min(n_queries, warmup_queries))], k)
-    if options.mode == "single":
-        timings, ids, stats, latencies = _single_runs(adapter, Q, k, options.runs)
-    else:
-        timings, ids, stats = _batch_runs(adapter, Q, k, options.runs)
-        latencies = None
+
+    def search() -> tuple[list[Timing], np.ndarray, SearchStats, np.ndarray | None]:
+        adapter.search(Q[: max(1, min(n_queries, warmup_queries))], k)
+        if options.mode == "single":
+            return _single_runs(adapter, Q, k, options.runs)
+        return (*_batch_runs(adapter, Q, k, options.runs), None)
+
+    (timings, ids, stats, latencies), peak = peak_rss_during(search)
     check_answer(adapter.name, ids)
     distances = row_distances(dataset.distance, Q, dataset.train, ids)
     true_ids, true_dist = dataset.neighbors[:n_queries], dataset.distances[:n_queries]
@@ -151,6 +192,7 @@ def run_query_config(
         metrics.latency_percentiles(latencies),
         metrics.per_query_summary(stats.iterations, stats.dist_comps),
         _position_metrics(dataset, stats, true_ids, arrays),
+        {"query_peak_rss_bytes": peak},
     )
     if stats.scalars:
         scored["adapter_stats"] = dict(stats.scalars)

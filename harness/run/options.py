@@ -68,6 +68,21 @@ class RunOptions:
         return MeasureOptions(k=self.k, runs=self.runs, threads=self.threads, mode=self.mode, seed=self.seed)
 
 
+@dataclass(frozen=True)
+class Deadline:
+    """When a build job must be over, in seconds from its start: its budget with some slack
+    (`harness.run.budget.DEADLINE_FACTOR`). The budget sized the job from estimates; the
+    deadline holds when an estimate was wrong. The worker does not start a query configuration
+    that it expects to end past it (the plan's estimate, `estimates_s`, corrected by how this
+    job's earlier ones compared with theirs); the parent stops a child still running at it.
+    What was not done is recorded as skipped, with `why` (which budget, how much slack)."""
+
+    seconds: float
+    why: str
+    #: the plan's estimate of each of the job's query configurations, in the job's order
+    estimates_s: tuple[float, ...] = ()
+
+
 @dataclass
 class BuildJob:
     """One build configuration to measure, as plain picklable data: what every executor runs
@@ -88,6 +103,8 @@ class BuildJob:
     parent_pid: int = field(default_factory=os.getpid)
     #: queries searched once before the timed runs (a few for a slow configuration)
     warmup_queries: int = 100
+    #: when the job must be over (None: no budget bounds it)
+    deadline: Deadline | None = None
 
 
 def job_for(
@@ -98,6 +115,7 @@ def job_for(
     n_queries: int,
     device: str,
     warmup_queries: int = 100,
+    deadline: Deadline | None = None,
 ) -> BuildJob:
     """The job of `config`'s build and the given query configurations."""
     adapter = config.spec.adapter
@@ -106,4 +124,5 @@ def job_for(
         algorithm=config.spec.name, adapter_module=adapter.__module__, adapter_qualname=adapter.__qualname__,
         build_params=dict(config.build_params), query_params=list(query_params), options=options.measuring(),
         n_queries=n_queries, device=device, plugins=tuple(options.plugins), warmup_queries=warmup_queries,
+        deadline=deadline,
     )

@@ -51,7 +51,7 @@ from harness.data.loader import Dataset, DatasetRef
 from harness.errors import HarnessError
 from harness.run import isolation, provenance
 from harness.run.measure import BuildFailed, Built, Event, QueryDone, QueryFailed, reason_of
-from harness.run.options import BuildJob, RunOptions, job_for
+from harness.run.options import BuildJob, RunOptions
 from harness.run.runner import PlannedBuild, Recorder, RunContext, RunSummary, ensure_plan, plan_build_config
 from harness.run.sweeps import BuildConfig
 from harness.run.worker import job_events
@@ -270,9 +270,7 @@ class _Driver:
 
     def _submit(self, recorder: Recorder, indexes: list[int], attempt: int) -> _Task:
         planned = recorder.planned
-        params = [planned.todo[i].params for i in indexes]
-        job = job_for(planned.dataset, planned.config, params, self.options, planned.n_queries, planned.device, planned.warmup)
-        job = dataclasses.replace(job, plugins=self.plugins)
+        job = dataclasses.replace(planned.job(self.options, indexes), plugins=self.plugins)
         remote = self.remote.options(
             num_cpus=self.options.threads,
             num_gpus=1 if planned.device == "cuda" else 0,

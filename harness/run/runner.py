@@ -29,7 +29,7 @@ from harness.data.loader import DatasetLike
 from harness.run.budget import Allotment
 from harness.run.cost import Rates
 from harness.run.measure import WARMUP_QUERIES, BuildFailed, Built, Event, QueryDone, QueryFailed, run_query_config
-from harness.run.options import BuildJob, RunOptions, job_for
+from harness.run.options import BuildJob, Deadline, RunOptions, job_for
 from harness.run.plan import Query, RunPlan, decide, device_for, identities, identity, larger_record, make_plan, query_count
 from harness.run.progress import BUILD, Progress
 from harness.run.provenance import now_iso
@@ -136,9 +136,17 @@ class PlannedBuild:
     allotment: Allotment | None = None
     warmup: int = WARMUP_QUERIES
 
-    def job(self, options: RunOptions) -> BuildJob:
-        return job_for(self.dataset, self.config, [q.params for q in self.todo], options, self.n_queries, self.device,
-                       self.warmup)
+    def job(self, options: RunOptions, positions: Sequence[int] | None = None) -> BuildJob:
+        """The job of the query configurations at `positions` of `todo` (default: all)."""
+        positions = range(len(self.todo)) if positions is None else positions
+        return job_for(self.dataset, self.config, [self.todo[p].params for p in positions], options, self.n_queries,
+                       self.device, self.warmup, self.deadline(positions))
+
+    def deadline(self, positions: Sequence[int]) -> Deadline | None:
+        """When the job of `todo[positions]` must be over (None without a budget)."""
+        if self.allotment is None:
+            return None
+        return self.allotment.deadline([self.indexes[p] if self.indexes else p for p in positions])
 
     def estimated_s(self, position: int) -> float | None:
         """The plan's estimate of `todo[position]`'s seconds (None without a plan)."""
@@ -245,7 +253,8 @@ class Recorder:
         elif isinstance(event, (BuildFailed, QueryFailed)) and event.status == "interrupted":
             self.report(f"  STOPPED {config.entry}: {event.reason} (no record written; the next run computes it)")
         elif isinstance(event, BuildFailed):
-            self.report(f"  {_failure_word(event.status)} to build {config.entry} {config.build_params}: {event.reason}")
+            what = "" if event.status == "skipped" else " to build"
+            self.report(f"  {_failure_word(event.status)}{what} {config.entry} {config.build_params}: {event.reason}")
             for index in range(len(todo)):
                 self._failure(index, event.reason, event.status, None)
         elif isinstance(event, QueryFailed):
@@ -279,7 +288,7 @@ class Recorder:
 
 
 def _failure_word(status: str) -> str:
-    return "TIMEOUT" if status == "timeout" else "FAILED"
+    return {"timeout": "TIMEOUT", "skipped": "SKIPPED"}.get(status, "FAILED")
 
 
 def _write_success(

@@ -7,6 +7,7 @@ from __future__ import annotations
 import importlib
 import random
 import sys
+import time
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -22,6 +23,7 @@ def job_events(job: BuildJob, dataset: Dataset | None = None) -> Iterator[Event]
     """The worker's part of a build configuration, wherever it runs (a child process here, a
     Ray task in `harness.run.ray_executor`): import the plugins, find the adapter, load the
     dataset from `job.dataset_path` unless it was handed over, seed, then measure."""
+    started = time.monotonic()  # the job's deadline counts from here
     tune_malloc()  # the one C allocator setting every measuring process runs with (algorithms/_allocator.py)
     try:
         load_plugins(job.plugins)
@@ -33,7 +35,7 @@ def job_events(job: BuildJob, dataset: Dataset | None = None) -> Iterator[Event]
     except Exception as exc:  # noqa: BLE001 - reported as the build's failure
         yield BuildFailed(f"child process could not start the build: {reason_of(exc)}")
         return
-    yield from build_events(dataset, spec, job)
+    yield from build_events(dataset, spec, job, started)
 
 
 def _find_spec(job: BuildJob) -> Any:
