@@ -8,6 +8,7 @@ say how to install it.
 """
 from __future__ import annotations
 
+import json
 import logging
 import os
 import shutil
@@ -122,6 +123,39 @@ def test_ray_writes_the_records_the_local_executor_writes(case):
         node = record["provenance"]
         assert node["hostname"] == socket.gethostname() and node["cpu_count"] == os.cpu_count()
         assert node["ray_node_id"] and "cpu_model" in node and "gpu_name" in node
+
+
+def test_ray_keeps_the_progress_log_and_the_estimates_as_the_local_executor_does(case):
+    """The ETA log (`progress.jsonl`) and each record's estimate beside its measured seconds:
+    the same events on Ray as locally, each configuration counted from its task's start."""
+    logs = {}
+    for executor in ("local", "ray"):
+        lines = [json.loads(line) for line in next(case[executor].rglob("progress.jsonl")).read_text().splitlines()]
+        assert lines[0]["event"] == "plan" and lines[-1]["event"] == "end" and lines[-1]["fraction"] == 1.0
+        logs[executor] = sorted((line["event"], line.get("entry"), line.get("part")) for line in lines)
+        for record in records.load_records(case[executor]):
+            assert record["estimated_s"] > 0 and record["measured_s"] >= 0, executor
+    assert logs["ray"] == logs["local"]
+    assert sum(event == "query" for event, _, _ in logs["ray"]) == N_RECORDS
+
+
+def test_a_task_still_running_at_its_budget_deadline_is_cancelled_and_its_work_skipped(
+    ray_instance, make_tiny_dataset, tmp_path, capsys, monkeypatch
+):
+    from harness.run import budget, isolation
+
+    monkeypatch.setattr(budget, "DEADLINE_MIN_SLACK_S", 0.0)
+    monkeypatch.setattr(isolation, "DEADLINE_GRACE_S", 0.5)
+    sweep = tmp_path / "hang.yaml"
+    sweep.write_text("crash-hang:\n  query: {fail: [false, true]}\n")
+    argv = ["--dataset", str(make_tiny_dataset()), "--sweep", str(sweep), "--executor", "ray", "--plugins", CRASH_PLUGIN,
+            "--runs", "1", "--config-budget", "6s", "--no-plots", "--no-progress", "--results-dir", str(tmp_path / "r")]
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    assert "records: 1 written, 0 reused, 0 failed" in out and "skipped 1 query configuration(s)" in out
+    by_fail = {r["query_params"]["fail"]: r for r in records.load_records(tmp_path / "r")}
+    assert by_fail[False]["status"] == "ok" and by_fail[True]["status"] == "skipped"
+    assert by_fail[True]["error"].startswith("skipped at run time: stopped at its build configuration's deadline of 9 s")
 
 
 def test_a_rerun_recomputes_only_the_deleted_record(case, tmp_path, capsys):

@@ -29,6 +29,11 @@ kill) or a node that is lost fails the configuration with the reason, or, with `
 resubmits it up to N times for the query configurations that have no record yet. Ray's own
 `max_retries` is set to 0 on purpose: Ray would re-run a generator task from its start
 unseen by the driver, whose deadlines would then count the retry against one query.
+A job under a budget has a deadline (`options.Deadline`): the worker keeps to it between query
+configurations, and the driver cancels a task still running `isolation.DEADLINE_GRACE_S` past
+it, recording what it did not do as skipped. The progress (bar, ETA, `progress.jsonl`) is the
+local executor's (`harness.run.progress`), with a task counted from its start, not its time
+in Ray's queue, and the cluster's task slots as the parallelism.
 Ctrl-C cancels every outstanding task and keeps the records written.
 """
 from __future__ import annotations
@@ -45,14 +50,13 @@ from pathlib import Path
 from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
-from tqdm import tqdm
 
 from harness.data.loader import Dataset, DatasetRef
 from harness.errors import HarnessError
 from harness.run import isolation, provenance
 from harness.run.measure import BuildFailed, Built, Event, QueryDone, QueryFailed, reason_of
-from harness.run.options import BuildJob, RunOptions
-from harness.run.runner import PlannedBuild, Recorder, RunContext, RunSummary, ensure_plan, plan_build_config
+from harness.run.options import BuildJob, Deadline, RunOptions
+from harness.run.runner import PlannedBuild, Recorder, RunContext, RunSummary, plan_build_config, start_progress
 from harness.run.sweeps import BuildConfig
 from harness.run.worker import job_events
 
@@ -195,6 +199,9 @@ class _Task:
     built: bool = False
     deadline: float = math.inf  # none while the task waits in Ray's queue
     limit: float = 0.0
+    #: the budget's deadline of the whole job (`options.Deadline`), counted from the task's start
+    budget: Deadline | None = None
+    last: float = math.inf
     left: set[int] = field(default_factory=set)
 
 
@@ -205,19 +212,27 @@ def run_sweep_on_ray(ray: Any, context: RunContext, configs: Sequence[BuildConfi
     """
     dataset, options, summary, report = context.dataset, context.options, context.summary, context.report
     planning = replace(context, dataset=DatasetRef.of(dataset))  # the driver plans from metadata only
-    ensure_plan(planning, configs)  # budgets size the query counts as on the local executor
-    planned = [p for c in configs if (p := plan_build_config(planning, c))]
-    if not planned:
-        return summary
-    _check_resources(ray, planned, options)
-    driver = _Driver(ray, ray.put(dataset), options, report)
-    bar = tqdm(total=len(planned), desc="sweep", unit="index", disable=not options.progress, leave=False)
+    # budgets size the query counts as on the local executor; the ETA schedules onto the cluster's slots
+    progress = start_progress(planning, configs, parallel=task_slots(ray, options))
     try:
-        driver.run([Recorder(p, summary, report) for p in planned], bar)
+        planned = [p for c in configs if (p := plan_build_config(planning, c))]
+        if not planned:
+            return summary
+        _check_resources(ray, planned, options)
+        driver = _Driver(ray, ray.put(dataset), options, report)
+        try:
+            driver.run([Recorder(p, summary, report, progress, started=False) for p in planned])
+        finally:
+            driver.cancel_all()
     finally:
-        driver.cancel_all()
-        bar.close()
+        progress.close()
     return summary
+
+
+def task_slots(ray: Any, options: RunOptions) -> int:
+    """How many tasks of `--threads` CPUs the cluster runs at once (at least one)."""
+    cpus = sum(node["Resources"].get("CPU", 0) for node in _alive_nodes(ray))
+    return max(1, int(cpus // max(1, options.threads)))
 
 
 def _check_resources(ray: Any, planned: list[PlannedBuild], options: RunOptions) -> None:
@@ -244,22 +259,24 @@ class _Driver:
         self.remote = ray.remote(worker_task)  # exported to the cluster once, options set per task
         self.delivery = _delivery_options(self.remote)
 
-    def run(self, recorders: list[Recorder], bar: Any) -> None:
+    def run(self, recorders: list[Recorder]) -> None:
         for recorder in recorders:
             indexes = list(range(len(recorder.planned.todo)))
             self.live.append(self._submit(recorder, indexes, attempt=0))
         while self.live:
-            wait_s = min([POLL_S, *(task.deadline - time.monotonic() for task in self.live)])
+            wait_s = min([POLL_S, *(min(task.deadline, task.last) - time.monotonic() for task in self.live)])
             generators = [task.generator for task in self.live]
             ready, _ = self.ray.wait(generators, num_returns=1, timeout=max(wait_s, 0.0))
             for generator in ready:
                 task = next(t for t in self.live if t.generator is generator)
                 self._step(task)
             now = time.monotonic()
-            for task in [t for t in self.live if t.deadline <= now]:
+            for task in [t for t in self.live if min(t.deadline, t.last) <= now]:
                 self.ray.cancel(task.generator, force=True)
-                self._fail(task, "timeout", f"timed out after {task.limit:g} s")
-            bar.update(bar.total - len(self.live) - bar.n)
+                if task.last <= now and task.budget is not None:
+                    self._fail(task, "skipped", isolation.past_deadline(task.budget))
+                else:
+                    self._fail(task, "timeout", f"timed out after {task.limit:g} s")
 
     def cancel_all(self) -> None:
         """Stop every task still running or queued (Ctrl-C, SIGTERM, an error of the driver)."""
@@ -280,7 +297,7 @@ class _Driver:
             **self.delivery,
         )
         generator = remote.remote(job, self.data_ref)
-        return _Task(planned, recorder, generator, indexes, attempt, left=set(range(len(indexes))))
+        return _Task(planned, recorder, generator, indexes, attempt, left=set(range(len(indexes))), budget=job.deadline)
 
     def _step(self, task: _Task) -> None:
         """Take the task's next item: an event to record, its end, or its failure."""
@@ -298,6 +315,9 @@ class _Driver:
         now = time.monotonic()
         if isinstance(item, WorkerStarted):
             task.recorder.set_node(item.node)
+            task.recorder.begin(task.indexes)
+            if task.budget is not None:
+                task.last = now + task.budget.seconds + isolation.DEADLINE_GRACE_S
             task.deadline, task.limit = now + self.options.timeout, self.options.timeout
             return
         if isinstance(item, Built):
@@ -311,6 +331,7 @@ class _Driver:
         task.deadline, task.limit = now + self.options.query_timeout, self.options.query_timeout
         if not task.left:
             self.live.remove(task)  # all said; the worker's clean-up needs no waiting for
+            task.recorder.close()
 
     def _crashed(self, task: _Task, exc: Exception) -> None:
         reason, retryable = describe_failure(self.ray, exc)
@@ -331,6 +352,7 @@ class _Driver:
             if isinstance(event, QueryFailed):
                 event = dataclasses.replace(event, index=task.indexes[event.index])
             task.recorder.handle(event)
+        task.recorder.close()
 
 
 def _delivery_options(remote: Any) -> dict[str, Any]:

@@ -85,14 +85,15 @@ def ensure_plan(context: RunContext, configs: Sequence[BuildConfig]) -> RunPlan:
     return context.plan
 
 
-def start_progress(context: RunContext, configs: Sequence[BuildConfig]) -> Progress:
-    """The plan, then the progress over its estimated work (bar, ETA, `progress.jsonl`)."""
+def start_progress(context: RunContext, configs: Sequence[BuildConfig], parallel: int | None = None) -> Progress:
+    """The plan, then the progress over its estimated work (bar, ETA, `progress.jsonl`), for
+    `parallel` configurations at once (default: the options')."""
     plan = ensure_plan(context, configs)
     options = context.options
     # a run with nothing to measure leaves the log of the last one that had something
     busy = any(a.todo and not a.skipped for a in plan.allotments)
     log_path = records.record_dir(options.results_dir, context.dataset.name, "progress.jsonl") if busy else None
-    context.progress = Progress(plan.allotments, options.parallel, log_path, options.progress)
+    context.progress = Progress(plan.allotments, parallel or options.parallel, log_path, options.progress)
     return context.progress
 
 
@@ -229,13 +230,22 @@ class Recorder:
     """
 
     def __init__(self, planned: PlannedBuild, summary: RunSummary, report: Callable[[str], None] = tqdm.write,
-                 progress: Progress | None = None, slot: int = 0) -> None:
+                 progress: Progress | None = None, slot: int = 0, started: bool = True) -> None:
         self.planned, self.summary, self.report, self.progress = planned, summary, report, progress
         self.build: dict[str, Any] = {}
         self.recorded: set[int] = set()
         self.last = time.monotonic()
-        if progress is not None and planned.allotment is not None:
-            progress.start(planned.allotment, planned.indexes, slot)
+        if started:
+            self.begin(range(len(planned.todo)), slot)
+
+    def begin(self, positions: Sequence[int], slot: int = 0) -> None:
+        """The worker started on `todo[positions]` now (a queued Ray task starts later than it
+        was made; a retried one starts again on what is left): times count from here."""
+        self.last = time.monotonic()
+        planned = self.planned
+        if self.progress is not None and planned.allotment is not None:
+            indexes = [planned.indexes[p] for p in positions] if planned.indexes else list(positions)
+            self.progress.start(planned.allotment, indexes, slot)
 
     def set_node(self, facts: dict[str, Any]) -> None:
         """Merge the facts of the machine that measures (another node of a cluster) into the
