@@ -103,8 +103,13 @@ def test_plot_report_and_landscape_subcommands(make_tiny_dataset, dirs, tmp_path
     assert main(["plot", "--dataset", str(path), *dirs]) == 0
     plots = tmp_path / "plots" / path.stem
     assert (plots / "recall1-qps.png").is_file() and not (plots / "index.html").exists()
+    other = make_tiny_dataset("other-8-euclidean.hdf5", n_train=300, n_test=10)
+    assert main(["--dataset", str(other), "--algorithms", "faiss-flat", "--runs", "1", "--isolation", "none",
+                 "--no-plots", "--no-progress", *dirs]) == 0
     assert main(["report", "--dataset", str(path), *dirs]) == 0
     assert (plots / "index.html").is_file()
+    index = (tmp_path / "plots" / "index.html").read_text()  # every dataset with records, not only this one
+    assert f'href="{path.stem}/index.html"' in index and ">other-8-euclidean<" in index
     assert main(["landscape", "--figures", "contours-2d", *dirs]) == 0
     out = capsys.readouterr().out
     assert "naive" in out and (tmp_path / "plots" / "landscape" / "contours-2d.svg").is_file()
