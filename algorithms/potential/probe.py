@@ -184,7 +184,8 @@ class PotentialProbe(Adapter):
         self._radius = np.zeros(nlist)
         np.maximum.at(self._radius, cell[:, 0], np.sqrt(np.maximum(to_centroid[:, 0], 0.0)))
         self._radius = self._radius.astype(np.float32)
-        self.scale = resolve_scale(self.params["scale"], torch.as_tensor(X - X.mean(0)), seed=self.seed)
+        centre = torch.as_tensor(np.mean(X, axis=0, dtype=np.float64))
+        self.scale = resolve_scale(self.params["scale"], X, seed=self.seed, centre=centre)  # in blocks: no copy of X
 
     def _search(self, Q: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         v = self.query_values
