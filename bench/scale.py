@@ -27,7 +27,6 @@ import argparse
 import json
 import os
 import platform
-import resource
 import shlex
 import shutil
 import subprocess
@@ -41,6 +40,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 MB = 2**20
+DEFAULT_BUDGET = "2h"
 PAGE = os.sysconf("SC_PAGE_SIZE")
 
 
@@ -131,7 +131,7 @@ def run_harness(argv: list[str], log: Path, poll_s: float = 0.5) -> dict[str, An
             time.sleep(poll_s)
     wall = time.monotonic() - start
     return {"code": process.returncode, "wall_s": wall, "peak_parent": peak_parent, "peak_child": peak_child,
-            "peak_children": peak_children, "maxrss_children": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * 1024}
+            "peak_children": peak_children}
 
 
 # --- what the run says -----------------------------------------------------------------------------
@@ -193,7 +193,7 @@ def report(args: argparse.Namespace, argv: Sequence[str], run: dict[str, Any], p
     from harness.run import provenance
     from harness.run.cost import format_duration
 
-    commit, dirty = provenance.git_state()
+    commit, dirty = run["git"]  # as the run started: a child imports the code on disk when it starts
     versions = provenance.library_versions()
     libs = ", ".join(f"{n} {versions[n]}" for n in ("torch", "faiss-cpu", "faiss", "hnswlib", "numpy") if n in versions)
     lines = [
@@ -219,8 +219,8 @@ def report(args: argparse.Namespace, argv: Sequence[str], run: dict[str, Any], p
         "",
         f"records: {dict(sorted(statuses.items()))}; exit code {run['code']}",
         f"wall time: {format_duration(run['wall_s'])} ({run['wall_s']:.0f} s) at --parallel {args.parallel}",
-        f"peak resident memory: parent {run['peak_parent'] / MB:.0f} MiB; largest child {run['peak_child'] / MB:.0f} MiB "
-        f"(getrusage: {run['maxrss_children'] / MB:.0f} MiB); all children at once {run['peak_children'] / MB:.0f} MiB",
+        f"peak resident memory: parent {run['peak_parent'] / MB:.0f} MiB; largest child {run['peak_child'] / MB:.0f} MiB; "
+        f"all children at once {run['peak_children'] / MB:.0f} MiB (polled every 0.5 s)",
     ]
     lines += peak_by_configuration(found)
     for fraction in (0.1, 0.5):
@@ -271,7 +271,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--n", type=int, default=1_000_000, help="train points (default 1,000,000: sift-128's)")
     parser.add_argument("--queries", type=int, default=10_000, help="test queries (default 10,000)")
     parser.add_argument("--dim", type=int, default=128)
-    parser.add_argument("--budget", default="2h", help="--budget of the run (default 2h; 'none' for none)")
+    parser.add_argument("--budget", default=DEFAULT_BUDGET, help=f"--budget of the run (default {DEFAULT_BUDGET}; 'none' for none)")
     parser.add_argument("--config-budget", default=None, help="--config-budget of the run (default: the harness's)")
     parser.add_argument("--parallel", type=int, default=2)
     parser.add_argument("--threads", type=int, default=1)
@@ -292,13 +292,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"generating {dataset} ...", flush=True)
         generate(dataset, args.n, args.queries, args.dim, args.seed, os.cpu_count() or 1)
     stem = f"scale-{args.n}x{args.dim}-q{args.queries}-p{args.parallel}"
+    if args.budget not in (DEFAULT_BUDGET, None) or args.config_budget:  # a run under other budgets keeps its own file
+        stem += f"-b{args.budget}" + (f"-c{args.config_budget}" if args.config_budget else "")
     if args.plan_only:
         return plan_only(args, argv, dataset, stem)
     results = args.scratch / f"results-{name}-p{args.parallel}"
     shutil.rmtree(results, ignore_errors=True)  # a fresh run: reused records would make the figures meaningless
     log = args.scratch / f"{name}-p{args.parallel}.log"
     print(f"running the harness (log: {log}) ...", flush=True)
+    from harness.run import provenance
+
+    started_at = provenance.git_state()
     run = run_harness(harness_argv(args, dataset, results), log)
+    run["git"] = started_at
 
     from harness.records import load_records
 

@@ -162,13 +162,16 @@ def test_a_rerun_recomputes_only_the_deleted_record(case, tmp_path, capsys):
     results = tmp_path / "results"
     shutil.copytree(case["ray"], results)
     [victim] = [p for p in results.rglob("*.json") if "faiss-ivf" in str(p) and "nprobe=4" in p.name][:1]
-    before = {p: p.read_bytes() for p in results.rglob("*") if p.is_file() and p.stem != victim.stem}
+    def kept(p: Path) -> bool:  # every record but the victim (progress.jsonl is the latest run's log)
+        return p.is_file() and p.stem != victim.stem and p.name != "progress.jsonl"
+
+    before = {p: p.read_bytes() for p in results.rglob("*") if kept(p)}
     victim.unlink()
     victim.with_suffix(".h5").unlink()
     capsys.readouterr()
     assert main([*_argv(case["dataset"], case["sweep"], results), "--executor", "ray"]) == 0
     assert f"records: 1 written, {N_RECORDS - 1} reused, 0 failed" in capsys.readouterr().out
-    assert before == {p: p.read_bytes() for p in results.rglob("*") if p.is_file() and p.stem != victim.stem}
+    assert before == {p: p.read_bytes() for p in results.rglob("*") if kept(p)}
     assert _outcomes(results) == _outcomes(case["ray"])
 
 
