@@ -36,16 +36,15 @@ def plot_figures(dataset: str, records: list[dict], args: argparse.Namespace) ->
 
 def plot_and_report(dataset: str, args: argparse.Namespace) -> None:
     """Figures and the report from one reading of the records (each read verifies a checksum)."""
-    from harness.records import load_records, safe_component
+    from harness.records import load_records
     from harness.report.page import write_index, write_report
 
     records = _records(dataset, args)
     figures = plot_figures(dataset, records, args)
     page = write_report(records, args.plots_dir / dataset, dataset, figures, static=args.static)
     print(f"report:  {page}")
-    folders = sorted(p.name for p in Path(args.results_dir).iterdir() if p.is_dir()) if Path(args.results_dir).is_dir() else []
-    others = [r for name in folders if name != safe_component(dataset) for r in load_records(args.results_dir, name)]
-    index = write_index(records + others, args.plots_dir)  # this dataset's records are read once, above
+    others = load_records(args.results_dir, other_than=dataset)  # this dataset's were read above
+    index = write_index(records + others, args.plots_dir)
     print(f"index:   {index}  (every dataset with records)")
 
 

@@ -299,20 +299,24 @@ def load_arrays(document: Mapping[str, Any]) -> dict[str, np.ndarray]:
         return {name: handle[name][()] for name in handle}
 
 
-def iter_record_files(results_dir: Path, dataset: str | None = None) -> Iterator[Path]:
+def iter_record_files(results_dir: Path, dataset: str | None = None, other_than: str | None = None) -> Iterator[Path]:
+    """Record files under `results_dir`: of one dataset, or of all (but the one `other_than` names)."""
     root = Path(results_dir)
     if dataset is not None:
         root = root / safe_component(dataset)
+    skip = Path(results_dir) / safe_component(other_than) if other_than is not None else None
     if root.is_dir():
-        yield from sorted(p for p in root.rglob("*.json") if not p.name.startswith("."))
+        yield from sorted(p for p in root.rglob("*.json") if not p.name.startswith(".") and skip not in p.parents)
 
 
 def load_records(
-    results_dir: Path, dataset: str | None = None, verify: bool = True, problems: list[str] | None = None
+    results_dir: Path, dataset: str | None = None, verify: bool = True, problems: list[str] | None = None,
+    other_than: str | None = None,
 ) -> list[dict[str, Any]]:
-    """Every whole record under `results_dir` (one dataset or all); incomplete ones go to `problems`."""
+    """Every whole record under `results_dir` (one dataset, or all but `other_than`); incomplete
+    ones go to `problems`."""
     records = []
-    for path in iter_record_files(results_dir, dataset):
+    for path in iter_record_files(results_dir, dataset, other_than):
         try:
             records.append(read_record(path, verify=verify))
         except (IncompleteRecord, UnknownSchema) as exc:

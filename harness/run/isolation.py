@@ -51,7 +51,7 @@ from multiprocessing.connection import Connection, wait
 from typing import Any, Callable, Generator, Iterator
 
 from harness.run.measure import BuildFailed, Built, Event, QueryDone, QueryFailed, reason_of
-from harness.run.options import BuildJob, Deadline
+from harness.run.options import BuildJob
 from harness.run.worker import job_events
 
 STOP_GRACE_S = 5.0
@@ -119,8 +119,8 @@ def _relay(
         if deadline < last:
             expired = _Ended("timeout", f"timed out after {limit:g} s")
         else:
-            deadline, expired = last, _Ended("skipped", past_deadline(job.deadline))
-        message = _receive(process, receiver, deadline, expired, stop)
+            expired = _Ended("skipped", job.deadline.stopped())
+        message = _receive(process, receiver, min(deadline, last), expired, stop)
         if isinstance(message, _Ended):
             yield from _ended(message, built, pending, job)
             return False
@@ -133,12 +133,6 @@ def _relay(
             pending.remove(message.index)
         deadline, limit = time.monotonic() + query_timeout, query_timeout
     return True
-
-
-def past_deadline(deadline: Deadline) -> str:
-    """Why a worker stopped at its job's deadline left its work undone (status skipped)."""
-    return (f"skipped at run time: stopped at its build configuration's deadline of {deadline.seconds:.4g} s "
-            f"({deadline.why}); a larger --config-budget or --budget runs it")
 
 
 def _receive(process: Any, receiver: Connection, deadline: float, expired: _Ended, stop: Any = None) -> Event | _Ended:

@@ -134,9 +134,7 @@ class _JobClock:
         elapsed = time.monotonic() - self.started
         if elapsed + expected <= deadline.seconds:
             return None
-        return (f"skipped at run time: {elapsed:.0f} s into its build configuration, expected to take {expected:.0f} s "
-                f"more, past the configuration's deadline of {deadline.seconds:.4g} s ({deadline.why}); "
-                "a larger --config-budget or --budget runs it")
+        return deadline.not_started(elapsed, expected)
 
 
 def build_index(

@@ -82,6 +82,19 @@ class Deadline:
     #: the plan's estimate of each of the job's query configurations, in the job's order
     estimates_s: tuple[float, ...] = ()
 
+    def not_started(self, elapsed: float, expected: float) -> str:
+        """Why the worker did not start a query configuration expected to end past it."""
+        return self._skipped(f"{elapsed:.0f} s into its build configuration, expected to take {expected:.0f} s more, "
+                             "past the configuration's")
+
+    def stopped(self) -> str:
+        """Why the work of a worker stopped at the deadline from outside was not done."""
+        return self._skipped("stopped at its build configuration's")
+
+    def _skipped(self, how: str) -> str:
+        return (f"skipped at run time: {how} deadline of {self.seconds:.4g} s ({self.why}); "
+                "a larger --config-budget or --budget runs it")
+
 
 @dataclass
 class BuildJob:

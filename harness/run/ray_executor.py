@@ -274,7 +274,7 @@ class _Driver:
             for task in [t for t in self.live if min(t.deadline, t.last) <= now]:
                 self.ray.cancel(task.generator, force=True)
                 if task.last <= now and task.budget is not None:
-                    self._fail(task, "skipped", isolation.past_deadline(task.budget))
+                    self._fail(task, "skipped", task.budget.stopped())
                 else:
                     self._fail(task, "timeout", f"timed out after {task.limit:g} s")
 

@@ -147,11 +147,15 @@ class PlannedBuild:
         """When the job of `todo[positions]` must be over (None without a budget)."""
         if self.allotment is None:
             return None
-        return self.allotment.deadline([self.indexes[p] if self.indexes else p for p in positions])
+        return self.allotment.deadline([self.index_of(p) for p in positions])
+
+    def index_of(self, position: int) -> int:
+        """The index in the configuration's query parameters of `todo[position]`."""
+        return self.indexes[position] if self.indexes else position
 
     def estimated_s(self, position: int) -> float | None:
         """The plan's estimate of `todo[position]`'s seconds (None without a plan)."""
-        return None if self.allotment is None else self.allotment.query_seconds(self.indexes[position])
+        return None if self.allotment is None else self.allotment.query_seconds(self.index_of(position))
 
 
 def plan_build_config(context: RunContext, config: BuildConfig) -> PlannedBuild | None:
@@ -244,8 +248,7 @@ class Recorder:
         self.last = time.monotonic()
         planned = self.planned
         if self.progress is not None and planned.allotment is not None:
-            indexes = [planned.indexes[p] for p in positions] if planned.indexes else list(positions)
-            self.progress.start(planned.allotment, indexes, slot)
+            self.progress.start(planned.allotment, [planned.index_of(p) for p in positions], slot)
 
     def set_node(self, facts: dict[str, Any]) -> None:
         """Merge the facts of the machine that measures (another node of a cluster) into the
@@ -271,20 +274,17 @@ class Recorder:
             if event.index not in self.recorded:
                 self.report(f"  {_failure_word(event.status)} {config.entry} {todo[event.index].params}: {event.reason}")
             self._failure(event.index, event.reason, event.status, took)
-            self._part(self._index(event.index), took, False, now)
+            self._part(self.planned.index_of(event.index), took, False, now)
         elif isinstance(event, QueryDone) and event.index not in self.recorded:
             self.recorded.add(event.index)
             timing = {"estimated_s": self.planned.estimated_s(event.index), "measured_s": took}
             _write_success(todo[event.index], self.planned.base, self.build, event, self.summary, self.report, timing)
-            self._part(self._index(event.index), took, True, now)
+            self._part(self.planned.index_of(event.index), took, True, now)
 
     def close(self) -> None:
         """The configuration's events are over (its progress counts whatever did not report)."""
         if self.progress is not None and self.planned.allotment is not None:
             self.progress.finish(self.planned.allotment)
-
-    def _index(self, position: int) -> int:
-        return self.planned.indexes[position] if self.planned.indexes else position
 
     def _part(self, part: Any, took: float, learn: bool, at: float) -> None:
         if self.progress is not None and self.planned.allotment is not None:
