@@ -26,7 +26,7 @@ from harness.files import atomic_write, sha256_file, write_bytes_durably
 SCHEMA_NAME = "gpnn-record"
 #: the version records are written with; older ones are migrated on read (MIGRATIONS), never
 #: recomputed or overwritten; newer ones (a newer harness wrote them) are left alone
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 SCHEMA = f"{SCHEMA_NAME}/{SCHEMA_VERSION}"
 
 _NONE = type(None)
@@ -76,7 +76,12 @@ FIELDS: tuple[Field, ...] = (
     Field("role", (str, _NONE), "method or control for algorithms with a control, else null", None),
     Field("control_switch", (str, _NONE), "what the control switches off, e.g. ascent=none", None),
     Field("control_query_params", (dict, _NONE), "a method's control's query parameters", None),
+    Field("controls", (list, _NONE), "a method's controls, each {\"switch\": \"ascent=none\", \"query_params\": {...}}: "
+          "the same configuration with one part under test switched off (the first is control_switch's)", None),
     Field("revision", (int,), "the adapter's revision (answers whose meaning changed get a new one)", 0),
+    Field("code_fingerprint", (str, _NONE), "a hash of the parsed source of the code that made the numbers (the "
+          "adapter's module and the project modules it imports, or the plugin file); null: made before fingerprints, "
+          "so stale", None),
     Field("estimated_s", (float, _NONE), "the cost model's estimate of this query configuration's seconds "
           "(warm-up, timed runs, scoring), made before it ran (harness/run/cost.py)", None),
     Field("measured_s", (float, _NONE), "the seconds this query configuration took, as the harness saw them", None),
@@ -136,8 +141,21 @@ def _v2_to_v3(document: dict[str, Any]) -> dict[str, Any]:
     return document
 
 
+def _v3_to_v4(document: dict[str, Any]) -> dict[str, Any]:
+    """Version 4 added the code fingerprint (a version-3 record has none: its code is unknown,
+    so it counts as stale) and the list of a method's controls (a version-3 method had one)."""
+    document.setdefault("code_fingerprint", None)
+    if "controls" not in document:
+        single = document.get("control_query_params")
+        document["controls"] = (
+            [{"switch": document.get("control_switch"), "query_params": single}]
+            if document.get("role") == "method" and single is not None else None
+        )
+    return document
+
+
 #: MIGRATIONS[v] turns a version-v document into a version v+1 one (as asv migrates its results)
-MIGRATIONS: dict[int, Callable[[dict[str, Any]], dict[str, Any]]] = {1: _v1_to_v2, 2: _v2_to_v3}
+MIGRATIONS: dict[int, Callable[[dict[str, Any]], dict[str, Any]]] = {1: _v1_to_v2, 2: _v2_to_v3, 3: _v3_to_v4}
 
 
 class UnknownSchema(Exception):

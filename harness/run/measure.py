@@ -214,7 +214,8 @@ def control_fields(adapter: Adapter) -> dict[str, Any]:
         return {"role": "control", **fields}
     control = type(adapter).control_of(adapter.query_values)
     complete = validate_params(adapter.name, adapter.query_params, control or {}, "query")
-    return {"role": "method", **fields, "control_query_params": complete}
+    controls = [{"switch": fields["control_switch"], "query_params": complete}]
+    return {"role": "method", **fields, "control_query_params": complete, "controls": controls}
 
 
 class InvalidAnswer(Exception):
