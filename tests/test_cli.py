@@ -84,7 +84,7 @@ def test_datasets_list(capsys, tmp_path):
 
 
 def test_help_teaches_and_python_m_works():
-    done = subprocess.run([sys.executable, "-m", "harness", "--help"], capture_output=True, text=True, timeout=60)
+    done = subprocess.run([sys.executable, "-m", "harness", "--help"], capture_output=True, text=True, timeout=300)
     assert done.returncode == 0
     assert "--dataset" in done.stdout and "examples:" in done.stdout and "results" in done.stdout
 

@@ -50,7 +50,7 @@ def test_a_waiting_writer_says_who_holds_the_lock_and_starts_when_it_is_released
     assert waiter.is_alive() and len(notes) == 1 and "waiting" in notes[0] and str(os.getpid()) in notes[0]
     # the same process holds both here, so ownership is told apart by releasing the first by hand
     first.path.unlink()
-    waiter.join(timeout=5)
+    waiter.join(timeout=120)
     assert not waiter.is_alive() and second.path.is_file()
 
 

@@ -63,7 +63,7 @@ def test_ctrl_c_in_a_parallel_run_stops_every_child(make_tiny_dataset, tmp_path)
         running = children(run.pid)
         assert len(running) >= 2, "two configurations should run at once, each in its child"
         run.send_signal(signal.SIGINT)
-        out, err = run.communicate(timeout=60)
+        out, err = run.communicate(timeout=300)
     finally:
         if run.poll() is None:
             run.kill()

@@ -269,20 +269,20 @@ def test_a_signal_stops_the_tasks_and_the_local_instance(ray_instance, make_tiny
     run = subprocess.Popen([sys.executable, "-m", "harness", *argv], cwd=ROOT, env=env, stdout=subprocess.PIPE,
                            stderr=subprocess.PIPE, text=True, start_new_session=True)
     try:
-        end = time.monotonic() + 90
+        end = time.monotonic() + 300
         while not list(results.rglob("*.json")) and run.poll() is None:
-            assert time.monotonic() < end, "no record within 90 s"
+            assert time.monotonic() < end, "no record within 300 s"
             time.sleep(0.05)
         time.sleep(0.5)
         descendants = _descendants(run.pid)
         assert descendants, "a local Ray instance should run under the harness"
         run.send_signal(sig)
-        _, err = run.communicate(timeout=60)
+        _, err = run.communicate(timeout=300)
     finally:
         if run.poll() is None:
             os.killpg(run.pid, signal.SIGKILL)
     assert run.returncode == code and "interrupted: 1 records written this run" in err
-    end = time.monotonic() + 30
+    end = time.monotonic() + 120
     while alive := [pid for pid in descendants if _running(pid)]:
         assert time.monotonic() < end, f"left running: {alive}"
         time.sleep(0.2)
