@@ -439,7 +439,7 @@ def format_value(column: str, value: Any) -> str:
         return "-"
     if column.startswith(("recall", "control_recall")) or column in ("threshold", "converged_onto_nn_rate"):
         return f"{value:.4f}"
-    if column in ("qps", "control_qps", "qps_min", "qps_max", "qps_best", "qps_a", "qps_b"):
+    if column in ("qps", "control_qps", "qps_min", "qps_max", "qps_best", "qps_a", "qps_b", "tuned_qps"):
         return f"{value:,.1f}"
     if isinstance(value, int):
         return str(value)
