@@ -111,8 +111,10 @@ class Answers:
         found: dict[str, np.ndarray] = {}
         if arrays.get("dist_comps") is not None:
             found["dist_comps"] = np.asarray(arrays["dist_comps"], dtype=np.float64)
-        checksum = str((record.get("provenance") or {}).get("dataset_sha256"))
+        checksum = str((record.get("provenance") or {}).get("dataset_sha256") or "")
         truth = self._truths.get(checksum)
+        if not checksum:
+            return found, "the record names no dataset checksum, so its ground truth cannot be found"
         if truth is None:
             return found, self._missing.get(checksum, f"no ground truth for dataset file sha256 {checksum[:12]}")
         if "ids" not in arrays or "distances" not in arrays:
