@@ -114,6 +114,8 @@ def cmd_results(args: argparse.Namespace) -> int:
     from harness.records import load_records
     from harness.report.summary import RESULT_COLUMNS, results_table
 
+    if args.tune_fraction is not None and not args.summary:
+        raise HarnessError("--tune-fraction chooses the summary's configurations", "add --summary")
     dataset = _dataset_key(args.dataset) if args.dataset else None
     problems: list[str] = []
     found = load_records(args.results_dir, dataset, problems=problems)
