@@ -51,9 +51,11 @@ def make_document(
     iterations: np.ndarray | None = None,
     status: str = "ok",
     error: str | None = None,
+    **fields: Any,
 ) -> dict[str, Any]:
     """One record document, built through the record declaration (`harness.records.new_document`)
-    as the runner builds its own; `write_record` adds `schema` and `arrays`."""
+    as the runner builds its own; `write_record` adds `schema` and `arrays`. `fields` sets any
+    other declared field (role, controls, ...)."""
     key = record_key(algorithm, build_params, query_params, mode, k, n_queries, device)
     label = _label(algorithm, build_params, query_params)
     return new_document(
@@ -63,7 +65,7 @@ def make_document(
         mode=mode, k=k, n_queries=n_queries, n_queries_total=n_queries, n_train=10_000,
         dimension=16, device=device, threads=2, seed=0, runs=3, isolation="process", executor="local", key=key,
         metrics={} if status != "ok" else _metrics(recall, qps, mode, device, build_s, index_bytes, iterations),
-        provenance=provenance(dataset, gpu=device == "cuda"),
+        provenance=provenance(dataset, gpu=device == "cuda"), **fields,
     )
 
 
@@ -125,6 +127,60 @@ def write_one(results_dir: Path, document: Mapping[str, Any], rng: np.random.Gen
     qps = (document.get("metrics") or {}).get("qps") or 1.0
     arrays = _arrays(rng, document["n_queries"], document["k"], document["mode"], qps, iterations)
     return write_record(directory, stem, dict(document), arrays)
+
+
+# --- records with real per-query answers, scored against a real ground-truth file -----------------
+
+
+def write_ground_truth_file(path: Path, n_queries: int, k: int = 10, n_train: int = 300, seed: int = 0) -> tuple[str, dict[str, np.ndarray]]:
+    """A small dataset file in the ann-benchmarks layout with exact ground truth (k + 5 neighbours
+    per query); returns its SHA-256 and its `neighbors` / `distances`."""
+    from harness.data.generate import ground_truth, write_ann_hdf5
+    from harness.data.loader import file_checksum
+
+    rng = np.random.default_rng(seed)
+    train, test = rng.random((n_train, 4)) * 100.0, rng.random((n_queries, 4)) * 100.0
+    neighbors, distances = ground_truth("euclidean", train, test, k + 5, progress=False)
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    write_ann_hdf5(Path(path), train, test, neighbors, distances, "euclidean")
+    return file_checksum(Path(path)), {"neighbors": neighbors, "distances": distances}
+
+
+def answers_with_hits(hits: np.ndarray, truth: Mapping[str, np.ndarray], k: int = 10) -> dict[str, np.ndarray]:
+    """`ids` and `distances` of an answer whose recall@1 hits are exactly `hits`: a hit returns the
+    true k nearest, a miss the 2nd..(k+1)th (whose first distance is beyond the true one + epsilon)."""
+    from harness.hits import EPSILON
+
+    hits = np.asarray(hits, dtype=bool)
+    n = len(hits)
+    shift = np.where(hits, 0, 1)[:, None] + np.arange(k)[None, :]
+    ids = np.take_along_axis(truth["neighbors"][:n], shift, axis=1)
+    distances = np.take_along_axis(truth["distances"][:n], shift, axis=1)
+    gap = truth["distances"][:n, 1] - truth["distances"][:n, 0]
+    if np.any(~hits & (gap <= EPSILON)):
+        raise ValueError("a miss would tie with the true nearest neighbour: choose another seed")
+    return {"ids": ids, "distances": distances}
+
+
+def write_answered(
+    results_dir: Path, document: Mapping[str, Any], arrays: Mapping[str, np.ndarray], truth: Mapping[str, np.ndarray],
+    dataset_file: tuple[Path, str],
+) -> Path:
+    """Write `document` with per-query `arrays` (ids, distances, optionally dist_comps), its
+    quality metrics scored from them as the run scores them and its provenance naming
+    `dataset_file` = (path, sha256); return the JSON path."""
+    from harness.run import metrics as run_metrics
+
+    document = dict(document)
+    n, k = document["n_queries"], document["k"]
+    scored = run_metrics.quality(arrays["ids"], arrays["distances"], truth["neighbors"][:n], truth["distances"][:n], k)
+    if "dist_comps" in arrays:
+        scored["dist_comps_mean"] = float(np.mean(arrays["dist_comps"]))
+    document["metrics"] = {**document["metrics"], **scored}
+    document["provenance"] = {**document["provenance"], "dataset_path": str(dataset_file[0]), "dataset_sha256": dataset_file[1]}
+    directory = record_dir(results_dir, document["dataset"], document["algorithm"])
+    stem = record_stem(document["algorithm"], document["build_params"], document["query_params"], document["key"])
+    return write_record(directory, stem, document, dict(arrays))
 
 
 def write_synthetic_records(
