@@ -250,3 +250,16 @@ def test_an_unknown_algorithm_hints_at_plugins(name, close) -> None:
         registry.get(name)
     assert close in caught.value.hint
     assert "an algorithm defined in a plugin needs --plugins file (or $gpnn_plugins)" in caught.value.hint.lower()
+
+
+def test_a_coordinate_potential_is_checked_too(scratch_registries) -> None:
+    from algorithms.potential import coordinate_potential
+
+    def per_coordinate(diff: torch.Tensor, width: float) -> torch.Tensor:
+        return torch.exp(-diff.abs() / width)  # one value per coordinate, not per point
+
+    with pytest.raises(ConfigError) as caught:
+        coordinate_potential("test_bad_pairs", params=WIDTH)(per_coordinate)
+    message = caught.value.message
+    assert "per_coordinate): contributions(diff, width=...) returned shape (2, 3, 4), expected (2, 3)" in message, message
+    assert "test_bad_pairs" not in potentials.potential_names()
