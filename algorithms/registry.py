@@ -15,6 +15,7 @@ from typing import Any, Callable, Mapping, TypeVar
 
 from harness.errors import ConfigError
 
+from ._sources import Source, source_of_class
 from .base import Adapter
 
 A = TypeVar("A", bound=type[Adapter])
@@ -37,6 +38,8 @@ class AlgorithmSpec:
     #: part of `python -m harness --dataset X` without --algorithms; False for slow studies
     #: that run only when named
     default_run: bool = True
+    #: the file and class (or the potential's function) that registered it, for messages
+    source: Source | None = None
 
     def make(self, **kwargs: Any) -> Adapter:
         """An adapter instance named after this entry (one class may serve several entries)."""
@@ -75,16 +78,30 @@ def add(
     sweep: Mapping[str, Any] | None = None,
     description: str | None = None,
     default_run: bool = True,
+    source: Source | None = None,
 ) -> AlgorithmSpec:
-    """Register `cls` under `name`; the functional form of `register`."""
+    """Register `cls` under `name`; the functional form of `register`.
+
+    `source` is the definition to name in messages when it is not `cls` itself (a potential's
+    adapter class is made in adapter.py, but the potential is written elsewhere). A name taken
+    by another definition is refused with both files named; the same definition registered
+    again (its module reloaded, or imported under a second module name) replaces the entry.
+    """
+    source = source or source_of_class(cls)
     existing = _REGISTRY.get(name)
-    if existing is not None and existing.adapter is not cls:
-        raise ValueError(f"algorithm name {name!r} is already registered by {existing.adapter.__qualname__}")
+    if existing is not None and existing.adapter is not cls and existing.source != source:
+        raise ConfigError(
+            f"{source.describe()}: algorithm name {name!r} ({source.what}) is already registered by "
+            f"{existing.source.describe() if existing.source else 'another module'} "
+            f"({existing.source.what if existing.source else existing.adapter.__qualname__})",
+            "give the new algorithm another name; built-in names are listed by `python -m harness list`",
+        )
     if "name" not in cls.__dict__:
         cls.name = name  # a subclass of a registered adapter gets its own name, not its parent's
     doc = description or ((cls.__doc__ or "").strip().splitlines() or [""])[0]
     spec = AlgorithmSpec(
-        name=name, adapter=cls, fixed=dict(fixed or {}), sweep=sweep, description=doc, default_run=default_run
+        name=name, adapter=cls, fixed=dict(fixed or {}), sweep=sweep, description=doc, default_run=default_run,
+        source=source,
     )
     _REGISTRY[name] = spec
     return spec
@@ -117,7 +134,9 @@ def get(name: str) -> AlgorithmSpec:
     if name in _REGISTRY:
         return _REGISTRY[name]
     close = difflib.get_close_matches(name, list(_REGISTRY), n=3, cutoff=0.5)
-    hint = f"did you mean {' or '.join(close)}?" if close else "run `python -m harness list` to see the algorithms"
+    hint = f"did you mean {' or '.join(close)}? " if close else "run `python -m harness list` to see the algorithms. "
+    # said after close matches too: a plugin's `potential-imq` is "close" to the built-in potential-1
+    hint += "An algorithm defined in a plugin needs --plugins FILE (or $GPNN_PLUGINS)"
     if _IMPORT_PROBLEMS:
         hint += "; modules that failed to import: " + "; ".join(f"{m} ({p})" for m, p in _IMPORT_PROBLEMS.items())
     raise ConfigError(f"unknown algorithm {name!r}", hint)

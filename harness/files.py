@@ -22,21 +22,37 @@ def atomic_write(path: Path, write: Callable[[Path], None], suffix: str = ".tmp"
     """Have `write` fill a temporary file beside `path`, then rename it to `path`.
 
     Readers see the old file or the whole new one, never half of it; a writer killed midway
-    leaves only a dot-named temporary (never read as a result). `mode` sets the permissions
-    (mkstemp's are 0600). Returns `path`.
+    leaves only a dot-named temporary (never read as a result). `mode` sets the permissions;
+    by default they are those of a file made with open(): 0666 less the umask (0644 under
+    umask 022), so that colleagues read the records, figures and reports as the user's umask
+    allows, not mkstemp's private 0600. Returns `path`.
     """
     path = Path(path)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix, dir=path.parent)
     os.close(fd)
     try:
         write(Path(tmp))
-        if mode is not None:
-            os.chmod(tmp, mode)
+        os.chmod(tmp, mode if mode is not None else 0o666 & ~current_umask())
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
     return path
+
+
+def current_umask() -> int:
+    """This process's umask, read from /proc/self/status where there is one (Linux 4.7+): setting
+    it to learn it, as os.umask must, would change it for a moment under every other thread."""
+    try:
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
 
 
 def write_bytes_durably(data: bytes) -> Callable[[Path], None]:

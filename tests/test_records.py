@@ -1,5 +1,7 @@
 """The record store: atomic, checksummed, plain files; incomplete records never read as valid."""
 import json
+import os
+import stat
 
 import h5py
 import numpy as np
@@ -122,3 +124,30 @@ def test_an_undeclared_field_is_refused_before_anything_is_written(tmp_path):
     with pytest.raises(ValueError, match="record field 'k'"):
         records.new_document(**{**make_document("d", "x", {}, {}, 0.5, 10.0), "k": "ten"})
     assert not (tmp_path / "d").exists()
+
+
+@pytest.mark.parametrize("umask, expected", [(0o022, 0o644), (0o027, 0o640)])
+def test_record_files_are_readable_as_the_umask_allows(tmp_path, umask, expected):
+    """Colleagues read the records (the JSON and its arrays) as a file made with open() would
+    let them, not mkstemp's owner-only 0600."""
+    old = os.umask(umask)
+    try:
+        path = _write(tmp_path)
+    finally:
+        os.umask(old)
+    for written in (path, path.with_suffix(".h5")):
+        assert stat.S_IMODE(written.stat().st_mode) == expected, (written, oct(written.stat().st_mode))
+
+
+def test_the_umask_is_read_without_proc_too(monkeypatch):
+    """Where /proc/self/status cannot be read, the umask is learnt by setting and restoring it."""
+    from harness import files
+
+    old = os.umask(0o027)
+    try:
+        assert files.current_umask() == 0o027
+        monkeypatch.setattr(files, "open", lambda *a, **k: (_ for _ in ()).throw(OSError("no /proc")), raising=False)
+        assert files.current_umask() == 0o027
+        assert os.umask(0o027) == 0o027  # left as it was
+    finally:
+        os.umask(old)

@@ -126,11 +126,13 @@ _CLASSES: dict[str, type[PotentialAdapter]] = {}
 def register_algorithm(potential: Potential) -> None:
     """Listener: register `potential-<name>` with the harness when a potential is registered.
 
-    Registering the same kind of potential again (a reloaded module) rebinds the existing
-    adapter class instead of clashing with it in the algorithm registry.
+    Registering the same potential again (its module reloaded: the same file and definition)
+    rebinds the existing adapter class instead of clashing with it in the algorithm registry.
+    The algorithm is registered as defined where the potential is, so that a name clash names
+    the potential's file, not this one.
     """
     known = _CLASSES.get(potential.name)
-    if known is not None and type(known.potential_impl) is type(potential):
+    if known is not None and known.potential_impl.source() == potential.source():
         known.potential_impl = potential
         return
     cls = adapter_class(potential)
@@ -140,6 +142,7 @@ def register_algorithm(potential: Potential) -> None:
         fixed={"potential": potential.name},
         sweep=potential.sweep if potential.sweep is not None else default_sweep(potential),
         description=potential.description or cls.__doc__,
+        source=potential.source(),
     )
     _CLASSES[potential.name] = cls
 

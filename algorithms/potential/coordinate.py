@@ -13,6 +13,7 @@ import torch
 
 from algorithms.base import Param
 
+from .checks import DTYPES, attempt, autograd_slope, call_text, expect_tensor
 from .chunks import RunningTopM, block_shape, blocks, cpu_capped
 from .fused import compiled_call
 from .potentials import Evaluation, Field, Hyper, Potential, _concat, register_function_potential
@@ -51,6 +52,24 @@ class CoordinatePotential(Potential):
             (g,) = torch.autograd.grad(contrib.sum(), d)
         # diff = x - q, so d/dq = -d/d(diff)
         return contrib.detach(), -g.sum(1)
+
+    def self_check(self, hp: Hyper) -> None:
+        """`contributions` (where `terms` is by autograd) and `terms` on (2 positions x 3 points x
+        4 coordinates) differences in each dtype, then the evaluation on a tiny field."""
+        generator = torch.Generator().manual_seed(0)
+        by_autograd = type(self).terms is CoordinatePotential.terms
+        f_call, terms_call = call_text("contributions", "diff", hp), call_text("terms", "diff", hp)
+        for dtype in DTYPES:
+            diff = torch.randn(2, 3, 4, generator=generator, dtype=dtype)
+            if by_autograd:
+                with torch.enable_grad():
+                    d = diff.clone().requires_grad_(True)
+                    value = expect_tensor(f_call, attempt(f_call, self.contributions, d, hp, hp=hp), (2, 3), dtype)
+                    autograd_slope(f_call, value, d)
+            contrib, grad = attempt(terms_call, self.terms, diff, hp, hp=hp)
+            expect_tensor(f"{terms_call}: the contributions", contrib, (2, 3), dtype)
+            expect_tensor(f"{terms_call}: the gradient", grad, (2, 4), dtype)
+        super().self_check(hp)
 
     def block_terms(self, q: torch.Tensor, x: torch.Tensor, hp: Hyper) -> tuple[torch.Tensor, torch.Tensor]:
         """`terms` of one (query block x data block), differences included.

@@ -23,9 +23,11 @@ from typing import Any, Callable, ClassVar, Mapping
 
 import torch
 
+from algorithms._sources import Source, source_of_class, source_of_function
 from algorithms.base import Param
 from harness.errors import ConfigError
 
+from .checks import DTYPES, SAMPLE_DISTANCES, CheckFailed, attempt, autograd_slope, call_text, expect_tensor
 from .chunks import RunningTopM, block_shape, blocks, cpu_capped
 from .fused import compiled_call
 
@@ -131,6 +133,30 @@ class Potential(abc.ABC):
     has_fixed_point: bool = False
     #: Field.kernel values this potential implements (others are refused by the adapter)
     kernels: ClassVar[tuple[str, ...]] = ("matmul",)
+    #: the function a decorator wrapped into this class (register_function_potential), if any
+    defined_by: ClassVar[Source | None] = None
+
+    def source(self) -> Source:
+        """The file and the class (or decorated function) that define this potential."""
+        return type(self).defined_by or source_of_class(type(self))
+
+    def self_check(self, hp: Hyper) -> None:
+        """Evaluate once on a tiny field (6 points, 2 positions, 3 dimensions, float32) with the
+        hyper-parameters `hp`; raise CheckFailed if the evaluation fails or gives a value,
+        gradient or fixed-point map of the wrong shape or dtype, or not finite. Subclasses
+        first check their elementwise function, where a message can be more precise."""
+        generator = torch.Generator().manual_seed(0)
+        X = torch.randn(6, 3, generator=generator)
+        Q = X[:2] + 0.1 * torch.randn(2, 3, generator=generator)
+        what = call_text("evaluate", "positions", hp)
+        with torch.no_grad():  # as a climb evaluates it
+            ev = attempt(what, self.evaluate, Q, Field.of(X), hp, 2, hp=hp)
+        if not isinstance(ev, Evaluation):
+            raise CheckFailed(f"{what} returned {type(ev).__name__}, expected an Evaluation")
+        expect_tensor(f"{what}: the value", ev.value, (2,), X.dtype)
+        expect_tensor(f"{what}: the gradient", ev.grad, (2, 3), X.dtype)
+        if ev.mean is not None:
+            expect_tensor(f"{what}: the fixed-point map", ev.mean, (2, 3), X.dtype)
 
     @abc.abstractmethod
     def evaluate(self, Q: torch.Tensor, field: Field, hp: Hyper, track_m: int = 0) -> Evaluation:
@@ -197,6 +223,27 @@ class RadialPotential(Potential):
         return value.detach(), grad
 
     kernels: ClassVar[tuple[str, ...]] = ("matmul", "compiled")
+
+    def self_check(self, hp: Hyper) -> None:
+        """psi (and dpsi, analytic or by autograd) on a few distances in each dtype, then the
+        evaluation on a tiny field (Potential.self_check)."""
+        analytic = type(self).dpsi is not RadialPotential.dpsi
+        psi_call, dpsi_call = call_text("psi", "r", hp), call_text("dpsi", "r", hp)
+        for dtype in DTYPES:
+            r = torch.tensor(SAMPLE_DISTANCES, dtype=dtype)
+            with torch.enable_grad():
+                # with dpsi given, psi is called as a climb calls it: on distances without a graph
+                rr = r if analytic else r.clone().requires_grad_(True)
+                value = expect_tensor(psi_call, attempt(psi_call, self.psi, rr, hp, hp=hp), r.shape, dtype)
+                if analytic:
+                    expect_tensor(dpsi_call, attempt(dpsi_call, self.dpsi, r, hp, hp=hp), r.shape, dtype)
+                else:
+                    autograd_slope(psi_call, value, rr)
+            both = call_text("psi_and_dpsi", "r", hp)
+            value, slope = attempt(both, self.psi_and_dpsi, r.clone(), hp, hp=hp)
+            expect_tensor(f"{both}: psi", value, r.shape, dtype)
+            expect_tensor(f"{both}: dpsi", slope, r.shape, dtype)
+        super().self_check(hp)
 
     def top_contributors(self, Q: torch.Tensor, field: Field, hp: Hyper, m: int) -> torch.Tensor:
         """psi decreases with r: the top contributors are the nearest points (one matmul pass)."""
@@ -274,17 +321,56 @@ _POTENTIALS: dict[str, Potential] = {}
 _LISTENERS: list[Callable[[Potential], None]] = []
 
 
+#: what a refused potential should be; the check's finding says what it is instead
+CHECK_HINT = (
+    "a potential must evaluate with its default parameters: its function receives the tensor and every "
+    "parameter declared in `params` as a keyword argument, and returns a finite tensor of the input's dtype, "
+    "one value per input, computed with torch operations so that autograd can differentiate it"
+)
+
+
 def register_potential(potential: Potential) -> Potential:
-    """Make `potential` available by name; listeners (the adapter module) are told of it."""
+    """Make `potential` available by name; listeners (the adapter module) are told of it.
+
+    Refused with a ConfigError naming the file and function at fault: a name already taken by
+    another definition (both files named; the same definition registered again, e.g. its module
+    reloaded, replaces the entry), and a potential that fails `check_potential`.
+    """
     if not potential.name:
         raise ValueError("a potential needs a non-empty name")
+    source = potential.source()
     existing = _POTENTIALS.get(potential.name)
-    if existing is not None and type(existing) is not type(potential):
-        raise ValueError(f"potential {potential.name!r} is already registered by {type(existing).__qualname__}")
+    if existing is not None and existing.source() != source:
+        raise ConfigError(
+            f"{source.describe()}: potential {potential.name!r} ({source.what}) is already registered by "
+            f"{existing.source().describe()} ({existing.source().what})",
+            "give the new potential another name; the registered ones are listed by `python -m harness list`",
+        )
+    check_potential(potential)
     _POTENTIALS[potential.name] = potential
-    for listener in _LISTENERS:
-        listener(potential)
+    try:
+        for listener in _LISTENERS:
+            listener(potential)
+    except BaseException:  # e.g. its algorithm name is taken: the potential is not registered either
+        if existing is None:
+            del _POTENTIALS[potential.name]
+        else:
+            _POTENTIALS[potential.name] = existing
+        raise
     return potential
+
+
+def check_potential(potential: Potential) -> None:
+    """Evaluate `potential` once on tiny tensors with its default parameters (checks.py), or
+    raise a ConfigError naming its file, its function and what went wrong."""
+    if any(param.required for param in potential.params.values()):
+        return  # no defaults to evaluate with: the run checks the values it is given
+    hp = {name: param.default for name, param in potential.params.items()}
+    try:
+        potential.self_check(hp)
+    except CheckFailed as exc:
+        source = potential.source()
+        raise ConfigError(f"{source.describe()}: potential {potential.name!r} ({source.what}): {exc}", CHECK_HINT) from None
 
 
 def on_register(listener: Callable[[Potential], None]) -> None:
@@ -346,5 +432,6 @@ def register_function_potential(
     }
     for method, fn in methods.items():
         attrs[method] = lambda self, x, hp, fn=fn: fn(x, **hp)
+    attrs["defined_by"] = source_of_function(next(iter(methods.values())))
     cls = type(f"{base.__name__}_{name}", (base,), attrs)
     return register_potential(cls())

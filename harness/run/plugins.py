@@ -5,6 +5,11 @@ A user's own adapters (or the misbehaving adapters of the tests) live in a modul
 `$GPNN_PLUGINS` (comma-separated module names or .py file paths) imports it in the harness
 and in every child process, so that its `@register` runs wherever the adapter is built.
 Importing a plugin runs its code, as importing any module does: list only code you trust.
+
+The project's own algorithms are discovered first, so that a plugin taking a built-in name
+(an algorithm, or a potential such as `cauchy`) is the one refused, naming both files, and the
+built-in stays. A plugin's potentials are checked as they register (one evaluation on tiny
+tensors, algorithms/potential/checks.py): a broken one stops the run before anything is built.
 """
 from __future__ import annotations
 
@@ -16,6 +21,7 @@ import sys
 from pathlib import Path
 from typing import Sequence
 
+from algorithms import registry
 from harness.errors import ConfigError
 
 PLUGINS_ENV = "GPNN_PLUGINS"
@@ -28,7 +34,13 @@ def plugin_list(option: str | None) -> tuple[str, ...]:
 
 
 def load_plugins(plugins: Sequence[str]) -> None:
-    """Import each plugin (module name or .py file path) once, so its adapters register."""
+    """Import each plugin (module name or .py file path) once, so its adapters register.
+
+    A plugin refused while registering (a taken name, a potential that fails its check) raises
+    that ConfigError; any other failure of its import becomes one naming the plugin.
+    """
+    if plugins:
+        registry.discover()  # the built-ins hold their names before any plugin asks for them
     for plugin in plugins:
         try:
             _import_plugin(plugin)
