@@ -157,6 +157,26 @@ class Cost:
     build: Mapping[str, float] = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class Control:
+    """One control of an adapter: query values that switch off one part under test (`switch`,
+    e.g. {"ascent": "none"}) and the query parameters that mean nothing once it is off
+    (`resets`: the control leaves them at their defaults, so configurations differing only in
+    them share one control)."""
+
+    switch: Mapping[str, Any]
+    resets: tuple[str, ...] = ()
+
+    def query_of(self, query: Mapping[str, Any]) -> dict[str, Any]:
+        """The query parameters of `query`'s control of this kind."""
+        kept = {k: v for k, v in query.items() if k not in self.resets}
+        return {**kept, **self.switch}
+
+    def matches(self, query: Mapping[str, Any]) -> bool:
+        """Whether `query` is a control of this kind (the switch is set)."""
+        return bool(self.switch) and all(query.get(k) == v for k, v in self.switch.items())
+
+
 class Adapter(abc.ABC):
     """Base class of every algorithm adapter.
 
@@ -173,12 +193,25 @@ class Adapter(abc.ABC):
     #: bumped when the adapter's answers change meaning for the same parameters; part of the
     #: record key when > 0, so that records of an earlier revision are recomputed, not reused
     revision: ClassVar[int] = 0
-    #: query values that switch off the part of the method under test (e.g. {"ascent": "none"});
-    #: empty for algorithms without a control. See `control_of`.
+    #: every control of the method, the primary one first (empty: the algorithm has none). A
+    #: subclass declares either `controls` or, for a single control, `control_switch` (and
+    #: `control_resets`); the other form is derived from it (`__init_subclass__`). See `control_of`.
+    controls: ClassVar[tuple[Control, ...]] = ()
+    #: the primary control's query values that switch off the part of the method under test
+    #: (e.g. {"ascent": "none"}); empty for algorithms without a control
     control_switch: ClassVar[Mapping[str, Any]] = {}
-    #: query parameters that mean nothing once the switch is off; the control leaves them at
-    #: their defaults, so configurations differing only in them share one control
+    #: the primary control's resets (`Control.resets`)
     control_resets: ClassVar[tuple[str, ...]] = ()
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        own = cls.__dict__
+        if "controls" in own:
+            cls.controls = tuple(cls.controls)
+            primary = cls.controls[0] if cls.controls else Control({})
+            cls.control_switch, cls.control_resets = dict(primary.switch), tuple(primary.resets)
+        elif "control_switch" in own or "control_resets" in own:
+            cls.controls = (Control(dict(cls.control_switch), tuple(cls.control_resets)),) if cls.control_switch else ()
 
     def __init__(self, *, device: str = "cpu", threads: int = 1, seed: int = 0, **params: Any) -> None:
         owner = self.name or type(self).__name__
@@ -258,21 +291,34 @@ class Adapter(abc.ABC):
     # -- hooks for subclasses ---------------------------------------------------------------
     @classmethod
     def is_control(cls, query: Mapping[str, Any]) -> bool:
-        """Whether these query parameters are a control (the switch is set)."""
-        return bool(cls.control_switch) and all(query.get(k) == v for k, v in cls.control_switch.items())
+        """Whether these query parameters are a control (any control's switch is set)."""
+        return cls.control_matching(query) is not None
 
     @classmethod
-    def control_of(cls, query: Mapping[str, Any]) -> dict[str, Any] | None:
-        """The query parameters of this configuration's control, None if it has none or is one.
+    def control_matching(cls, query: Mapping[str, Any]) -> Control | None:
+        """The control these query parameters are (the first whose switch is set), else None."""
+        return next((control for control in cls.controls if control.matches(query)), None)
+
+    @classmethod
+    def control_of(cls, query: Mapping[str, Any], control: Control | None = None) -> dict[str, Any] | None:
+        """The query parameters of this configuration's control (the primary one unless `control`
+        is given), None if it has none or is one.
 
         A control is the same configuration with the part under test switched off, so that a
         number the method reaches can be compared with what it reaches without that part.
-        The sweep runs it beside every configuration (`harness.run.sweeps.expand`).
+        The sweep runs every control beside every configuration (`harness.run.sweeps.expand`).
         """
-        if not cls.control_switch or cls.is_control(query):
+        if not cls.controls or cls.is_control(query):
             return None
-        kept = {k: v for k, v in query.items() if k not in cls.control_resets}
-        return {**kept, **cls.control_switch}
+        return (control or cls.controls[0]).query_of(query)
+
+    @classmethod
+    def controls_of(cls, query: Mapping[str, Any]) -> list[tuple[Control, dict[str, Any]]]:
+        """Every control of this configuration with its query parameters, the primary first;
+        empty if the algorithm has none or the configuration is itself a control."""
+        if cls.is_control(query):
+            return []
+        return [(control, control.query_of(query)) for control in cls.controls]
 
     @staticmethod
     def describe_switch(switch: Mapping[str, Any]) -> str:

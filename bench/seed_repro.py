@@ -13,6 +13,12 @@ design.md was measured on an H100 with 4000 steps.
     python bench/seed_repro.py --device cuda                 # the note's full setting
     python bench/seed_repro.py --device cuda --kernel compiled   # torch.compile of the block (eager if it fails)
     python bench/seed_repro.py --device cpu --steps 200 --queries 100   # a few minutes, 2 cores
+    python bench/seed_repro.py --device cpu --potential potential_1 --skip-note-code \
+        --out bench/results/seed_repro-potential_1-4000-cpu.txt   # this package alone, 4000 steps: minutes
+
+On a CPU the note's code needs seconds per step at 1000 queries (hours for 4000 steps);
+`--skip-note-code` runs this package's climb alone, the same rule from the same tensors. `--out`
+writes what is printed to a file too, after the date, the machine, the commit and the command.
 
 Target (issue 6): on one GPU at 4000 steps, this implementation >= 30x faster than the note's
 code on the same GPU, with the same rate within one percentage point. Not verified on a GPU in
@@ -22,7 +28,12 @@ before and after each path, so queued CUDA work is counted.
 from __future__ import annotations
 
 import argparse
+import os
+import platform
+import shlex
+import sys
 import time
+from pathlib import Path
 from typing import Callable
 
 import torch
@@ -57,10 +68,39 @@ def _ours(
     return result.positions, ids[:, 0]
 
 
+_FILE: list = []  # the --out file while it is open
+
+
+def _out(text: str) -> None:
+    """Print, and write to the --out file when one is open."""
+    print(text, flush=True)
+    for file in _FILE:
+        file.write(text + "\n")
+        file.flush()
+
+
+def _preamble(argv: list[str]) -> list[str]:
+    """The date, the machine, the libraries, the commit and the exact command line."""
+    from harness.run import provenance
+
+    versions = provenance.library_versions()
+    libs = ", ".join(f"{n} {versions[n]}" for n in ("torch", "numpy") if n in versions)
+    commit, dirty = provenance.git_state()
+    return [
+        f"date: {provenance.now_iso()}",
+        f"machine: {provenance.cpu_model()}, {os.cpu_count()} cores, {torch.get_num_threads()} threads; {platform.platform()}",
+        f"python {platform.python_version()}; {libs}; git: {commit or '-'}{' (dirty)' if dirty else ''}",
+        "command: " + shlex.join(["python", "bench/seed_repro.py", *argv]),
+        "",
+    ]
+
+
 def _report(label: str, ds: torch.Tensor, nn: torch.Tensor, positions: torch.Tensor, ids: torch.Tensor, seconds: float) -> None:
-    rate = float(((ds[nn] - positions).norm(dim=1) < 1e-3).double().mean())
+    within = (ds[nn] - positions).norm(dim=1) < 1e-3
+    rate = float(within.double().mean())
     recall = float((ids == nn).double().mean())
-    print(f"  {label:<22} rate(<1e-3 of NN) = {rate:6.1%}   recall@1 after snap = {recall:6.1%}   time = {seconds:8.2f} s")
+    _out(f"  {label:<22} rate(<1e-3 of NN) = {rate:6.1%} ({int(within.sum())} of {len(nn)})   "
+         f"recall@1 after snap = {recall:6.1%}   time = {seconds:8.2f} s")
 
 
 def main() -> None:
@@ -74,6 +114,9 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--kernel", choices=("matmul", "compiled"), default="matmul",
                         help="this package's evaluation kernel (compiled: torch.compile, warmed up once untimed)")
+    parser.add_argument("--skip-note-code", action="store_true",
+                        help="run this package's climb only (the note's code takes hours for 4000 steps on a CPU)")
+    parser.add_argument("--out", type=Path, default=None, help="also write the output to this file (e.g. under bench/results/)")
     args = parser.parse_args()
     if args.device.startswith("cuda") and not torch.cuda.is_available():
         parser.error(f"--device {args.device}: torch sees no CUDA GPU")
@@ -84,21 +127,32 @@ def main() -> None:
     nn = (qs.unsqueeze(-2) - ds).pow(2).sum(-1).argmin(-1)
     potentials = ("potential_1", "potential_2") if args.potential == "both" else (args.potential,)
     name = torch.cuda.get_device_name(torch.device(args.device)) if args.device.startswith("cuda") else "cpu"
-    print(f"device={args.device} ({name}) steps={args.steps} S={len(ds)} Q={len(qs)} D={ds.shape[1]} fp64 "
-          f"threads={torch.get_num_threads()} kernel={args.kernel}")
-    print(f"allocator: {tune_malloc()} (both paths run in this process; GPNN_MALLOC=default for glibc's defaults)")
+    if args.out is not None:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        _FILE.append(args.out.open("w", encoding="utf-8"))
+        _FILE[0].write("\n".join(_preamble(sys.argv[1:])) + "\n")
+    _out(f"device={args.device} ({name}) steps={args.steps} S={len(ds)} Q={len(qs)} D={ds.shape[1]} fp64 "
+         f"threads={torch.get_num_threads()} kernel={args.kernel} tol={args.tol:g}")
+    _out(f"allocator: {tune_malloc()} (both paths run in this process; GPNN_MALLOC=default for glibc's defaults)")
+    _out("rate = the note's measure: the final position within 1e-3 of the query's true nearest neighbour")
     for potential in potentials:
-        print(potential)
-        ref, t_ref = _timed(args.device, lambda: note_ascent(ds, qs, args.steps, potential))
-        ref_ids = (ref.unsqueeze(-2) - ds).pow(2).sum(-1).argmin(-1)
-        _report("note's code", ds, nn, ref, ref_ids, t_ref)
+        _out(potential)
+        t_ref = None
+        if not args.skip_note_code:
+            ref, t_ref = _timed(args.device, lambda: note_ascent(ds, qs, args.steps, potential))
+            ref_ids = (ref.unsqueeze(-2) - ds).pow(2).sum(-1).argmin(-1)
+            _report("note's code", ds, nn, ref, ref_ids, t_ref)
         if args.kernel == "compiled":  # compile once outside the timing, as a long run amortises it
             _ours(ds, qs, potential, 2, args.tol, args.memory_mb, args.kernel)
         (pos, ids), t_ours = _timed(
             args.device, lambda: _ours(ds, qs, potential, args.steps, args.tol, args.memory_mb, args.kernel)
         )
         _report("this implementation", ds, nn, pos, ids, t_ours)
-        print(f"  speed-up {t_ref / t_ours:.1f}x")
+        if t_ref is not None:
+            _out(f"  speed-up {t_ref / t_ours:.1f}x")
+    for file in _FILE:
+        file.close()
+        print(f"(written to {args.out})")
 
 
 if __name__ == "__main__":

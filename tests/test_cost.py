@@ -135,6 +135,16 @@ def test_a_climb_costs_more_than_its_control_and_potential_2_more_than_potential
     assert e2.per_query[0] > e1.per_query[0]
 
 
+def test_the_fixed_points_climbing_control_is_charged_its_climb_and_the_climb_less_one_a_single_pass():
+    """potential-1-fixedpoint has two controls: the note's rule climbs (its share of max_iters), no
+    climb evaluates once; the fixed-point map, a weighted mean, settles in a few steps."""
+    [config] = sweeps.expand(sweeps.default_entries(["potential-1-fixedpoint"]), 1_000_000)
+    per_query = estimate_config(config, 1_000_000, 128, 10, cost.DEFAULT_RATES).per_query
+    by_rule = {q["ascent"]: t for t, q in zip(per_query, config.query_params)}
+    assert set(by_rule) == {"fixed-point", "normalised", "none"}
+    assert by_rule["none"] < by_rule["fixed-point"] < by_rule["normalised"]
+
+
 def test_every_default_sweep_configuration_is_described_by_its_adapter():
     """The plan of `python -m harness --dataset sift-128` (and of the small datasets): every
     configuration of every default entry, controls included, through its adapter's own hint."""

@@ -9,6 +9,8 @@ from algorithms import registry
 from algorithms.potential import Field, converged_onto_nn_rate, get_potential
 from algorithms.potential.note_reference import note_data
 from harness.errors import ParameterError
+from harness.run import sweeps
+from harness.run.measure import control_fields
 
 HP1 = {"c": 1e8, "eps": 0.5, "clamp": 16.0}
 
@@ -75,3 +77,38 @@ def test_the_registered_pair_is_fixed_point_against_the_notes_rule() -> None:
     assert spec.adapter.control_of({"ascent": "fixed-point", "max_iters": 4000}) == {"ascent": "normalised", "max_iters": 4000}
     with pytest.raises(ParameterError, match="fixed-point map"):
         registry.get("potential-2").make().set_query_params(ascent="fixed-point")
+
+
+def test_the_fixed_point_runs_beside_the_notes_rule_and_beside_no_climb() -> None:
+    """Both controls are in the default sweep and a method record lists both, each complete:
+    the note's rule with everything else the same, no climb with the climb's knobs at their defaults."""
+    [config] = sweeps.expand(sweeps.default_entries(["potential-1-fixedpoint"]), 1000)
+    assert config.query_params == [
+        {"ascent": "fixed-point", "max_iters": 200, "snap": "final"},
+        {"ascent": "normalised", "max_iters": 200, "snap": "final"},
+        {"ascent": "none", "snap": "final"},
+    ]
+    adapter = registry.get("potential-1-fixedpoint").make()
+    adapter.set_query_params(ascent="fixed-point", max_iters=4000, tol=1e-5, snap="exact")
+    fields = control_fields(adapter)
+    assert fields["role"] == "method"
+    assert [c["switch"] for c in fields["controls"]] == ["ascent=normalised", "ascent=none"]
+    note, none = (c["query_params"] for c in fields["controls"])
+    assert note == {**adapter.query_values, "ascent": "normalised"}
+    defaults = registry.get("potential-1-fixedpoint").make().query_values
+    assert none == {**adapter.query_values, "ascent": "none", "max_iters": defaults["max_iters"], "tol": defaults["tol"]}
+    # the primary control keeps its own fields, and each control record names its own switch
+    assert (fields["control_switch"], fields["control_query_params"]) == ("ascent=normalised", note)
+    for switch, query in (("ascent=normalised", note), ("ascent=none", none)):
+        adapter.set_query_params(**query)
+        assert control_fields(adapter)["role"] == "control"
+        assert control_fields(adapter)["control_switch"] == switch
+
+
+def test_every_potential_with_an_ascent_rule_runs_beside_no_climb() -> None:
+    registry.discover()
+    with_ascent = {name: spec.adapter for name, spec in registry.all_algorithms().items()
+                   if "ascent" in spec.adapter.query_params}
+    assert "potential-1-fixedpoint" in with_ascent
+    for name, adapter in with_ascent.items():
+        assert {"ascent": "none"} in [dict(c.switch) for c in adapter.controls], name

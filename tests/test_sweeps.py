@@ -4,7 +4,7 @@ import textwrap
 import pytest
 
 from algorithms import registry
-from algorithms.base import Adapter, Param, positive
+from algorithms.base import Adapter, Control, Param, positive
 from harness.errors import ConfigError
 from harness.run import sweeps
 
@@ -130,3 +130,31 @@ def test_an_entry_for_named_datasets_runs_only_there() -> None:
     [config] = sweeps.expand(entries, 1000, "uniform-64-euclidean")
     assert config.build_params["scale"] == 1.0
     assert {q["ascent"] for q in config.query_params} == {"normalised", "none"}
+
+
+class _TwoControls(_Toy):
+    """Two parts under test, each with a control that resets its own knobs."""
+
+    query_params = {"probe": Param(int, 1, check=positive), "climb": Param(str, "on", choices=("on", "off")),
+                    "rate": Param(float, 1.0), "prune": Param(str, "on", choices=("on", "off")),
+                    "slack": Param(float, 0.5)}
+    controls = (Control({"climb": "off"}, ("rate",)), Control({"prune": "off"}, ("slack",)))
+
+
+registry.add("toy-two-controls", _TwoControls)
+
+
+def test_every_control_runs_beside_its_method_once_each_with_its_own_resets() -> None:
+    entry = sweeps.SweepEntry("toy-two-controls", "toy-two-controls", {}, {"rate": [1.0, 2.0], "slack": [0.5]})
+    [config] = sweeps.expand([entry], 1000)
+    assert config.query_params == [
+        {"rate": 1.0, "slack": 0.5},
+        {"slack": 0.5, "climb": "off"},
+        {"rate": 1.0, "prune": "off"},
+        {"rate": 2.0, "slack": 0.5},
+        {"rate": 2.0, "prune": "off"},  # the climb-off control is shared: the rate means nothing there
+    ]
+    assert _TwoControls.control_switch == {"climb": "off"} and _TwoControls.control_resets == ("rate",)
+    assert _TwoControls.is_control({"prune": "off"}) and not _TwoControls.is_control({"rate": 2.0})
+    # an adapter declaring one control_switch, as before, has it as its only control
+    assert [dict(c.switch) for c in registry.get("potential-probe").adapter.controls] == [{"stop": "geometric"}]

@@ -26,15 +26,16 @@ from algorithms._threads import torch_threads
 from algorithms.base import Adapter, Cost, Param, SearchStats, positive
 from harness.errors import ParameterError
 
-from .ascent import Climb, StepResult, climb, fit_width, make_rule, rule_names
+from .ascent import Climb, StepResult, climb, fit_width, make_rule, rule_class, rule_names
 from .potentials import Field, Potential, nearest_candidates
 from .scale import SAMPLE, Units, check_scale
 from .snap import SNAP_MODES, nearest_in_pool, rerank
 
 DTYPES = {"float32": torch.float32, "float64": torch.float64}
 #: for the time estimate only (records hold the measured iterations): mean-shift settles within
-#: a few steps (2-6 on siftsmall); a gradient rule runs until its step is shorter than tol, for
-#: the potential's `climb_share` of max_iters
+#: a few steps (2-6 on siftsmall), and so does potential_1's fixed-point map (a weighted mean
+#: too); a gradient rule runs until its step is shorter than tol, for the potential's
+#: `climb_share` of max_iters
 MEANSHIFT_STEPS = 4
 
 
@@ -227,11 +228,13 @@ class ClimbingAdapter(Adapter):
     @classmethod
     def expected_evaluations(cls, query: Mapping[str, Any]) -> float:
         """Evaluations per query: the first, one per expected step, and the snap's pool (the
-        top-m tracking of an evaluation costs about as much as one more); a control evaluates
-        once, at the query, and ranks its pool there (half an evaluation more, measured)."""
-        if cls.is_control(query):
+        top-m tracking of an evaluation costs about as much as one more); the climb-less control
+        (`ascent=none`) evaluates once, at the query, and ranks its pool there (half an evaluation
+        more, measured). A control that climbs (potential-1-fixedpoint's note's rule) climbs."""
+        rule = rule_class(query["ascent"])
+        if not rule.moves:
             return 1.5
-        if query["ascent"] == "meanshift":
+        if rule.needs_mean or rule.needs_fixed_point:  # a weighted-mean map: mean-shift or the fixed point
             steps = min(query["max_iters"], MEANSHIFT_STEPS)
         else:
             steps = cls.potential_impl.climb_share * query["max_iters"]

@@ -204,18 +204,25 @@ def run_query_config(
 
 
 def control_fields(adapter: Adapter) -> dict[str, Any]:
-    """How a record relates to its control: `role` ("control", "method" or None), the switch,
-    and for a method the complete query parameters of its control (so a report can pair them)."""
-    switch = adapter.control_switch
-    if not switch:
+    """How a record relates to its controls: `role` ("control", "method" or None); for a control
+    its own switch; for a method every control's switch and complete query parameters
+    (`controls`, so a report can pair them), the primary one also as `control_switch` and
+    `control_query_params`."""
+    cls = type(adapter)
+    if not cls.controls:
         return {"role": None}
-    fields: dict[str, Any] = {"control_switch": adapter.describe_switch(switch), "revision": adapter.revision}
-    if adapter.is_control(adapter.query_values):
-        return {"role": "control", **fields}
-    control = type(adapter).control_of(adapter.query_values)
-    complete = validate_params(adapter.name, adapter.query_params, control or {}, "query")
-    controls = [{"switch": fields["control_switch"], "query_params": complete}]
-    return {"role": "method", **fields, "control_query_params": complete, "controls": controls}
+    query = adapter.query_values
+    own = cls.control_matching(query)
+    if own is not None:
+        return {"role": "control", "control_switch": adapter.describe_switch(own.switch), "revision": adapter.revision}
+    controls = [
+        {"switch": adapter.describe_switch(control.switch),
+         "query_params": validate_params(adapter.name, adapter.query_params, control_query, "query")}
+        for control, control_query in cls.controls_of(query)
+    ]
+    primary = controls[0]
+    return {"role": "method", "control_switch": primary["switch"], "revision": adapter.revision,
+            "control_query_params": primary["query_params"], "controls": controls}
 
 
 class InvalidAnswer(Exception):

@@ -245,15 +245,17 @@ def expand(entries: list[SweepEntry], n_train: int, dataset: str | None = None) 
 
 
 def with_controls(spec: AlgorithmSpec, queries: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """The query configurations, each followed by its control where the algorithm defines one.
+    """The query configurations, each followed by every control the algorithm defines for it.
 
-    A control is the same configuration with the part under test switched off (for the
-    potential method: `ascent=none`, no climb); configurations that share a control run it once.
+    A control is the same configuration with one part under test switched off (for the
+    potential method: `ascent=none`, no climb; `potential-1-fixedpoint` also has the note's
+    rule); configurations that share a control run it once.
     """
     out: list[dict[str, Any]] = []
     for query in queries:
-        for item in (query, spec.adapter.control_of(query)):
-            if item is not None and item not in out:
+        controls = [control_query for _, control_query in spec.adapter.controls_of(query)]
+        for item in (query, *controls):
+            if item not in out:
                 out.append(item)
     return out
 
