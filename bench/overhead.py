@@ -182,7 +182,7 @@ def single_mode(args: argparse.Namespace, argv: list[str]) -> int:
                 side()
         ratio = harness_qps / bare_qps
         worst = min(worst, ratio)
-        label = f"{name} {build} {query}"
+        label = " ".join([name, *(f"{key}={value}" for key, value in {**build, **query}.items())])
         row = f"{label:44} {harness_qps:12.0f} {bare_qps:12.0f} {ratio:7.3f} {p50 * 1e6:9.2f} us"
         print(row, flush=True)
         lines.append(row)
