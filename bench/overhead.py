@@ -203,7 +203,8 @@ def main() -> int:
     parser.add_argument("--dataset", default=None,
                         help=f"a dataset file or registry name (default: the siftsmall fixture; {SINGLE_DATASET} for --mode single)")
     parser.add_argument("--runs", type=int, default=5, help="timed repetitions per round (median)")
-    parser.add_argument("--rounds", type=int, default=6, help="alternating harness/library rounds (best kept)")
+    parser.add_argument("--rounds", type=int, default=None,
+                        help="alternating harness/library rounds, best kept (default 6; 15 for --mode single, whose rounds are short)")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--count", type=int, default=10)
     parser.add_argument("--algorithms", default=None, help="comma-separated cases (default: all of the mode's)")
@@ -212,12 +213,14 @@ def main() -> int:
     args = parser.parse_args(argv)
     set_env_threads(args.threads)
     if args.mode == "single":
+        args.rounds = args.rounds or 15
         from algorithms import tune_malloc
         from harness.run.threads import set_threads
 
         set_threads(args.threads)
         tune_malloc()
         return single_mode(args, argv)
+    args.rounds = args.rounds or 6
     args.dataset = args.dataset or str(ROOT / "tests" / "data" / "siftsmall-128-euclidean.hdf5")
     args.algorithms = args.algorithms or ",".join(CASES)
 
