@@ -23,8 +23,8 @@ measured 5x slower than fp32 on the development machine); bf16 runs there.
 """
 from __future__ import annotations
 
-from contextlib import contextmanager, nullcontext
-from typing import Any, Iterator, Mapping
+from contextlib import ExitStack, contextmanager
+from typing import Any, ContextManager, Iterator, Mapping
 
 import numpy as np
 import torch
@@ -125,12 +125,19 @@ class BruteForce(Adapter):
             self._low = scaled.to(LOW_PRECISION[precision])
             self._low_sq = (scaled * scaled).sum(dim=1).to(self._low.dtype)
 
+    def _search_scope(self) -> ContextManager[Any]:
+        """torch's thread count (CPU), full-fp32 matmuls, no autograd: once per search or loop."""
+        scope = ExitStack()
+        if self.device == "cpu":
+            scope.enter_context(torch_threads(self.threads))
+        scope.enter_context(_full_fp32_matmul())
+        scope.enter_context(torch.inference_mode())
+        return scope
+
     def _search(self, Q: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-        threads = torch_threads(self.threads) if self.device == "cpu" else nullcontext()
-        with threads, _full_fp32_matmul(), torch.inference_mode():
-            assert self._mean is not None, "fit must run before search"
-            queries = tensor_of(Q, self.device) - self._mean
-            ids, dists = self._search_all(queries, k)
+        assert self._mean is not None, "fit must run before search"
+        queries = tensor_of(Q, self.device) - self._mean
+        ids, dists = self._search_all(queries, k)
         self._stats.dist_comps = np.full(len(Q), self.n_train, dtype=np.int64)
         return ids.cpu().numpy(), dists.cpu().numpy()
 
@@ -140,8 +147,7 @@ class BruteForce(Adapter):
         The same scan as `search` without the host transfers, for benchmarks that time one
         pass against a potential step on device-resident data (bench/step_cost.py).
         """
-        threads = torch_threads(self.threads) if self.device == "cpu" else nullcontext()
-        with threads, _full_fp32_matmul(), torch.inference_mode():
+        with self._search_scope():
             assert self._mean is not None, "fit must run before search"
             return self._search_all(queries.to(self._mean.dtype) - self._mean, k)
 

@@ -7,11 +7,15 @@ taken on the way out, and FAISS's own thread pool sized to the adapter's `thread
 
 Distance computations come from FAISS's global counters (`indexIVF_stats`, `hnsw_stats`),
 which count in aggregate over a search call: `SearchStats.dist_comps` therefore holds the
-*mean* per query repeated for every query, not a per-query count.
+*mean* per query repeated for every query, not a per-query count. One query per call
+(`search_each`) reads them once for the whole loop too, so both modes report the same numbers,
+and the loop times FAISS's own `index.search(q, k)` bare: query parameters are pushed into the
+index by `set_query_params`, the thread scope is entered once, and the square roots are taken
+once for all queries afterwards.
 """
 from __future__ import annotations
 
-from typing import Any, Mapping
+from typing import Any, Callable, ContextManager, Mapping
 
 import faiss
 import numpy as np
@@ -47,15 +51,22 @@ class _FaissAdapter(Adapter):
         """Return an untrained index for `X`; raise ParameterError if the build params do not fit it."""
         raise NotImplementedError
 
-    def _prepare_search(self, k: int) -> None:
-        """Push query parameters into the index and refuse ones that cannot give k results."""
+    def _apply_query_params(self, values: Mapping[str, Any]) -> None:
+        if self._index is not None:
+            self._push_query_params(values)
+
+    def _push_query_params(self, values: Mapping[str, Any]) -> None:
+        """Set the query parameters on the built index (once per query configuration)."""
 
     def _reset_counters(self) -> None:
         """Zero the FAISS counters this index family updates."""
 
-    def _read_counters(self, n_queries: int) -> np.ndarray | None:
+    def _read_counters(self, n_queries: int, k: int) -> np.ndarray | None:
         """Mean distance computations per query since `_reset_counters`, one entry per query."""
         return None
+
+    def _search_scope(self) -> ContextManager[Any]:
+        return faiss_threads(self.threads)
 
     def _fit(self, X: np.ndarray) -> None:
         with faiss_threads(self.threads):
@@ -71,12 +82,29 @@ class _FaissAdapter(Adapter):
         return self._index
 
     def _search(self, Q: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-        self._prepare_search(k)
-        with faiss_threads(self.threads):
-            self._reset_counters()
-            squared, ids = self._searched_index().search(Q, k)
-            self._stats.dist_comps = self._read_counters(len(Q))
+        self._reset_counters()
+        squared, ids = self._searched_index().search(Q, k)
+        self._stats.dist_comps = self._read_counters(len(Q), k)
         return ids, _to_distances(squared, ids)
+
+    def _search_each(
+        self, Q: np.ndarray, k: int, clock: Callable[[], int]
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """FAISS's own `index.search(q, k, D=, I=)` per query, timed bare, writing straight into
+        its row of the answer (no allocation, no gathering afterwards); counters read once for all."""
+        n = len(Q)
+        squared, ids = np.empty((n, k), dtype=np.float32), np.empty((n, k), dtype=np.int64)
+        search = self._searched_index().search
+        latencies: list[int] = []
+        note = latencies.append
+        self._reset_counters()
+        for q, d, i in zip(Q[:, None, :], squared[:, None, :], ids[:, None, :]):
+            start = clock()
+            search(q, k, D=d, I=i)
+            end = clock()
+            note(end - start)
+        self._stats.dist_comps = self._read_counters(n, k)
+        return ids, _to_distances(squared, ids), np.array(latencies, dtype=np.int64)
 
     @property
     def faiss_index(self) -> Any:
@@ -105,7 +133,7 @@ class FaissFlat(_FaissAdapter):
         of nq x d >= 128,000 floats; smaller batches cost up to ten times more per query)."""
         return Cost(query={"matmul": 1.0 * n_train}, build={"scan": float(n_train)})
 
-    def _read_counters(self, n_queries: int) -> np.ndarray:
+    def _read_counters(self, n_queries: int, k: int) -> np.ndarray:
         return np.full(n_queries, float(self.n_train))
 
 
@@ -170,13 +198,13 @@ class _IVFAdapter(_FaissAdapter):
     def check_query_params(self, values: Mapping[str, Any]) -> None:
         _refuse_nprobe_above_nlist(self.name, values["nprobe"], self.params["nlist"])
 
-    def _prepare_search(self, k: int) -> None:
-        self._index.nprobe = self.query_values["nprobe"]
+    def _push_query_params(self, values: Mapping[str, Any]) -> None:
+        self._index.nprobe = values["nprobe"]
 
     def _reset_counters(self) -> None:
         faiss.cvar.indexIVF_stats.reset()
 
-    def _read_counters(self, n_queries: int) -> np.ndarray:
+    def _read_counters(self, n_queries: int, k: int) -> np.ndarray:
         scanned = faiss.cvar.indexIVF_stats.ndis / max(1, n_queries)
         return np.full(n_queries, scanned + self.params["nlist"])
 
@@ -251,7 +279,6 @@ class FaissIVFPQ(_IVFAdapter):
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self._ivfpq: Any = None  # the IVF-PQ index itself (inside the refine wrapper, when there is one)
-        self._k = 1
 
     @classmethod
     def check_config(cls, build: Mapping[str, Any], query: Mapping[str, Any], k: int, n_train: int, dimension: int) -> None:
@@ -291,11 +318,10 @@ class FaissIVFPQ(_IVFAdapter):
             return faiss.IndexRefineFlat(self._ivfpq)  # trains the IVF-PQ; `add` fills both
         return self._ivfpq
 
-    def _prepare_search(self, k: int) -> None:
-        self._ivfpq.nprobe = self.query_values["nprobe"]
-        self._k = k
+    def _push_query_params(self, values: Mapping[str, Any]) -> None:
+        self._ivfpq.nprobe = values["nprobe"]
         if self._refines():
-            self._index.k_factor = float(self.query_values["k_factor"])
+            self._index.k_factor = float(values["k_factor"])
 
     def _refines(self) -> bool:
         return self.params["refine"] == "flat" and self.query_values["k_factor"] > 0
@@ -303,11 +329,11 @@ class FaissIVFPQ(_IVFAdapter):
     def _searched_index(self) -> Any:
         return self._index if self._refines() else self._ivfpq
 
-    def _read_counters(self, n_queries: int) -> np.ndarray:
-        counts = super()._read_counters(n_queries)
+    def _read_counters(self, n_queries: int, k: int) -> np.ndarray:
+        counts = super()._read_counters(n_queries, k)
         if self._refines():
             scanned = faiss.cvar.indexIVF_stats.ndis / max(1, n_queries)
-            counts = counts + min(self._k * self.query_values["k_factor"], scanned)
+            counts = counts + min(k * self.query_values["k_factor"], scanned)
         return counts
 
 
@@ -350,13 +376,14 @@ class FaissHNSW(_FaissAdapter):
         return Cost(query={"scan": _costs.graph_search(build["M"], max(query["efSearch"], k), n_train)},
                     build={"scan": _costs.graph_build(build["M"], build["efConstruction"], n_train)})
 
-    def _prepare_search(self, k: int) -> None:
-        ef = self.query_values["efSearch"]
-        _refuse_ef_search_below_k(self.name, ef, k)
-        self._index.hnsw.efSearch = ef
+    def _check_k(self, k: int) -> None:
+        _refuse_ef_search_below_k(self.name, self.query_values["efSearch"], k)
+
+    def _push_query_params(self, values: Mapping[str, Any]) -> None:
+        self._index.hnsw.efSearch = values["efSearch"]
 
     def _reset_counters(self) -> None:
         faiss.cvar.hnsw_stats.reset()
 
-    def _read_counters(self, n_queries: int) -> np.ndarray:
+    def _read_counters(self, n_queries: int, k: int) -> np.ndarray:
         return np.full(n_queries, faiss.cvar.hnsw_stats.ndis / max(1, n_queries))

@@ -4,10 +4,12 @@ Run as its users run it: space 'l2' (squared distances, rooted on the way out), 
 generation seeded from the adapter's seed, hnswlib's own thread pool sized to `threads`.
 hnswlib inserts in parallel, so two builds with the same seed are identical only with
 threads = 1. It keeps no distance counters, so `dist_comps` stays None.
+`ef` is set on the index once per query configuration, and one query per call (`search_each`)
+times hnswlib's own `knn_query(q, k)` bare, taking the square roots once afterwards.
 """
 from __future__ import annotations
 
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 import hnswlib
 import numpy as np
@@ -15,7 +17,7 @@ import numpy as np
 from harness.errors import ParameterError
 
 from . import _costs
-from .base import Adapter, Cost, Param, at_least
+from .base import Adapter, Cost, Param, at_least, join_rows, time_each
 from .registry import register
 
 
@@ -57,20 +59,37 @@ class Hnswlib(Adapter):
         index.add_items(X, np.arange(len(X)), num_threads=self.threads)
         self._index = index
 
+    def _apply_query_params(self, values: Mapping[str, Any]) -> None:
+        if self._index is not None:
+            self._index.set_ef(values["ef"])
+
+    def _check_k(self, k: int) -> None:
+        _refuse_beam_below_k(self.name, "ef", self.query_values["ef"], k)
+
     def _search(self, Q: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         assert self._index is not None, "fit must run before search"
-        ef = self.query_values["ef"]
-        _refuse_beam_below_k(self.name, "ef", ef, k)
-        self._index.set_ef(ef)
         labels, squared = self._index.knn_query(Q, k=k, num_threads=self.threads)
-        dists = np.sqrt(np.maximum(squared, 0.0)).astype(np.float32)
-        return labels.astype(np.int64), dists
+        return labels.astype(np.int64), _roots(squared)
+
+    def _search_each(
+        self, Q: np.ndarray, k: int, clock: Callable[[], int]
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """hnswlib's own `knn_query(q, k)` per query, timed bare (one row runs on one thread
+        whatever `threads` says, as hnswlib decides for batches under 4 x threads rows)."""
+        assert self._index is not None, "fit must run before search"
+        labels, squared, latencies = time_each(self._index.knn_query, Q, k, clock)
+        return join_rows(labels, k).astype(np.int64), _roots(join_rows(squared, k)), latencies
 
     def index_bytes(self) -> int | None:
         """hnswlib's own size of the index (data, links and level lists), as it would save it."""
         if self._index is None:
             return None
         return int(self._index.index_file_size())
+
+
+def _roots(squared: np.ndarray) -> np.ndarray:
+    """hnswlib's 'l2' space returns squared distances: their roots, float32."""
+    return np.sqrt(np.maximum(squared, 0.0)).astype(np.float32)
 
 
 def _refuse_beam_below_k(owner: str, name: str, ef: int, k: int) -> None:

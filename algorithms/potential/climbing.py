@@ -17,7 +17,8 @@ pool's distances to the query.
 """
 from __future__ import annotations
 
-from typing import Any, ClassVar, Mapping
+from contextlib import ExitStack
+from typing import Any, ClassVar, ContextManager, Mapping
 
 import numpy as np
 import torch
@@ -134,9 +135,15 @@ class ClimbingAdapter(Adapter):
         return fit_width(result.evaluation.top_ids, m), result.cost
 
     # -- search ----------------------------------------------------------------------------
+    def _search_scope(self) -> ContextManager[Any]:
+        """torch's thread count and no autograd, once per search or single-query loop."""
+        scope = ExitStack()
+        scope.enter_context(torch_threads(self.threads))
+        scope.enter_context(torch.no_grad())
+        return scope
+
     def _search(self, Q: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-        with torch_threads(self.threads), torch.no_grad():
-            return self._climb_and_snap(self.to_units(Q), k)
+        return self._climb_and_snap(self.to_units(Q), k)
 
     def _climb_and_snap(self, q: torch.Tensor, k: int) -> tuple[np.ndarray, np.ndarray]:
         v = self.query_values

@@ -29,7 +29,7 @@ queries still probing). A GPU path would use faiss-gpu's; it is not written.
 from __future__ import annotations
 
 import math
-from typing import Any, Mapping
+from typing import Any, ContextManager, Mapping
 
 import numpy as np
 import torch
@@ -175,6 +175,7 @@ class PotentialProbe(Adapter):
         self._ivf = FaissIVF(nlist=self.params["nlist"], seed=self.seed, threads=self.threads)
         self._ivf.fit(X)
         index = self._ivf.faiss_index
+        index.nprobe = 1  # search_preassigned reads one cell per query from its arguments
         nlist = index.nlist
         with faiss_threads(self.threads):
             to_centroid, cell = index.quantizer.search(X, 1)
@@ -187,6 +188,9 @@ class PotentialProbe(Adapter):
         centre = torch.as_tensor(np.mean(X, axis=0, dtype=np.float64))
         self.scale = resolve_scale(self.params["scale"], X, seed=self.seed, centre=centre)  # in blocks: no copy of X
 
+    def _search_scope(self) -> ContextManager[Any]:
+        return faiss_threads(self.threads)
+
     def _search(self, Q: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         v = self.query_values
         index = self._ivf.faiss_index
@@ -198,13 +202,11 @@ class PotentialProbe(Adapter):
         probes = np.zeros(n, dtype=np.int64)
         scanned = np.zeros(n, dtype=np.int64)
         active = np.arange(n)
-        index.nprobe = 1  # search_preassigned reads one cell per query from its arguments
         for rank in range(min(v["max_probe"] or nlist, nlist)):
             if not len(active):
                 break
             cell, rest = cells.at(rank, active)
-            with faiss_threads(self.threads):
-                d2, ids = index.search_preassigned(Q[active], width, cell[:, None], cells.d2[active, cell][:, None])
+            d2, ids = index.search_preassigned(Q[active], width, cell[:, None], cells.d2[active, cell][:, None])
             d2 = np.where(ids >= 0, d2, np.inf)
             found_d2 = np.full((n, width), np.inf, dtype=np.float32)
             found_id = np.full((n, width), -1, dtype=np.int64)
