@@ -128,6 +128,9 @@ def run_parser() -> argparse.ArgumentParser:
                         help="exit with an error instead of waiting when another run writes the same results directory and dataset")
     parser.add_argument("--retry-failed", action="store_true",
                         help="recompute configurations whose earlier record failed or timed out (kept and skipped by default)")
+    parser.add_argument("--reuse-stale", action="store_true",
+                        help="reuse records made by code that changed since they were made (stale: their code "
+                        "fingerprint differs) as they are, instead of recomputing them; the report marks them")
     parser.add_argument("--isolation", choices=("process", "none"), default="process",
                         help="local executor: run each build configuration in a child process (default; a crash or "
                         "hang becomes a failed record) or in this process (none: faster start, no protection)")
@@ -322,7 +325,7 @@ def _run(args: argparse.Namespace, dataset: Any, configs: list[Any], notes: list
         seed=args.seed, force=args.force, results_dir=args.results_dir, progress=args.progress,
         isolation=args.isolation, timeout=args.timeout, query_timeout=args.query_timeout,
         retry_failed=args.retry_failed, plugins=plugins, executor=args.executor, retries=args.retries,
-        config_budget=args.config_budget, budget=args.budget, parallel=args.parallel,
+        config_budget=args.config_budget, budget=args.budget, parallel=args.parallel, reuse_stale=args.reuse_stale,
     )
     where_run = f"executor: ray ({args.ray_address or 'local instance'})" if ray is not None else f"isolation: {args.isolation}"
     at_once = f", {args.parallel} at once" if args.parallel > 1 else ""
@@ -355,6 +358,13 @@ def _run(args: argparse.Namespace, dataset: Any, configs: list[Any], notes: list
         return interrupt_code(exc)
     print(f"records: {len(summary.written)} written, {len(summary.reused)} reused, {len(summary.failed)} failed "
           f"-> {where}")
+    if summary.superseded:
+        folders = sorted({str(path.parent) for path in summary.superseded})
+        print(f"moved {len(summary.superseded)} stale record(s) (made by code that changed since) into "
+              f"{', '.join(folders)}; this run replaced them")
+    if summary.stale_kept:
+        print(f"kept {len(summary.stale_kept)} stale record(s) as they are (--reuse-stale): made by code that "
+              "changed since; the report marks them")
     if summary.skipped:
         print(f"skipped {len(summary.skipped)} configuration(s) whose earlier record failed or timed out "
               f"(kept as they are); rerun with --retry-failed to try them again")
