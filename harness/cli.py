@@ -91,6 +91,14 @@ def _figure_options(p: argparse.ArgumentParser) -> None:
                    help="report: static images only, no interactive figures (a page without JavaScript)")
 
 
+def _plugins_option(p: argparse.ArgumentParser) -> None:
+    """`--plugins` for the commands that read records: the plugins whose code judges which
+    records are stale (made by code that changed since)."""
+    p.add_argument("--plugins", default=None,
+                   help="comma-separated modules or .py files of plugin algorithms (also $GPNN_PLUGINS): their "
+                   "records are then checked for stale code too")
+
+
 def _plot_options(p: argparse.ArgumentParser) -> None:
     """`plot --x METRIC --y METRIC`: one figure of any two metrics (harness/report/metric_table.py)."""
     p.add_argument("--x", default=None, help="metric on the x axis, e.g. recall_at_k (with --y: one figure instead of the defaults)")
@@ -184,6 +192,7 @@ def _sub_parsers() -> dict[str, argparse.ArgumentParser]:
     p.add_argument("--metric", default="recall_at_1",
                    help="the recall the summary's thresholds apply to: recall_at_1, recall_at_k, recall_at_1_id, recall_at_k_id")
     p.add_argument("--thresholds", default="0.9,0.95,0.99", help="comma-separated recall thresholds of the summary")
+    _plugins_option(p)
     _common(p)
     parsers["results"] = p
     p = argparse.ArgumentParser(
@@ -203,6 +212,8 @@ def _sub_parsers() -> dict[str, argparse.ArgumentParser]:
         p = argparse.ArgumentParser(prog=f"python -m harness {name}", description=f"{what} from the records of a dataset.")
         p.add_argument("--dataset", required=True)
         _figure_options(p)
+        if name == "report":
+            _plugins_option(p)
         _common(p)
         parsers[name] = p
     _plot_options(parsers["plot"])

@@ -9,7 +9,7 @@ import argparse
 import json
 import sys
 from pathlib import Path
-from typing import Sequence
+from typing import Sequence, TextIO
 
 from harness.errors import HarnessError
 
@@ -23,6 +23,39 @@ def _records(dataset: str, args: argparse.Namespace) -> list[dict]:
             f"no records for dataset {dataset!r} under {args.results_dir}", "run `python -m harness --dataset ...` first"
         )
     return found
+
+
+def current_fingerprints(args: argparse.Namespace) -> dict[str, str]:
+    """The code fingerprint of every algorithm loaded here (`algorithms.fingerprint`), by
+    adapter class name (what a record's `adapter` says): the plugins named with --plugins
+    (or $GPNN_PLUGINS) are loaded first. A class name two different codes share is left out
+    (not judged)."""
+    from algorithms import registry
+    from algorithms.fingerprint import code_fingerprint
+    from harness.run.plugins import load_plugins, plugin_list
+
+    load_plugins(plugin_list(getattr(args, "plugins", None)))
+    found: dict[str, set[str]] = {}
+    for spec in registry.all_algorithms().values():
+        found.setdefault(spec.adapter.__name__, set()).add(code_fingerprint(spec))
+    return {name: next(iter(prints)) for name, prints in found.items() if len(prints) == 1}
+
+
+def judge_records(records: list[dict], args: argparse.Namespace) -> None:
+    """Mark the records made by code that has changed since (`summary.mark_stale`) and say
+    once which algorithms cannot be judged."""
+    from harness.report.summary import mark_stale
+
+    for note in mark_stale(records, current_fingerprints(args)):
+        print(note, file=sys.stderr)
+
+
+def report_warnings(records: list[dict], stream: TextIO | None = None) -> None:
+    """Stale records and mixed library versions or machines, one line each."""
+    from harness.report.summary import provenance_warnings, stale_warnings
+
+    for line in stale_warnings(records) + provenance_warnings(records):
+        print(line, file=stream or sys.stdout)
 
 
 def plot_figures(dataset: str, records: list[dict], args: argparse.Namespace) -> list[Path]:
@@ -40,6 +73,8 @@ def plot_and_report(dataset: str, args: argparse.Namespace) -> None:
     from harness.report.page import write_index, write_report
 
     records = _records(dataset, args)
+    judge_records(records, args)
+    report_warnings(records, sys.stderr)
     figures = plot_figures(dataset, records, args)
     page = write_report(records, args.plots_dir / dataset, dataset, figures, static=args.static)
     print(f"report:  {page}")
@@ -117,6 +152,9 @@ def cmd_results(args: argparse.Namespace) -> int:
     if not found:
         where = args.results_dir / dataset if dataset else args.results_dir
         raise HarnessError(f"no records under {where}", "run `python -m harness --dataset ...` first")
+    judge_records(found, args)
+    # beside a text table the warnings are part of what is read; beside data formats, on stderr
+    warnings_to = sys.stdout if args.format == "table" else sys.stderr
     if args.summary:
         rows = summary_rows(found, _thresholds(args.thresholds), _recall_metric(args.metric))
         if args.format == "table":
@@ -126,8 +164,10 @@ def cmd_results(args: argparse.Namespace) -> int:
                 print(controls)
         else:
             _print_rows(rows, SUMMARY_COLUMNS, args.format, f"Best queries per second reaching each {args.metric} threshold")
+        report_warnings(found, warnings_to)
         return 0
     _print_rows(results_table(found), RESULT_COLUMNS, args.format, "All runs")
+    report_warnings(found, warnings_to)
     return 0
 
 
