@@ -22,8 +22,8 @@ The rule, for a registered `AlgorithmSpec`:
    another folder keeps its fingerprint.
 
 A module whose source cannot be read (a compiled extension, code typed into a REPL) counts by
-its name only. Each module's digest is cached by path, modification time and size: a sweep asks
-for every algorithm, and most share most modules. Only the standard library is used, so the
+its name only. Each module's parse is cached by the content of its file: a sweep asks for every
+algorithm, and most share most modules. Only the standard library is used, so the
 run and the report can both call it.
 """
 from __future__ import annotations
@@ -42,7 +42,7 @@ PLUGIN_PREFIX = "gpnn_plugin_"
 #: digits of the fingerprint kept in records (64 bits: ample to tell versions of one code apart)
 DIGITS = 16
 
-_DIGESTS: dict[tuple[str, str, int, int], tuple[str, tuple[str, ...]]] = {}
+_DIGESTS: dict[tuple[str, str, str], tuple[str, tuple[str, ...]]] = {}
 
 
 def is_project_module(name: str) -> bool:
@@ -130,24 +130,21 @@ def _stable_name(name: str) -> str:
 
 
 def module_digest(name: str) -> tuple[str, tuple[str, ...]]:
-    """The digest of module `name`'s normalised syntax tree and the modules it imports
-    (cached by file, modification time and size)."""
+    """The digest of module `name`'s normalised syntax tree and the modules it imports (parsed
+    once per content of its file: reading a file is cheap, parsing it is not)."""
     path = _source_path(name)
-    if path is None:
-        return f"unreadable:{name}", ()
     try:
-        stat = os.stat(path)
+        with open(path or "", "rb") as handle:
+            source = handle.read()
     except OSError:
         return f"unreadable:{name}", ()
-    key = (name, path, stat.st_mtime_ns, stat.st_size)
+    key = (name, path or "", hashlib.sha256(source).hexdigest())
     if key not in _DIGESTS:
         try:
-            with open(path, "rb") as handle:
-                source = handle.read()
-            tree = ast.parse(source, filename=path)
-        except (OSError, SyntaxError, ValueError):
+            tree = ast.parse(source, filename=path or "<unknown>")
+        except (SyntaxError, ValueError):
             return f"unreadable:{name}", ()
-        _DIGESTS[key] = (normalised_digest(tree), imported_modules(tree, name, path))
+        _DIGESTS[key] = (normalised_digest(tree), imported_modules(tree, name, path or ""))
     return _DIGESTS[key]
 
 

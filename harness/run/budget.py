@@ -62,11 +62,22 @@ class Allotment:
     #: the run's corrections of the estimate (queries, build) when the count was last chosen
     ratio: float = 1.0
     build_ratio: float = 1.0
-    #: query configurations whose record was made by code changed since (recomputed), those
-    #: kept as current all the same (--reuse-stale), and of either how many predate fingerprints
-    stale: int = 0
-    stale_kept: int = 0
-    predating: int = 0
+    #: query configurations (index -> whether its record predates fingerprints) whose record was
+    #: made by code changed since: recomputed, or kept as current all the same (--reuse-stale)
+    stale_found: dict[int, bool] = field(default_factory=dict)
+    kept_found: dict[int, bool] = field(default_factory=dict)
+
+    @property
+    def stale(self) -> int:
+        return len(self.stale_found)
+
+    @property
+    def stale_kept(self) -> int:
+        return len(self.kept_found)
+
+    @property
+    def predating(self) -> int:
+        return sum(self.stale_found.values()) + sum(self.kept_found.values())
 
     @property
     def corrected(self) -> ConfigEstimate:

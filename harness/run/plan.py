@@ -256,15 +256,14 @@ def _left(dataset: DatasetLike, item: Allotment, options: RunOptions) -> list[in
     device = device_for(item.config, options.device)
     at_least = item.sizing.minimum - 1 if item.skipped else item.n_queries
     fingerprint = current_fingerprint(item.config)
-    left, stale, kept, predating = [], 0, 0, 0
+    left = []
     for index in item.todo:
         params = item.config.query_params[index]
         choice = choose(dataset, item.config, params, options, item.n_queries, at_least, item.n_max, device, fingerprint)
+        item.stale_found.pop(index, None)  # judged again at this count
         if choice.action == COMPUTE:
             left.append(index)
         if choice.stale:
-            kept += choice.stale_kept
-            stale += not choice.stale_kept
-            predating += choice.predating > 0
-    item.stale, item.stale_kept, item.predating = stale, kept, predating
+            # a kept one leaves `todo`: the next sizing does not see it again
+            (item.kept_found if choice.stale_kept else item.stale_found)[index] = choice.predating > 0
     return left
