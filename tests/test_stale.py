@@ -162,6 +162,13 @@ def test_a_record_of_other_code_is_moved_aside_and_recomputed(tiny, tmp_path):
     assert list(records.iter_record_files(tmp_path, tiny.name)) == [path]
 
 
+def test_force_recomputes_and_still_moves_a_stale_record_aside(tiny, tmp_path):
+    [path] = _run(tiny, tmp_path)[0].written
+    _rewrite(path, lambda d: d.update(code_fingerprint="0" * 16))
+    summary, _, _ = _run(tiny, tmp_path, force=True)
+    assert summary.written == [path] and summary.superseded == [path.parent / "superseded" / path.name]
+
+
 def test_a_second_superseded_record_of_the_same_configuration_keeps_the_first(tiny, tmp_path):
     [path] = _run(tiny, tmp_path)[0].written
     for _ in range(2):

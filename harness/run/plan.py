@@ -5,6 +5,12 @@ configuration's estimate (`harness.run.cost`) and query count under the budgets
 
 A budget chooses a query count from a grid, so a rerun with a little more or less time keeps
 its records: a whole record of the same configuration on at least the chosen count is reused.
+
+A record knows the code that made it (`code_fingerprint`, `algorithms.fingerprint`). An ok
+record whose fingerprint differs from the code loaded now, or that has none (made before
+fingerprints), is stale: it is never reused silently. It is recomputed, after it is moved into
+`superseded/` beside it (`records.supersede`), or kept as it is under --reuse-stale; the plan
+counts both apart. `choose` is the one rule the plan and the runner both follow.
 """
 from __future__ import annotations
 
@@ -57,10 +63,6 @@ def identity(dataset: DatasetLike, config: Any, params: dict[str, Any], options:
     return Query(params, key, stem, directory / f"{stem}.json")
 
 
-def identities(dataset: DatasetLike, config: Any, options: RunOptions, n_queries: int, device: str) -> list[Query]:
-    return [identity(dataset, config, params, options, n_queries, device) for params in config.query_params]
-
-
 @dataclass(frozen=True)
 class Found:
     """What lies at a record's path, as far as planning cares: its status (None: no whole
@@ -84,12 +86,6 @@ def found_at(path: Path) -> Found:
         log.warning("leaving a record of a newer harness as it is: %s", exc)
         return Found("newer")
     return Found(document.get("status"), document.get("code_fingerprint"))
-
-
-def status_of(path: Path) -> str | None:
-    """The status of the record at `path`: ok, failed, timeout, skipped; None when there is
-    none or it is incomplete (recomputed, with a warning); 'newer' for a newer schema's."""
-    return found_at(path).status
 
 
 def current_fingerprint(config: Any) -> str:
@@ -148,9 +144,10 @@ def choose(dataset: DatasetLike, config: Any, params: dict[str, Any], options: R
     record's `decision`, else a whole ok record on more than `at_least` queries of the grid
     (the largest first); the runner and the plan both ask this, so they agree."""
     query = identity(dataset, config, params, options, n_queries, device)
-    if options.force:
-        return Choice(query, COMPUTE)
     found = found_at(query.path)
+    if options.force:  # computed again whatever is there; one of other code is moved aside all the same
+        other_code = found.status == "ok" and fingerprint is not None and found.fingerprint != fingerprint
+        return _with_stale(Choice(query, COMPUTE), [(query.path, found)] if other_code else [])
     verdict = decision(found, options, fingerprint)
     if verdict in (REUSE, REUSE_STALE):
         return _with_stale(Choice(query, REUSE, query.path), [(query.path, found)] if verdict == REUSE_STALE else [])
@@ -182,31 +179,11 @@ def _with_stale(choice: Choice, stale: list[tuple[Path, Found]]) -> Choice:
     return choice
 
 
-def decide(query: Query, options: RunOptions, fingerprint: str | None = None) -> str:
-    """`decision` for the record at `query`'s path, after removing temporary files an
-    interrupted writer left; 'compute' under --force."""
-    remove_leftovers(query)
-    return COMPUTE if options.force else decision(found_at(query.path), options, fingerprint)
-
-
 def remove_leftovers(query: Query) -> None:
+    """Remove the temporary files of `query`'s record that an interrupted writer left."""
     for leftover in records.leftover_temporaries(query.path.parent, query.stem):
         log.warning("removing a temporary file left by an interrupted run: %s", leftover)
         leftover.unlink(missing_ok=True)
-
-
-def larger_record(dataset: DatasetLike, config: Any, params: dict[str, Any], options: RunOptions, n_queries: int,
-                  n_max: int, device: str, fingerprint: str | None = None) -> Path | None:
-    """A whole ok record of this query configuration of the current code (any under
-    --reuse-stale) on more than `n_queries` of the grid's counts (an earlier run with more
-    time), the largest first; None when there is none."""
-    if options.force:
-        return None
-    for count in reversed([c for c in query_grid(n_max) if c > n_queries]):
-        path = identity(dataset, config, params, options, count, device).path
-        if decision(found_at(path), options, fingerprint) in (REUSE, REUSE_STALE):
-            return path
-    return None
 
 
 # --- the run's plan --------------------------------------------------------------------------
