@@ -436,8 +436,8 @@ def stale_warnings(records: Iterable[Mapping[str, Any]]) -> list[str]:
     for dataset in sorted(counts):
         series = ", ".join(f"{name} ({n} record{'s' if n > 1 else ''})" for name, n in sorted(counts[dataset].items()))
         older = f"; {predating[dataset]} of them predate code fingerprints" if predating[dataset] else ""
-        lines.append(f"warning: {dataset}: stale records, made by code that has changed since (kept with "
-                     f"--reuse-stale{older}): {series}")
+        lines.append(f"warning: {dataset}: stale records, made by code that has changed since (the same command "
+                     f"without --reuse-stale recomputes them{older}): {series}")
     return lines
 
 
