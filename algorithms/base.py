@@ -266,6 +266,8 @@ class Adapter(abc.ABC):
     name: ClassVar[str] = ""
     #: bumped when the adapter's answers change meaning for the same parameters; part of the
     #: record key when > 0, so that records of an earlier revision are recomputed, not reused
+    #: (it separates meanings: an answer that means something else is a new measurement; any edit of the
+    #: code, meaning kept or not, is caught by the record's code fingerprint, algorithms/fingerprint.py)
     revision: ClassVar[int] = 0
     #: every control of the method, the primary one first (empty: the algorithm has none). A
     #: subclass declares either `controls` or, for a single control, `control_switch` (and

@@ -103,6 +103,14 @@ def _tuning_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--tune-seed", type=int, default=0, help="seed of the tuning split (default 0)")
 
 
+def _plugins_option(p: argparse.ArgumentParser) -> None:
+    """`--plugins` for the commands that read records: the plugins whose code judges which
+    records are stale (made by code that changed since)."""
+    p.add_argument("--plugins", default=None,
+                   help="comma-separated modules or .py files of plugin algorithms (also $GPNN_PLUGINS): their "
+                   "records are then checked for stale code too")
+
+
 def _plot_options(p: argparse.ArgumentParser) -> None:
     """`plot --x METRIC --y METRIC`: one figure of any two metrics (harness/report/metric_table.py)."""
     p.add_argument("--x", default=None, help="metric on the x axis, e.g. recall_at_k (with --y: one figure instead of the defaults)")
@@ -140,6 +148,9 @@ def run_parser() -> argparse.ArgumentParser:
                         help="exit with an error instead of waiting when another run writes the same results directory and dataset")
     parser.add_argument("--retry-failed", action="store_true",
                         help="recompute configurations whose earlier record failed or timed out (kept and skipped by default)")
+    parser.add_argument("--reuse-stale", action="store_true",
+                        help="reuse records made by code that changed since they were made (stale: their code "
+                        "fingerprint differs) as they are, instead of recomputing them; the report marks them")
     parser.add_argument("--isolation", choices=("process", "none"), default="process",
                         help="local executor: run each build configuration in a child process (default; a crash or "
                         "hang becomes a failed record) or in this process (none: faster start, no protection)")
@@ -200,6 +211,7 @@ def _sub_parsers() -> dict[str, argparse.ArgumentParser]:
                    help="the recall the summary's thresholds apply to: recall_at_1, recall_at_k, recall_at_1_id, recall_at_k_id")
     p.add_argument("--thresholds", default="0.9,0.95,0.99", help="comma-separated recall thresholds of the summary")
     _tuning_options(p)
+    _plugins_option(p)
     _common(p)
     parsers["results"] = p
     p = argparse.ArgumentParser(
@@ -219,6 +231,8 @@ def _sub_parsers() -> dict[str, argparse.ArgumentParser]:
         p = argparse.ArgumentParser(prog=f"python -m harness {name}", description=f"{what} from the records of a dataset.")
         p.add_argument("--dataset", required=True)
         _figure_options(p)
+        if name == "report":
+            _plugins_option(p)
         _common(p)
         parsers[name] = p
     _plot_options(parsers["plot"])
@@ -342,7 +356,7 @@ def _run(args: argparse.Namespace, dataset: Any, configs: list[Any], notes: list
         seed=args.seed, force=args.force, results_dir=args.results_dir, progress=args.progress,
         isolation=args.isolation, timeout=args.timeout, query_timeout=args.query_timeout,
         retry_failed=args.retry_failed, plugins=plugins, executor=args.executor, retries=args.retries,
-        config_budget=args.config_budget, budget=args.budget, parallel=args.parallel,
+        config_budget=args.config_budget, budget=args.budget, parallel=args.parallel, reuse_stale=args.reuse_stale,
     )
     where_run = f"executor: ray ({args.ray_address or 'local instance'})" if ray is not None else f"isolation: {args.isolation}"
     at_once = f", {args.parallel} at once" if args.parallel > 1 else ""
@@ -375,6 +389,13 @@ def _run(args: argparse.Namespace, dataset: Any, configs: list[Any], notes: list
         return interrupt_code(exc)
     print(f"records: {len(summary.written)} written, {len(summary.reused)} reused, {len(summary.failed)} failed "
           f"-> {where}")
+    if summary.superseded:
+        folders = sorted({str(path.parent) for path in summary.superseded})
+        print(f"moved {len(summary.superseded)} stale record(s) (made by code that changed since) into "
+              f"{', '.join(folders)}; this run replaced them")
+    if summary.stale_kept:
+        print(f"kept {len(summary.stale_kept)} stale record(s) as they are (--reuse-stale): made by code that "
+              "changed since; the report marks them")
     if summary.skipped:
         print(f"skipped {len(summary.skipped)} configuration(s) whose earlier record failed or timed out "
               f"(kept as they are); rerun with --retry-failed to try them again")

@@ -9,7 +9,7 @@ import argparse
 import json
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Sequence
+from typing import TYPE_CHECKING, Sequence, TextIO
 
 from harness.errors import HarnessError
 
@@ -28,6 +28,39 @@ def _records(dataset: str, args: argparse.Namespace) -> list[dict]:
     return found
 
 
+def current_fingerprints(args: argparse.Namespace) -> dict[str, str]:
+    """The code fingerprint of every algorithm loaded here (`algorithms.fingerprint`), by
+    adapter class name (what a record's `adapter` says): the plugins named with --plugins
+    (or $GPNN_PLUGINS) are loaded first. A class name two different codes share is left out
+    (not judged)."""
+    from algorithms import registry
+    from algorithms.fingerprint import code_fingerprint
+    from harness.run.plugins import load_plugins, plugin_list
+
+    load_plugins(plugin_list(getattr(args, "plugins", None)))
+    found: dict[str, set[str]] = {}
+    for spec in registry.all_algorithms().values():
+        found.setdefault(spec.adapter.__name__, set()).add(code_fingerprint(spec))
+    return {name: next(iter(prints)) for name, prints in found.items() if len(prints) == 1}
+
+
+def judge_records(records: list[dict], args: argparse.Namespace) -> None:
+    """Mark the records made by code that has changed since (`summary.mark_stale`) and say
+    once which algorithms cannot be judged."""
+    from harness.report.summary import mark_stale
+
+    for note in mark_stale(records, current_fingerprints(args)):
+        print(note, file=sys.stderr)
+
+
+def report_warnings(records: list[dict], stream: TextIO | None = None) -> None:
+    """Stale records and mixed library versions or machines, one line each."""
+    from harness.report.summary import provenance_warnings, stale_warnings
+
+    for line in stale_warnings(records) + provenance_warnings(records):
+        print(line, file=stream or sys.stdout)
+
+
 def plot_figures(dataset: str, records: list[dict], args: argparse.Namespace) -> list[Path]:
     from harness.report.plots import make_plots
 
@@ -43,6 +76,8 @@ def plot_and_report(dataset: str, args: argparse.Namespace) -> None:
     from harness.report.page import write_index, write_report
 
     records = _records(dataset, args)
+    judge_records(records, args)
+    report_warnings(records, sys.stderr)
     figures = plot_figures(dataset, records, args)
     tuning = _tuning(args)
     page = write_report(records, args.plots_dir / dataset, dataset, figures, static=args.static,
@@ -124,10 +159,15 @@ def cmd_results(args: argparse.Namespace) -> int:
     if not found:
         where = args.results_dir / dataset if dataset else args.results_dir
         raise HarnessError(f"no records under {where}", "run `python -m harness --dataset ...` first")
+    judge_records(found, args)
+    # beside a text table the warnings are part of what is read; beside data formats, on stderr
+    warnings_to = sys.stdout if args.format == "table" else sys.stderr
     if args.summary:
         _print_summary(found, args)
+        report_warnings(found, warnings_to)
         return 0
     _print_rows(results_table(found), RESULT_COLUMNS, args.format, "All runs")
+    report_warnings(found, warnings_to)
     return 0
 
 

@@ -28,6 +28,9 @@ SCHEMA_NAME = "gpnn-record"
 #: recomputed or overwritten; newer ones (a newer harness wrote them) are left alone
 SCHEMA_VERSION = 4
 SCHEMA = f"{SCHEMA_NAME}/{SCHEMA_VERSION}"
+#: the folder beside an algorithm's records where records made by code since changed are moved
+#: (`supersede`); no reader of records looks into it
+SUPERSEDED = "superseded"
 
 _NONE = type(None)
 _REQUIRED = object()
@@ -201,6 +204,9 @@ def record_key(
     Device and threads are part of it: a CUDA run and a CPU run of the same parameters are
     two measurements, and one must never overwrite the other. So is the adapter's revision
     when it is not 0: answers whose meaning changed are computed again, never reused.
+    The revision separates meanings; a change of the code itself is caught by the record's
+    `code_fingerprint` (algorithms/fingerprint.py), which is not part of the key: a record of
+    changed code is stale and moved aside (`supersede`), not kept beside its replacement.
     """
     identity = [algorithm, dict(build_params), dict(query_params), mode, k, n_queries, device, threads]
     payload = json.dumps(
@@ -318,13 +324,56 @@ def load_arrays(document: Mapping[str, Any]) -> dict[str, np.ndarray]:
 
 
 def iter_record_files(results_dir: Path, dataset: str | None = None, other_than: str | None = None) -> Iterator[Path]:
-    """Record files under `results_dir`: of one dataset, or of all (but the one `other_than` names)."""
+    """Record files under `results_dir`: of one dataset, or of all (but the one `other_than` names).
+    Records moved aside into a `superseded/` folder are not among them."""
     root = Path(results_dir)
     if dataset is not None:
         root = root / safe_component(dataset)
     skip = Path(results_dir) / safe_component(other_than) if other_than is not None else None
     if root.is_dir():
-        yield from sorted(p for p in root.rglob("*.json") if not p.name.startswith(".") and skip not in p.parents)
+        yield from sorted(
+            p for p in root.rglob("*.json")
+            if not p.name.startswith(".") and skip not in p.parents and not is_superseded(p, results_dir)
+        )
+
+
+def is_superseded(path: Path, results_dir: Path) -> bool:
+    """Whether `path` lies in a `superseded/` folder of an algorithm's records
+    (`<results_dir>/<dataset>/<algorithm>/superseded/...`)."""
+    try:
+        parts = Path(path).relative_to(results_dir).parts
+    except ValueError:
+        parts = Path(path).parts[-4:]
+    return len(parts) > 3 and parts[2] == SUPERSEDED
+
+
+def is_stale(document: Mapping[str, Any], fingerprint: str) -> bool:
+    """Whether a record was made by other code than the one whose fingerprint is given
+    (`algorithms.fingerprint.code_fingerprint`); a record made before fingerprints is."""
+    return document.get("code_fingerprint") != fingerprint
+
+
+def supersede(json_path: Path) -> Path:
+    """Move a record (its JSON, then its arrays) into the `superseded/` folder beside it, never
+    over another one (a second superseded record of the same stem goes to `superseded/2/`, ...);
+    return the JSON's new path. Readers of records never look there; nothing is deleted."""
+    json_path = Path(json_path)
+    folder = json_path.parent / SUPERSEDED
+    number = 1
+    while (folder / json_path.name).exists() or (folder / json_path.with_suffix(".h5").name).exists():
+        number += 1
+        folder = json_path.parent / SUPERSEDED / str(number)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        target = folder / json_path.name
+        json_path.rename(target)  # first: the record leaves the results at once
+        arrays = json_path.with_suffix(".h5")
+        if arrays.exists():
+            arrays.rename(folder / arrays.name)
+    except OSError as exc:
+        raise HarnessError(f"cannot move the stale record {json_path} into {folder}: {exc}",
+                           "check the permissions of the results directory") from None
+    return target
 
 
 def load_records(

@@ -36,9 +36,11 @@ from harness.report.summary import (
     control_rows,
     format_value,
     heldout_columns,
+    provenance_warnings,
     results_table,
     skipped_rows,
     split_header,
+    stale_warnings,
     summary_rows,
 )
 
@@ -56,6 +58,7 @@ td.num { text-align: right; font-variant-numeric: tabular-nums; }
 tr.failed td { background: #fde8e8; } tr.timeout td { background: #fff4d6; } tr.skipped td { background: #eef2f7; }
 .scroll { overflow-x: auto; } code { font-size: 0.95em; }
 .pickers { font-size: 0.85em; margin: 0.3em 0; } .pickers label { margin-right: 0.8em; }
+.warning { background: #fff4d6; border: 1px solid #e0c060; padding: 0.3em 1em; margin: 1em 0; }
 .explorer { margin: 1em 0 2em 0; } td.leader { font-weight: bold; } td.tied { font-style: italic; }
 """
 
@@ -85,6 +88,7 @@ def write_report(
         ]
     sections = [
         _header(mine, dataset),
+        *_warnings(mine),
         *figure_sections,
         _section("Summary: best queries per second reaching each recall@1", _summary_html(mine, answers, tuning)),
         *_controls_section(mine, answers),
@@ -122,6 +126,17 @@ def _header(records: Sequence[Record], dataset: str) -> str:
         f"<p>{len(records)} run(s), {ok} successful, {len(records) - ok - skipped} failed or timed out{_e(skipped_text)}. "
         f"Generated {_e(generated)} by harness {_e(__version__)}.</p>"
     )
+
+
+def _warnings(records: Sequence[Record]) -> list[str]:
+    """Warnings a reader must see before the numbers: records made by code that has changed since
+    (stale, kept with --reuse-stale; marked by `summary.mark_stale`), and records that mix
+    library versions or machines."""
+    lines = stale_warnings(records) + provenance_warnings(records)
+    if not lines:
+        return []
+    items = "\n".join(f"<li>{_e(line.removeprefix('warning: '))}</li>" for line in lines)
+    return [f'<div class="warning"><p><b>Warnings</b></p>\n<ul>\n{items}\n</ul></div>']
 
 
 def _figures_html(figures: Iterable[Path], out_dir: Path) -> str:

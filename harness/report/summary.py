@@ -36,7 +36,7 @@ _INTERVAL_COLUMNS: tuple[str, ...] = (
 #: one results row per record: what the record is, its measurements, how it ended
 RESULT_COLUMNS: tuple[str, ...] = (
     "dataset", "algorithm", "label", "build_params", "query_params", "mode", "device", "k", "n_queries", "n_queries_total",
-    *_METRIC_COLUMNS, *_INTERVAL_COLUMNS, "estimated_s", "measured_s", "role", "status", "error", "budget_note",
+    *_METRIC_COLUMNS, *_INTERVAL_COLUMNS, "estimated_s", "measured_s", "role", "status", "error", "budget_note", "stale",
 )
 #: build configurations the budget left out, one row each, with the reason
 SKIPPED_COLUMNS: tuple[str, ...] = ("dataset", "algorithm", "build_params", "query_configs", "n_queries_total", "reason")
@@ -50,7 +50,7 @@ CONTROL_COLUMNS: tuple[str, ...] = (
 )
 SUMMARY_COLUMNS: tuple[str, ...] = (
     "dataset", "metric", "threshold", "series", "qps", "qps_min", "qps_max", "recall", "recall_low", "recall_high",
-    "verdict", "k", "label",
+    "verdict", "k", "label", "stale",
 )
 #: with a tuning split (`heldout_columns`): the configuration chosen on the tuning queries and its
 #: recall on the held-out ones, beside the in-sample choice of SUMMARY_COLUMNS
@@ -60,6 +60,13 @@ TUNED_COLUMNS: tuple[str, ...] = (
 )
 # Tolerance for a recall stored as 0.8999999999 meaning 0.9 (a float sum of 0/1 hits).
 _THRESHOLD_SLACK = 1e-9
+#: set by `mark_stale` on a record read for a report: True when the code that made it changed
+#: since (its fingerprint differs from the code loaded now), None when that code is not loaded
+STALE_KEY = "_stale"
+#: the `stale` cell of a row whose record is stale
+STALE_MARK = "stale"
+#: the libraries whose versions shape the numbers (a record's `provenance.libraries`)
+MEASURED_LIBRARIES: tuple[str, ...] = ("torch", "faiss-cpu", "faiss-gpu", "faiss", "hnswlib", "numpy")
 
 
 def is_ok(record: Mapping[str, Any]) -> bool:
@@ -128,7 +135,7 @@ def _best_row(
         "dataset": dataset, "metric": metric_name, "threshold": threshold, "series": series,
         "algorithm": members[0].get("algorithm"), "qps": None, "qps_min": None, "qps_max": None, "recall": None,
         "recall_low": None, "recall_high": None, "k": None, "label": None, "build_params": None, "query_params": None,
-        "verdict": None,
+        "verdict": None, "stale": None,
     }
     if reaching:
         best = min(reaching, key=lambda r: (-metric(r, "qps"), -metric(r, metric_name), str(r.get("label"))))
@@ -138,6 +145,7 @@ def _best_row(
             qps=metric(best, "qps"), qps_min=spread["qps_min"], qps_max=spread["qps_max"], recall=metric(best, metric_name),
             recall_low=_finite(low), recall_high=_finite(high), k=best.get("k"), label=best.get("label"),
             build_params=compact_json(best.get("build_params")), query_params=compact_json(best.get("query_params")),
+            stale=STALE_MARK if best.get(STALE_KEY) else None,
         )
     return row
 
@@ -408,6 +416,7 @@ def results_table(records: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
         row.update(intervals(record))
         for column in ("estimated_s", "measured_s", "role", "status", "error", "budget_note"):
             row[column] = record.get(column)
+        row["stale"] = STALE_MARK if record.get(STALE_KEY) else None
         rows.append(row)
     rows.sort(key=lambda r: (str(r["dataset"]), str(r["algorithm"]), str(r["label"]), str(r["mode"])))
     return rows
@@ -505,3 +514,76 @@ def format_latex(rows: Sequence[Mapping[str, Any]], columns: Sequence[str], capt
 
 def _numeric(rows: Sequence[Mapping[str, Any]], column: str) -> bool:
     return bool(rows) and all(_is_number(row.get(column)) for row in rows)
+
+
+# --- what the records' provenance says about the comparison --------------------------------------
+
+
+def mark_stale(records: Iterable[dict[str, Any]], fingerprints: Mapping[str, str] | None) -> list[str]:
+    """Mark each ok record (`STALE_KEY`) stale when the code that made it changed since: its
+    `code_fingerprint` differs from `fingerprints[adapter class name]`, the code loaded now
+    (`algorithms.fingerprint`; the command line computes them). Returns the notes to print: the
+    algorithms not judged because their code is not loaded (once). `fingerprints` None: no
+    judgement at all (STALE_KEY left unset)."""
+    if fingerprints is None:
+        return []
+    unjudged: set[str] = set()
+    for record in records:
+        if record.get("status") != "ok":
+            continue
+        current = fingerprints.get(str(record.get("adapter")))
+        if current is None:
+            unjudged.add(str(record.get("algorithm")))
+            record[STALE_KEY] = None
+        else:
+            record[STALE_KEY] = record.get("code_fingerprint") != current
+    if not unjudged:
+        return []
+    return [f"note: not judged for stale code (their code is not loaded here; name their plugins with --plugins): "
+            f"{', '.join(sorted(unjudged))}"]
+
+
+def stale_warnings(records: Iterable[Mapping[str, Any]]) -> list[str]:
+    """One warning per dataset naming the series with stale records (see `mark_stale`): their
+    numbers were made by code that has changed since."""
+    counts: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
+    predating: dict[str, int] = defaultdict(int)
+    for record in records:
+        if record.get(STALE_KEY):
+            dataset = str(record.get("dataset"))
+            counts[dataset][series_name(record)] += 1
+            predating[dataset] += record.get("code_fingerprint") is None
+    lines = []
+    for dataset in sorted(counts):
+        series = ", ".join(f"{name} ({n} record{'s' if n > 1 else ''})" for name, n in sorted(counts[dataset].items()))
+        older = f"; {predating[dataset]} of them predate code fingerprints" if predating[dataset] else ""
+        lines.append(f"warning: {dataset}: stale records, made by code that has changed since (the same command "
+                     f"without --reuse-stale recomputes them{older}): {series}")
+    return lines
+
+
+def provenance_warnings(records: Iterable[Mapping[str, Any]]) -> list[str]:
+    """Per dataset, a warning for each library (MEASURED_LIBRARIES) and machine fact (hostname,
+    cpu_model) whose value differs between its records, with how many records have each value:
+    numbers made on other machines or with other libraries are not plainly comparable."""
+    values: dict[str, dict[str, dict[str, int]]] = defaultdict(lambda: defaultdict(lambda: defaultdict(int)))
+    for record in records:
+        if record.get("status") != "ok":
+            continue
+        provenance = record.get("provenance") or {}
+        facts = values[str(record.get("dataset"))]
+        libraries = provenance.get("libraries") or {}
+        for name in MEASURED_LIBRARIES:
+            if name in libraries:
+                facts[name][str(libraries[name])] += 1
+        for name in ("hostname", "cpu_model"):
+            if provenance.get(name) is not None:
+                facts[name][str(provenance[name])] += 1
+    lines = []
+    for dataset in sorted(values):
+        for name, seen in values[dataset].items():
+            if len(seen) > 1:
+                what = "machines" if name in ("hostname", "cpu_model") else "library versions"
+                each = ", ".join(f"{value} ({n} record{'s' if n > 1 else ''})" for value, n in sorted(seen.items()))
+                lines.append(f"warning: {dataset}: records mix {what}: {name} {each}")
+    return lines

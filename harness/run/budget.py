@@ -62,6 +62,22 @@ class Allotment:
     #: the run's corrections of the estimate (queries, build) when the count was last chosen
     ratio: float = 1.0
     build_ratio: float = 1.0
+    #: query configurations (index -> whether its record predates fingerprints) whose record was
+    #: made by code changed since: recomputed, or kept as current all the same (--reuse-stale)
+    stale_found: dict[int, bool] = field(default_factory=dict)
+    kept_found: dict[int, bool] = field(default_factory=dict)
+
+    @property
+    def stale(self) -> int:
+        return len(self.stale_found)
+
+    @property
+    def stale_kept(self) -> int:
+        return len(self.kept_found)
+
+    @property
+    def predating(self) -> int:
+        return sum(self.stale_found.values()) + sum(self.kept_found.values())
 
     @property
     def corrected(self) -> ConfigEstimate:
@@ -190,6 +206,7 @@ def format_plan(allotments: Sequence[Allotment], budget: Budget, rates_line: str
         note = item.note()
         if note:
             lines.append(f"  note: {_name(item)}: {note}")
+    lines += stale_lines(allotments)
     durations = [a.seconds for a in allotments]
     running = sum(1 for a in allotments if a.todo and not a.skipped)
     skipped = sum(1 for a in allotments if a.skipped)
@@ -200,6 +217,27 @@ def format_plan(allotments: Sequence[Allotment], budget: Budget, rates_line: str
               f"--budget {format_duration(budget.run_s)}" if budget.run_s else ""]
     limits = [text for text in limits if text]
     lines.append(total + (f" (within {', '.join(limits)})" if limits else " (no budget)"))
+    return lines
+
+
+def stale_lines(allotments: Sequence[Allotment]) -> list[str]:
+    """The plan's word on records made by code that changed since (`algorithms.fingerprint`):
+    how many per algorithm are recomputed or kept, and once, how many predate fingerprints."""
+    stale: dict[str, int] = {}
+    kept: dict[str, int] = {}
+    for item in allotments:
+        if item.stale:
+            stale[item.config.entry] = stale.get(item.config.entry, 0) + item.stale
+        if item.stale_kept:
+            kept[item.config.entry] = kept.get(item.config.entry, 0) + item.stale_kept
+    lines = [f"  {n} stale: the code of {entry} changed since they were made; recomputed (the old records "
+             "move to superseded/ beside them)" for entry, n in stale.items()]
+    lines += [f"  {n} stale kept (--reuse-stale): the code of {entry} changed since they were made; reused as "
+              "they are, and the summary and report mark them" for entry, n in kept.items()]
+    predating = sum(item.predating for item in allotments)
+    if predating:
+        lines.append(f"  note: {predating} of these record(s) predate code fingerprints (made by an older harness, "
+                     "their code is unknown): counted as stale")
     return lines
 
 

@@ -62,6 +62,9 @@ class RunOptions:
     config_budget: float | None = None
     budget: float | None = None
     parallel: int = 1
+    #: reuse records made by code that changed since (stale, `algorithms.fingerprint`) as if
+    #: current, instead of recomputing them; the report marks them
+    reuse_stale: bool = False
 
     def measuring(self) -> MeasureOptions:
         """The part of these options that measuring a build configuration reads."""

@@ -5,14 +5,21 @@ configuration's estimate (`harness.run.cost`) and query count under the budgets
 
 A budget chooses a query count from a grid, so a rerun with a little more or less time keeps
 its records: a whole record of the same configuration on at least the chosen count is reused.
+
+A record knows the code that made it (`code_fingerprint`, `algorithms.fingerprint`). An ok
+record whose fingerprint differs from the code loaded now, or that has none (made before
+fingerprints), is stale: it is never reused silently. It is recomputed, after it is moved into
+`superseded/` beside it (`records.supersede`), or kept as it is under --reuse-stale; the plan
+counts both apart. `choose` is the one rule the plan and the runner both follow.
 """
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
 
+from algorithms.fingerprint import code_fingerprint
 from harness import records
 from harness.data.loader import DatasetLike
 from harness.run.budget import Allotment, Budget, allot, format_plan
@@ -56,55 +63,127 @@ def identity(dataset: DatasetLike, config: Any, params: dict[str, Any], options:
     return Query(params, key, stem, directory / f"{stem}.json")
 
 
-def identities(dataset: DatasetLike, config: Any, options: RunOptions, n_queries: int, device: str) -> list[Query]:
-    return [identity(dataset, config, params, options, n_queries, device) for params in config.query_params]
+@dataclass(frozen=True)
+class Found:
+    """What lies at a record's path, as far as planning cares: its status (None: no whole
+    record; 'newer': a newer harness's) and the fingerprint of the code that made it."""
+
+    status: str | None
+    fingerprint: str | None = None
 
 
-def status_of(path: Path) -> str | None:
-    """The status of the record at `path`: ok, failed, timeout, skipped; None when there is
-    none or it is incomplete (recomputed, with a warning); 'newer' for a newer schema's."""
+def found_at(path: Path) -> Found:
+    """The record at `path` (an incomplete one is recomputed, with a warning; a newer schema's
+    is left as it is)."""
     if not path.exists():
-        return None
+        return Found(None)
     try:
-        return records.read_record(path).get("status")
+        document = records.read_record(path)
     except records.IncompleteRecord as exc:
         log.warning("ignoring incomplete record (it will be recomputed): %s", exc)
-        return None
+        return Found(None)
     except records.UnknownSchema as exc:
         log.warning("leaving a record of a newer harness as it is: %s", exc)
-        return "newer"
+        return Found("newer")
+    return Found(document.get("status"), document.get("code_fingerprint"))
 
 
-def decide(query: Query, options: RunOptions) -> str:
-    """'compute', 'reuse' (a whole ok record) or 'skip' (an earlier failure, kept unless
-    retried; a newer harness's record). A record skipped for a budget is planned again."""
+def current_fingerprint(config: Any) -> str:
+    """The fingerprint of the code of `config`'s algorithm as loaded now (plugins included)."""
+    return code_fingerprint(config.spec)
+
+
+#: what the plan does with one query configuration's record (`decision`)
+COMPUTE, REUSE, SKIP = "compute", "reuse", "skip"
+#: an ok record made by other code: recomputed, the old one moved aside (`records.supersede`)
+STALE = "stale"
+#: ... kept as if current (--reuse-stale)
+REUSE_STALE = "reuse-stale"
+
+
+def decision(found: Found, options: RunOptions, fingerprint: str | None) -> str:
+    """The one rule for a record found at a query configuration's identity: 'compute' (none,
+    or one skipped for a budget), 'reuse' (a whole ok record of the current code), 'stale' (an
+    ok record of other code, or of before fingerprints: recomputed), 'reuse-stale' (the same,
+    kept under --reuse-stale), 'skip' (an earlier failure, kept unless retried; a newer
+    harness's record). `fingerprint` None: the code is not judged."""
+    status = found.status
+    if status in (None, "skipped"):
+        return COMPUTE
+    if status == "ok":
+        if fingerprint is None or found.fingerprint == fingerprint:
+            return REUSE
+        return REUSE_STALE if options.reuse_stale else STALE
+    if status == "newer":
+        return SKIP
+    return COMPUTE if options.retry_failed else SKIP
+
+
+@dataclass
+class Choice:
+    """What the plan does with one query configuration: compute it, reuse a record (`reused`:
+    the exact one, or one on more queries), or skip it; with the stale records involved."""
+
+    query: Query
+    action: str  # COMPUTE, REUSE or SKIP
+    reused: Path | None = None
+    #: ok records of this query configuration made by other code, at any count: moved aside
+    #: before it is computed (COMPUTE), or the one kept (REUSE under --reuse-stale)
+    stale: list[Path] = field(default_factory=list)
+    #: how many of `stale` were made before records had fingerprints
+    predating: int = 0
+
+    @property
+    def stale_kept(self) -> bool:
+        return self.action == REUSE and bool(self.stale)
+
+
+def choose(dataset: DatasetLike, config: Any, params: dict[str, Any], options: RunOptions, n_queries: int,
+           at_least: int, n_max: int, device: str, fingerprint: str | None) -> Choice:
+    """What to do with one query configuration measured on `n_queries` queries: the exact
+    record's `decision`, else a whole ok record on more than `at_least` queries of the grid
+    (the largest first); the runner and the plan both ask this, so they agree."""
+    query = identity(dataset, config, params, options, n_queries, device)
+    found = found_at(query.path)
+    if options.force:  # computed again whatever is there; one of other code is moved aside all the same
+        other_code = found.status == "ok" and fingerprint is not None and found.fingerprint != fingerprint
+        return _with_stale(Choice(query, COMPUTE), [(query.path, found)] if other_code else [])
+    verdict = decision(found, options, fingerprint)
+    if verdict in (REUSE, REUSE_STALE):
+        return _with_stale(Choice(query, REUSE, query.path), [(query.path, found)] if verdict == REUSE_STALE else [])
+    if verdict == SKIP:
+        return Choice(query, SKIP)
+    stale = [(query.path, found)] if verdict == STALE else []
+    for count in reversed([c for c in query_grid(n_max) if c > at_least and c != n_queries]):
+        path = identity(dataset, config, params, options, count, device).path
+        larger = found_at(path)
+        verdict = decision(larger, options, fingerprint)
+        if verdict == REUSE:
+            return Choice(query, REUSE, path)
+        if verdict == REUSE_STALE:
+            return _with_stale(Choice(query, REUSE, path), [(path, larger)])
+        if verdict == STALE:
+            stale.append((path, larger))
+    for count in query_grid(n_max):  # stale ones on fewer queries go too: they would stand beside the new one
+        path = identity(dataset, config, params, options, count, device).path
+        if count <= at_least and count != n_queries and path.exists():
+            smaller = found_at(path)
+            if decision(smaller, options, fingerprint) == STALE:
+                stale.append((path, smaller))
+    return _with_stale(Choice(query, COMPUTE), stale)
+
+
+def _with_stale(choice: Choice, stale: list[tuple[Path, Found]]) -> Choice:
+    choice.stale = [path for path, _ in stale]
+    choice.predating = sum(1 for _, found in stale if found.fingerprint is None)
+    return choice
+
+
+def remove_leftovers(query: Query) -> None:
+    """Remove the temporary files of `query`'s record that an interrupted writer left."""
     for leftover in records.leftover_temporaries(query.path.parent, query.stem):
         log.warning("removing a temporary file left by an interrupted run: %s", leftover)
         leftover.unlink(missing_ok=True)
-    return "compute" if options.force else _decision(status_of(query.path), options)
-
-
-def _decision(status: str | None, options: RunOptions) -> str:
-    if status in (None, "skipped"):
-        return "compute"
-    if status == "ok":
-        return "reuse"
-    if status == "newer":
-        return "skip"
-    return "compute" if options.retry_failed else "skip"
-
-
-def larger_record(dataset: DatasetLike, config: Any, params: dict[str, Any], options: RunOptions, n_queries: int,
-                  n_max: int, device: str) -> Path | None:
-    """A whole ok record of this query configuration on more than `n_queries` of the grid's
-    counts (an earlier run with more time), the largest first; None when there is none."""
-    if options.force:
-        return None
-    for count in reversed([c for c in query_grid(n_max) if c > n_queries]):
-        path = identity(dataset, config, params, options, count, device).path
-        if status_of(path) == "ok":
-            return path
-    return None
 
 
 # --- the run's plan --------------------------------------------------------------------------
@@ -148,15 +227,20 @@ def make_plan(dataset: DatasetLike, configs: Sequence[Any], options: RunOptions,
 
 
 def _left(dataset: DatasetLike, item: Allotment, options: RunOptions) -> list[int]:
-    """The query configurations of `item` that need computing: no whole record on at least its
-    count (any worth keeping when it is skipped), and no earlier failure to keep."""
+    """The query configurations of `item` that need computing (`choose`: no whole record of the
+    current code on at least its count, any worth keeping when it is skipped, and no earlier
+    failure to keep); counts the stale records on the allotment."""
     device = device_for(item.config, options.device)
     at_least = item.sizing.minimum - 1 if item.skipped else item.n_queries
+    fingerprint = current_fingerprint(item.config)
     left = []
     for index in item.todo:
         params = item.config.query_params[index]
-        exact = identity(dataset, item.config, params, options, item.n_queries, device)
-        decision = "compute" if options.force else _decision(status_of(exact.path), options)
-        if decision == "compute" and larger_record(dataset, item.config, params, options, at_least, item.n_max, device) is None:
+        choice = choose(dataset, item.config, params, options, item.n_queries, at_least, item.n_max, device, fingerprint)
+        item.stale_found.pop(index, None)  # judged again at this count
+        if choice.action == COMPUTE:
             left.append(index)
+        if choice.stale:
+            # a kept one leaves `todo`: the next sizing does not see it again
+            (item.kept_found if choice.stale_kept else item.stale_found)[index] = choice.predating > 0
     return left

@@ -30,7 +30,19 @@ from harness.run.budget import Allotment
 from harness.run.cost import Rates
 from harness.run.measure import WARMUP_QUERIES, BuildFailed, Built, Event, QueryDone, QueryFailed, run_query_config
 from harness.run.options import BuildJob, Deadline, RunOptions, job_for
-from harness.run.plan import Query, RunPlan, decide, device_for, identities, identity, larger_record, make_plan, query_count
+from harness.run.plan import (
+    COMPUTE,
+    REUSE,
+    Query,
+    RunPlan,
+    choose,
+    current_fingerprint,
+    device_for,
+    identity,
+    make_plan,
+    query_count,
+    remove_leftovers,
+)
 from harness.run.progress import BUILD, Progress
 from harness.run.provenance import now_iso
 from harness.run.sweeps import BuildConfig
@@ -54,6 +66,10 @@ class RunSummary:
     failed: list[Path] = field(default_factory=list)
     skipped: list[Path] = field(default_factory=list)
     budget_skipped: list[Path] = field(default_factory=list)
+    #: stale records (made by code changed since) moved into `superseded/`, at their new paths
+    superseded: list[Path] = field(default_factory=list)
+    #: stale records reused as they are (--reuse-stale); also in `reused`
+    stale_kept: list[Path] = field(default_factory=list)
 
 
 @dataclass
@@ -172,25 +188,31 @@ def plan_build_config(context: RunContext, config: BuildConfig) -> PlannedBuild 
     device = device_for(config, options.device)
     skipping = allotment is not None and allotment.skipped
     at_least = allotment.sizing.minimum - 1 if skipping else n_queries
-    todo, indexes = [], []
-    for index, query in enumerate(identities(dataset, config, options, n_queries, device)):
-        decision = decide(query, options)
-        larger = larger_record(dataset, config, query.params, options, at_least, n_max, device) if decision == "compute" else None
-        if decision == "compute" and not skipping:
+    fingerprint = current_fingerprint(config)
+    todo, indexes, stale = [], [], []
+    for index, params in enumerate(config.query_params):
+        choice = choose(dataset, config, params, options, n_queries, at_least, n_max, device, fingerprint)
+        remove_leftovers(choice.query)
+        if choice.action == COMPUTE and not skipping:
             # a `skipped` record on the full count (an earlier run with less time) gives way
             # to the record on fewer queries now on its way, or found
-            _drop_skipped(identity(dataset, config, query.params, options, n_max, device).path)
-        if larger is not None:
-            summary.reused.append(larger)
-        elif decision == "compute":
-            todo.append(query)
+            _drop_skipped(identity(dataset, config, params, options, n_max, device).path)
+        if choice.action == REUSE:
+            summary.reused.append(choice.reused)
+            if choice.stale_kept:
+                summary.stale_kept.append(choice.reused)
+        elif choice.action == COMPUTE:
+            todo.append(choice.query)
             indexes.append(index)
+            stale += choice.stale
         else:
-            (summary.reused if decision == "reuse" else summary.skipped).append(query.path)
+            summary.skipped.append(choice.query.path)
+    if stale:
+        _supersede(context, config, stale)
     if not todo:
         _drop(context, allotment)
         return None
-    base = _base_document(dataset, config, options, context.provenance, n_queries, device)
+    base = _base_document(dataset, config, options, context.provenance, n_queries, device, fingerprint)
     if allotment is not None:
         base.update(estimated_build_s=allotment.build_seconds(), budget_note=allotment.note(),
                     warmup_queries=None if skipping else allotment.sizing.warmup)
@@ -203,6 +225,15 @@ def plan_build_config(context: RunContext, config: BuildConfig) -> PlannedBuild 
     if n_queries < dataset.n_test:
         context.report(f"  note: {config.entry} runs on the first {n_queries} of {dataset.n_test} test queries")
     return planned
+
+
+def _supersede(context: RunContext, config: BuildConfig, stale: list[Path]) -> None:
+    """Move the stale records about to be replaced into `superseded/` beside them, and say where."""
+    moved = [records.supersede(path) for path in dict.fromkeys(stale) if path.exists()]
+    context.summary.superseded += moved
+    if moved:
+        context.report(f"  {len(moved)} stale record(s) of {config.entry} (made by code that changed since) moved to "
+                       f"{moved[0].parent}; recomputing them")
 
 
 def _drop(context: RunContext, allotment: Allotment | None) -> None:
@@ -334,8 +365,11 @@ def _write_skipped(planned: PlannedBuild, summary: RunSummary, report: Callable[
 
 
 def _base_document(
-    dataset: DatasetLike, config: BuildConfig, options: RunOptions, provenance: dict[str, Any], n_queries: int, device: str
+    dataset: DatasetLike, config: BuildConfig, options: RunOptions, provenance: dict[str, Any], n_queries: int,
+    device: str, fingerprint: str,
 ) -> dict[str, Any]:
+    """What every record of `config` shares; `fingerprint` is its code's, taken in this process,
+    where the plugins are loaded too (`algorithms.fingerprint`)."""
     return {
         "status": "ok",
         "error": None,
@@ -358,6 +392,7 @@ def _base_document(
         "runs": options.runs,
         "isolation": "process" if options.executor == "ray" else options.isolation,
         "executor": options.executor,
+        "code_fingerprint": fingerprint,
         "metrics": {},
         "provenance": {**provenance, "parallel": options.parallel},
     }
