@@ -58,6 +58,7 @@ def _number(kind: type, allowed: Callable[[Any], bool], expected: str) -> Callab
 
 _positive_int = _number(int, lambda v: v >= 1, "a positive integer")
 _non_negative_int = _number(int, lambda v: v >= 0, "a whole number, 0 or more")
+_fraction = _number(float, lambda v: 0.0 < v < 1.0, "a fraction strictly between 0 and 1")
 _positive_seconds = _number(float, lambda v: v > 0, "a positive number of seconds")
 
 
@@ -89,6 +90,17 @@ def _figure_options(p: argparse.ArgumentParser) -> None:
                    help="figures without error bars (95 %% Wilson interval of a recall, min-max q/s of the timed runs)")
     p.add_argument("--static", action="store_true",
                    help="report: static images only, no interactive figures (a page without JavaScript)")
+
+
+def _tuning_options(p: argparse.ArgumentParser) -> None:
+    """`--tune-fraction F`: choose the summary's configurations on part of the queries, report the rest."""
+    p.add_argument("--tune-fraction", type=_fraction, default=None, metavar="F",
+                   help="summary: split each record's queries (seeded; the split is printed) into a tuning part (F) and "
+                   "a held-out part; per threshold choose the fastest configuration whose recall on the tuning part "
+                   "reaches it and report its recall on the held-out part (recall_heldout, its Wilson interval, "
+                   "heldout_reaches) beside the in-sample choice. From the stored per-query answers, no rerun; q/s stays "
+                   "the record's whole-run measurement. Default: in-sample only")
+    p.add_argument("--tune-seed", type=int, default=0, help="seed of the tuning split (default 0)")
 
 
 def _plot_options(p: argparse.ArgumentParser) -> None:
@@ -177,10 +189,17 @@ def _sub_parsers() -> dict[str, argparse.ArgumentParser]:
     p.add_argument("--dataset", default=None, help="dataset name (default: all datasets with records)")
     p.add_argument("--format", choices=("table", "csv", "json", "markdown", "latex"), default="table",
                    help="table (text), csv, json, markdown or latex (the last two for papers and notes)")
-    p.add_argument("--summary", action="store_true", help="best queries/s per algorithm at each recall threshold")
+    p.add_argument("--summary", action="store_true",
+                   help="best queries/s per algorithm at each recall threshold, then the control table (what the climb "
+                   "adds: each method configuration beside each of its controls, with paired statistics over the queries "
+                   "both ran). In csv the two tables come in one stream: the summary, a blank line, a line starting "
+                   "'# what the climb adds', comment lines ('#'), then the control table's header and rows; in json one "
+                   "object {split, summary, controls, notes}. Scoring the stored answers per query reads the ground "
+                   "truth from the dataset file the records name (found again by checksum, else under --data-dir)")
     p.add_argument("--metric", default="recall_at_1",
                    help="the recall the summary's thresholds apply to: recall_at_1, recall_at_k, recall_at_1_id, recall_at_k_id")
     p.add_argument("--thresholds", default="0.9,0.95,0.99", help="comma-separated recall thresholds of the summary")
+    _tuning_options(p)
     _common(p)
     parsers["results"] = p
     p = argparse.ArgumentParser(
@@ -203,6 +222,7 @@ def _sub_parsers() -> dict[str, argparse.ArgumentParser]:
         _common(p)
         parsers[name] = p
     _plot_options(parsers["plot"])
+    _tuning_options(parsers["report"])
     p = argparse.ArgumentParser(
         prog="python -m harness landscape",
         description="Draw the seed note's pictures from the real potentials into PLOTS_DIR/landscape: the 1-D overlay, "

@@ -9,9 +9,12 @@ import argparse
 import json
 import sys
 from pathlib import Path
-from typing import Sequence
+from typing import TYPE_CHECKING, Sequence
 
 from harness.errors import HarnessError
+
+if TYPE_CHECKING:
+    from harness.report.paired import Answers
 
 
 def _records(dataset: str, args: argparse.Namespace) -> list[dict]:
@@ -41,7 +44,9 @@ def plot_and_report(dataset: str, args: argparse.Namespace) -> None:
 
     records = _records(dataset, args)
     figures = plot_figures(dataset, records, args)
-    page = write_report(records, args.plots_dir / dataset, dataset, figures, static=args.static)
+    tuning = _tuning(args)
+    page = write_report(records, args.plots_dir / dataset, dataset, figures, static=args.static,
+                        answers=_answers(records, args), tuning=tuning)
     print(f"report:  {page}")
     others = load_records(args.results_dir, other_than=dataset)  # this dataset's were read above
     index = write_index(records + others, args.plots_dir)
@@ -107,7 +112,7 @@ def _dataset_key(name: str) -> str:
 
 def cmd_results(args: argparse.Namespace) -> int:
     from harness.records import load_records
-    from harness.report.summary import RESULT_COLUMNS, SUMMARY_COLUMNS, control_rows, format_controls, format_summary, results_table, summary_rows
+    from harness.report.summary import RESULT_COLUMNS, results_table
 
     dataset = _dataset_key(args.dataset) if args.dataset else None
     problems: list[str] = []
@@ -118,17 +123,120 @@ def cmd_results(args: argparse.Namespace) -> int:
         where = args.results_dir / dataset if dataset else args.results_dir
         raise HarnessError(f"no records under {where}", "run `python -m harness --dataset ...` first")
     if args.summary:
-        rows = summary_rows(found, _thresholds(args.thresholds), _recall_metric(args.metric))
-        if args.format == "table":
-            print(format_summary(rows))
-            controls = format_controls(control_rows(found))
-            if controls:
-                print(controls)
-        else:
-            _print_rows(rows, SUMMARY_COLUMNS, args.format, f"Best queries per second reaching each {args.metric} threshold")
+        _print_summary(found, args)
         return 0
     _print_rows(results_table(found), RESULT_COLUMNS, args.format, "All runs")
     return 0
+
+
+def _tuning(args: argparse.Namespace) -> tuple[float, int] | None:
+    fraction = getattr(args, "tune_fraction", None)
+    return None if fraction is None else (float(fraction), int(getattr(args, "tune_seed", 0)))
+
+
+def _print_summary(found: list[dict], args: argparse.Namespace) -> None:
+    """The best-q/s table (with the held-out columns under --tune-fraction) and the control table."""
+    from harness.report.summary import (
+        CONTROL_COLUMNS, PAIRED_LEGEND, SUMMARY_COLUMNS, TUNED_COLUMNS, control_notes, control_rows, format_controls,
+        format_summary, heldout_columns, split_header, summary_rows,
+    )
+
+    metric = _recall_metric(args.metric)
+    rows = summary_rows(found, _thresholds(args.thresholds), metric)
+    answers = _answers(found, args)
+    columns, header, notes = list(SUMMARY_COLUMNS), None, []
+    tuning = _tuning(args)
+    if tuning is not None:
+        notes = heldout_columns(rows, found, answers, *tuning)
+        columns, header = columns + list(TUNED_COLUMNS), split_header(found, *tuning)
+    controls = control_rows(found, answers)
+    caption = f"Best queries per second reaching each {args.metric} threshold"
+    climb = "What the climb adds: each method configuration beside each of its controls"
+    if args.format == "json":
+        print(json.dumps({"split": _split_json(found, tuning, header), "summary": rows, "controls": controls,
+                          "notes": notes + control_notes(controls)}, indent=1))
+    elif args.format == "table":
+        print("\n".join([*([header] if header else []), *notes, format_summary(rows) if tuning is None
+                         else _table_of(rows, columns)]))
+        if controls:
+            print(format_controls(controls))
+    else:
+        comment = {"csv": "# ", "latex": "% ", "markdown": ""}[args.format]
+        for line in ([header] if header else []) + notes:
+            print(f"{comment}{line}")
+        _print_rows(rows, columns, args.format, caption)
+        if controls or args.format == "csv":
+            print()
+            print({"csv": f"# {climb[0].lower()}{climb[1:]}", "latex": f"% {climb}", "markdown": f"**{climb}**  "}[args.format])
+            for line in [PAIRED_LEGEND, *control_notes(controls)]:
+                print(f"{comment}{line}" + ("  " if args.format == "markdown" else ""))
+            if args.format == "markdown":
+                print()
+            _print_rows(controls, CONTROL_COLUMNS, args.format, climb)
+
+
+def _table_of(rows: list[dict], columns: Sequence[str]) -> str:
+    from harness.report.summary import format_table
+
+    return format_table(rows, columns) if rows else "no successful runs to summarise\n"
+
+
+def _split_json(found: list[dict], tuning: tuple[float, int] | None, header: str | None) -> dict | None:
+    from harness.report.paired import tune_split
+
+    if tuning is None:
+        return None
+    sizes = sorted({int(r.get("n_queries") or 0) for r in found if r.get("status") == "ok" and int(r.get("n_queries") or 0) >= 2})
+    return {"fraction": tuning[0], "seed": tuning[1], "text": header,
+            "sizes": {str(n): {"tune": len(tune_split(n, *tuning).tune), "heldout": len(tune_split(n, *tuning).heldout)}
+                      for n in sizes}}
+
+
+def _answers(records: list[dict], args: argparse.Namespace) -> Answers:
+    """Per-query answers of `records`, scored against the ground truth of the dataset files whose
+    checksums the records name (`provenance.dataset_sha256`): the file at the recorded path, else
+    the registry's place under --data-dir; a file of another checksum is never used."""
+    from harness.data.format import read_ground_truth
+    from harness.report.paired import Answers, Truth
+
+    wanted: dict[str, dict] = {}
+    for record in records:
+        provenance = record.get("provenance") or {}
+        if record.get("status") != "ok" or not provenance.get("dataset_sha256"):
+            continue
+        entry = wanted.setdefault(str(provenance["dataset_sha256"]), {"dataset": str(record.get("dataset")), "paths": [], "rows": 0})
+        if provenance.get("dataset_path") and provenance["dataset_path"] not in entry["paths"]:
+            entry["paths"].append(provenance["dataset_path"])
+        entry["rows"] = max(entry["rows"], int(record.get("n_queries") or 0))
+    truths, missing = {}, {}
+    for checksum, entry in wanted.items():
+        path, looked = _dataset_file(checksum, entry["dataset"], entry["paths"], getattr(args, "data_dir", None))
+        if path is None:
+            missing[checksum] = (f"the dataset file the records were measured on (sha256 {checksum[:12]}) is not at "
+                                 f"{' or '.join(looked)}: give --data-dir")
+            continue
+        try:
+            truths[checksum] = Truth(**read_ground_truth(path, entry["rows"]))
+        except HarnessError as exc:
+            missing[checksum] = f"cannot read the ground truth of {path}: {exc}"
+    return Answers(truths, missing)
+
+
+def _dataset_file(checksum: str, dataset: str, recorded: list[str], data_dir: Path | None) -> tuple[Path | None, list[str]]:
+    """The dataset file with `checksum`: at a recorded path, or where the registry keeps `dataset`."""
+    from harness.data.loader import file_checksum
+    from harness.data.registry import dataset_path, default_data_dir, resolve
+
+    root = Path(data_dir) if data_dir is not None else default_data_dir()
+    candidates = [Path(p) for p in recorded]
+    try:
+        candidates.append(dataset_path(resolve(dataset), root))
+    except HarnessError:
+        candidates.append(root / f"{dataset}.hdf5")
+    for candidate in candidates:
+        if candidate.is_file() and file_checksum(candidate) == checksum:
+            return candidate, []
+    return None, [str(c) for c in candidates]
 
 
 def _print_rows(rows: list[dict], columns: Sequence[str], fmt: str, caption: str) -> None:
@@ -204,7 +312,7 @@ def cmd_datasets(args: argparse.Namespace) -> int:
 def cmd_compare(args: argparse.Namespace) -> int:
     """`harness compare`: two results directories, or two series of one, per recall threshold."""
     from harness.records import load_records
-    from harness.report.compare import COMPARE_COLUMNS, compare_rows, draw_comparison
+    from harness.report.compare import COMPARE_COLUMNS, compare_notes, compare_rows, draw_comparison
     from harness.report.summary import series_name
 
     dataset = _dataset_key(args.dataset)
@@ -225,8 +333,11 @@ def cmd_compare(args: argparse.Namespace) -> int:
         if len(names) != 2 or not set(names) <= known:
             raise HarnessError(f"--series {args.series!r}: expected two series of the records", f"series: {', '.join(sorted(known))}")
         side_b, pairs, title = side_a, [(names[0], names[1])], f"A = {names[0]}, B = {names[1]}"
-    rows = compare_rows(side_a, side_b, pairs, _thresholds(args.thresholds), _recall_metric(args.metric))
+    rows = compare_rows(side_a, side_b, pairs, _thresholds(args.thresholds), _recall_metric(args.metric),
+                        answers=_answers(side_a + (side_b if side_b is not side_a else []), args))
     _print_rows(rows, COMPARE_COLUMNS, args.format, f"q/s ratio A/B per {args.metric} threshold ({title})")
+    for note in compare_notes(rows):
+        print(f"note: paired test: {note}", file=sys.stderr)
     figure = draw_comparison(rows, args.plots_dir / dataset / "compare.png", f"{dataset}: {title}")
     print(f"figure: {figure}", file=sys.stderr)
     return 0

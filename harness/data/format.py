@@ -221,3 +221,16 @@ def read_arrays(path: Path, f: h5py.File, train: bool = True) -> dict[str, Any]:
     arrays = {key: np.ascontiguousarray(f[key][:], dtype=MEMORY_DTYPES[key]) for key in keys}
     point_type = _attr_text(f.attrs.get("point_type", "float"))
     return {"distance": distance, "point_type": point_type, "train_shape": tuple(f["train"].shape), **arrays}
+
+
+def read_ground_truth(path: Path, n_rows: int | None = None) -> dict[str, np.ndarray]:
+    """The true neighbour ids and distances of the first `n_rows` test queries (all when None),
+    in the loader's dtypes, without reading the vectors: what scoring stored answers needs."""
+    path = Path(path)
+
+    def read(f: h5py.File) -> dict[str, np.ndarray]:
+        _check_shapes(path, f)
+        rows = slice(None) if n_rows is None else slice(0, int(n_rows))
+        return {key: np.ascontiguousarray(f[key][rows], dtype=MEMORY_DTYPES[key]) for key in ("neighbors", "distances")}
+
+    return with_file(path, read)

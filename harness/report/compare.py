@@ -6,6 +6,10 @@ variant against `potential-gaussian`). For each recall threshold it takes each s
 configuration reaching it, and reports the ratio of their q/s with the interval the timed runs
 allow: [min q/s of A / max q/s of B, max of A / min of B]. The verdict is `faster` when the whole
 interval lies above 1, `slower` when it lies below, and `no significant difference` otherwise.
+
+When both chosen configurations answered the same queries (the same first n of the same dataset
+file) and their answers can be scored, the row also holds the paired test of their recall@1
+(`harness.report.paired`): the queries only A / only B answers right and the exact McNemar p.
 """
 from __future__ import annotations
 
@@ -15,11 +19,13 @@ from typing import Any, Mapping, Sequence
 
 from matplotlib.figure import Figure
 
+from harness.report.paired import Answers, discordant, mcnemar_p, same_queries
 from harness.report.summary import intervals, is_ok, metric, series_name
 
 Record = Mapping[str, Any]
 COMPARE_COLUMNS: tuple[str, ...] = (
     "series", "threshold", "qps_a", "qps_b", "ratio", "ratio_low", "ratio_high", "verdict", "label_a", "label_b",
+    "only_a", "only_b", "mcnemar_p",
 )
 
 
@@ -34,9 +40,10 @@ def best_reaching(records: Sequence[Record], series: str, threshold: float, reca
 
 def compare_rows(
     side_a: Sequence[Record], side_b: Sequence[Record], pairs: Sequence[tuple[str, str]], thresholds: Sequence[float],
-    recall: str = "recall_at_1",
+    recall: str = "recall_at_1", answers: Answers | None = None,
 ) -> list[dict[str, Any]]:
-    """One row per (series pair, threshold): both q/s, their ratio with its interval, a verdict."""
+    """One row per (series pair, threshold): both q/s, their ratio with its interval, a verdict,
+    and with `answers` the paired recall test (`paired_note` says why it is empty)."""
     rows = []
     for series_a, series_b in pairs:
         for threshold in thresholds:
@@ -46,8 +53,25 @@ def compare_rows(
             row.update(series=name, threshold=threshold, verdict="not reached by both")
             if a is not None and b is not None:
                 row.update(_ratio(a, b), label_a=a.get("label"), label_b=b.get("label"))
+                row.update(_paired(answers, a, b, recall))
             rows.append(row)
     return rows
+
+
+def _paired(answers: Answers | None, a: Record, b: Record, recall: str) -> dict[str, Any]:
+    """Discordant counts and the exact McNemar p of two chosen configurations' per-query hits."""
+    metric_name = recall if recall.startswith("recall_at_1") else "recall_at_1"
+    why = "per-query answers were not read" if answers is None else same_queries(a, b) or answers.why_not(a) or answers.why_not(b)
+    if why is not None:
+        return {"paired_note": why}
+    only_a, only_b = discordant(answers.scores(a, metric_name) > 0.5, answers.scores(b, metric_name) > 0.5)
+    note = None if metric_name == recall else f"the paired test compares {metric_name} hits (a 0/1 outcome per query)"
+    return {"only_a": only_a, "only_b": only_b, "mcnemar_p": mcnemar_p(only_a, only_b), "paired_note": note}
+
+
+def compare_notes(rows: Sequence[Mapping[str, Any]]) -> list[str]:
+    """Each distinct reason about the paired test, once."""
+    return list(dict.fromkeys(str(r["paired_note"]) for r in rows if r.get("paired_note")))
 
 
 def _ratio(a: Record, b: Record) -> dict[str, Any]:

@@ -23,16 +23,22 @@ from typing import Any, Iterable, Mapping, Sequence
 
 from harness import __version__
 from harness.report.interactive import figures_html
+from harness.report.paired import Answers
 from harness.report.plots import FIGURE_TITLES, figure_caption
 from harness.report.summary import (
     CONTROL_COLUMNS,
+    PAIRED_LEGEND,
     RESULT_COLUMNS,
     SKIPPED_COLUMNS,
     SUMMARY_COLUMNS,
+    TUNED_COLUMNS,
+    control_notes,
     control_rows,
     format_value,
+    heldout_columns,
     results_table,
     skipped_rows,
+    split_header,
     summary_rows,
 )
 
@@ -55,9 +61,14 @@ tr.failed td { background: #fde8e8; } tr.timeout td { background: #fff4d6; } tr.
 
 
 def write_report(
-    records: Sequence[Record], out_dir: Path, dataset: str, figures: list[Path], static: bool = False
+    records: Sequence[Record], out_dir: Path, dataset: str, figures: list[Path], static: bool = False,
+    answers: Answers | None = None, tuning: tuple[float, int] | None = None,
 ) -> Path:
     """Write `out_dir/index.html` for `dataset` and return its path.
+
+    `answers` (`harness.report.paired.Answers`) give the control table its paired statistics;
+    `tuning` = (fraction, seed) chooses the summary's configurations on a tuning split of the
+    queries and shows their held-out recall (default: the in-sample choice, as the page says).
 
     `figures` are the files `harness.report.plots.make_plots` returned; each figure (one stem, several
     formats) is embedded once. Records of other datasets are ignored. Unless `static`, the page
@@ -75,8 +86,8 @@ def write_report(
     sections = [
         _header(mine, dataset),
         *figure_sections,
-        _section("Summary: best queries per second reaching each recall@1", _summary_html(mine)),
-        *_controls_section(mine),
+        _section("Summary: best queries per second reaching each recall@1", _summary_html(mine, answers, tuning)),
+        *_controls_section(mine, answers),
         *_skipped_section(mine),
         _section("All runs", _results_html(mine)),
         _section("Provenance", _provenance_html(mine)),
@@ -172,21 +183,30 @@ def _table(rows: Sequence[Mapping[str, Any]], columns: Sequence[str], row_class:
     )
 
 
-def _summary_html(records: Sequence[Record]) -> str:
+def _summary_html(records: Sequence[Record], answers: Answers | None = None, tuning: tuple[float, int] | None = None) -> str:
     rows = summary_rows(records)
     if not rows:
         return "<p>No successful runs to summarise.</p>"
     note = "<p>A dash means the series never reaches that recall. Recall is recall@1 (distance-based).</p>"
-    return note + "\n" + _table(rows, [c for c in SUMMARY_COLUMNS if c != "dataset"])
+    columns = [c for c in SUMMARY_COLUMNS if c != "dataset"]
+    if tuning is None or answers is None:
+        mode = ("<p>Mode: <b>in-sample</b>: each configuration is chosen on the same queries whose recall it reports, "
+                "which flatters a configuration that reaches a threshold by chance (<code>results --summary "
+                "--tune-fraction F</code> chooses on part of the queries and reports the rest).</p>")
+        return note + "\n" + mode + "\n" + _table(rows, columns)
+    notes = heldout_columns(rows, records, answers, *tuning)
+    mode = (f"<p>Mode: <b>tuned on a split</b>: {_e(split_header(records, *tuning))}. The in-sample choice stands beside "
+            "it (<code>label</code>, <code>recall</code>).</p>" + "".join(f"<p>{_e(n)}</p>" for n in notes))
+    return note + "\n" + mode + "\n" + _table(rows, columns + list(TUNED_COLUMNS))
 
 
-def _controls_section(records: Sequence[Record]) -> list[str]:
+def _controls_section(records: Sequence[Record], answers: Answers | None = None) -> list[str]:
     """The method-vs-control table, where the records hold methods with controls."""
-    rows = control_rows(records)
+    rows = control_rows(records, answers)
     if not rows:
         return []
     note = (
-        "<p>Each configuration of a potential method beside its control: the same configuration with the part "
+        "<p>Each configuration of a potential method beside each of its controls: the same configuration with the part "
         "under test switched off, as the <code>control</code> column says (<code>ascent=none</code>: no climb, the "
         "same snap gathered at the query itself; <code>stop=geometric</code>: the probing loop stopped by a "
         "geometric bound instead of the potential; <code>descent=greedy</code>: the tree descended by centroid "
@@ -194,6 +214,7 @@ def _controls_section(records: Sequence[Record]) -> list[str]:
         "<code>recall_gain</code> = recall@1 &minus; the control's recall@1 (what the climb adds); "
         "<code>dist_ratio</code> = distance computations per query / the control's. "
         "<code>converged_onto_nn_rate</code> is the seed note's own measure (landing within 1e-3 of the true NN).</p>"
+        f"<p>{_e(PAIRED_LEGEND)}.</p>" + "".join(f"<p>{_e(n)}</p>" for n in control_notes(rows))
     )
     table = _table(rows, [c for c in CONTROL_COLUMNS if c != "dataset"])
     return [_section("What the climb adds: each configuration beside its control", note + table)]

@@ -17,6 +17,8 @@ import re
 from collections import defaultdict
 from typing import Any, Iterable, Mapping, Sequence
 
+from harness.report.paired import PAIRED_COLUMNS, Answers, pair, tune_split
+
 DEFAULT_THRESHOLDS: tuple[float, ...] = (0.9, 0.95, 0.99)
 
 #: measurements a results row shows, read from the record's metrics
@@ -38,15 +40,23 @@ RESULT_COLUMNS: tuple[str, ...] = (
 )
 #: build configurations the budget left out, one row each, with the reason
 SKIPPED_COLUMNS: tuple[str, ...] = ("dataset", "algorithm", "build_params", "query_configs", "n_queries_total", "reason")
-#: what the climb adds: each method configuration beside its control (the same, part under test off)
+#: what the climb adds: each method configuration beside each of its controls (the same, one part
+#: under test off), with the paired statistics of the queries both answered (`harness.report.paired`)
 CONTROL_COLUMNS: tuple[str, ...] = (
-    "dataset", "algorithm", "label", "control", "recall_at_1", "control_recall_at_1", "recall_gain",
+    "dataset", "algorithm", "label", "control", "n_queries", "recall_at_1", "control_recall_at_1", "recall_gain",
+    "recall_gain_low", "recall_gain_high", "only_method", "only_control", "mcnemar_p",
     "converged_onto_nn_rate", "recall_at_k", "control_recall_at_k", "dist_comps_mean",
-    "control_dist_comps_mean", "dist_ratio", "qps", "control_qps",
+    "control_dist_comps_mean", "dist_ratio", "dist_ratio_low", "dist_ratio_high", "qps", "control_qps",
 )
 SUMMARY_COLUMNS: tuple[str, ...] = (
     "dataset", "metric", "threshold", "series", "qps", "qps_min", "qps_max", "recall", "recall_low", "recall_high",
     "verdict", "k", "label",
+)
+#: with a tuning split (`heldout_columns`): the configuration chosen on the tuning queries and its
+#: recall on the held-out ones, beside the in-sample choice of SUMMARY_COLUMNS
+TUNED_COLUMNS: tuple[str, ...] = (
+    "tuned_label", "tuned_qps", "recall_tune", "recall_heldout", "recall_heldout_low", "recall_heldout_high",
+    "heldout_reaches", "n_tune", "n_heldout",
 )
 # Tolerance for a recall stored as 0.8999999999 meaning 0.9 (a float sum of 0/1 hits).
 _THRESHOLD_SLACK = 1e-9
@@ -132,6 +142,68 @@ def _best_row(
     return row
 
 
+def heldout_columns(
+    rows: Sequence[dict[str, Any]], records: Iterable[Mapping[str, Any]], answers: Answers, fraction: float, seed: int,
+) -> list[str]:
+    """Add TUNED_COLUMNS to summary rows: per series and threshold, the fastest configuration
+    whose recall on the tuning queries (`paired.tune_split` of each record's own queries) reaches
+    the threshold, and its recall on the held-out queries with a 95 % Wilson interval. Its q/s is
+    the record's, a whole-run measurement. Returns, once each, why records were left out."""
+    groups: dict[tuple[str, str], list[Mapping[str, Any]]] = defaultdict(list)
+    for record in records:
+        if is_ok(record):
+            groups[(str(record.get("dataset")), series_name(record))].append(record)
+    left_out: dict[str, int] = defaultdict(int)
+    for row in rows:
+        scored = []
+        for record in groups.get((str(row["dataset"]), str(row["series"])), []):
+            why = answers.why_not(record) or ("fewer than 2 queries" if int(record.get("n_queries") or 0) < 2 else None)
+            if why is None and math.isfinite(metric(record, "qps")):
+                scored.append(_split_recalls(record, answers.scores(record, row["metric"]), fraction, seed))
+            elif why is not None and row["threshold"] == rows[0]["threshold"]:
+                left_out[why] += 1
+        row.update(_tuned_choice(scored, float(row["threshold"]), str(row["metric"])))
+    return [f"left out of the tuning choice: {n} record(s): {why}" for why, n in left_out.items()]
+
+
+def _split_recalls(record: Mapping[str, Any], scores: Any, fraction: float, seed: int) -> dict[str, Any]:
+    split = tune_split(len(scores), fraction, seed)
+    return {"record": record, "tune": float(scores[split.tune].mean()), "heldout": float(scores[split.heldout].mean()),
+            "n_tune": len(split.tune), "n_heldout": len(split.heldout)}
+
+
+def _tuned_choice(scored: Sequence[Mapping[str, Any]], threshold: float, metric_name: str) -> dict[str, Any]:
+    """The TUNED_COLUMNS of one summary row: the fastest configuration reaching `threshold` on its tuning queries."""
+    row: dict[str, Any] = dict.fromkeys(TUNED_COLUMNS)
+    reaching = [s for s in scored if s["tune"] >= threshold - _THRESHOLD_SLACK]
+    if not reaching:
+        return row
+    best = min(reaching, key=lambda s: (-metric(s["record"], "qps"), -s["tune"], str(s["record"].get("label"))))
+    record = best["record"]
+    trials = best["n_heldout"] * (int(record.get("k") or 1) if metric_name.startswith("recall_at_k") else 1)
+    low, high = wilson(best["heldout"] * trials, trials)
+    row.update(
+        tuned_label=record.get("label"), tuned_qps=metric(record, "qps"), recall_tune=best["tune"],
+        recall_heldout=best["heldout"], recall_heldout_low=_finite(low), recall_heldout_high=_finite(high),
+        heldout_reaches=best["heldout"] >= threshold - _THRESHOLD_SLACK, n_tune=best["n_tune"], n_heldout=best["n_heldout"],
+    )
+    return row
+
+
+def split_header(records: Iterable[Mapping[str, Any]], fraction: float, seed: int) -> str:
+    """One line saying how the queries were split, with the sizes per number of queries."""
+    sizes = sorted({int(r.get("n_queries") or 0) for r in records if is_ok(r) and int(r.get("n_queries") or 0) >= 2})
+    parts = []
+    for n in sizes:
+        split = tune_split(n, fraction, seed)
+        parts.append(f"n={n}: {len(split.tune)} tuning, {len(split.heldout)} held-out")
+    return (
+        f"tuning split: fraction {fraction:g}, seed {seed} (harness.report.paired.tune_split of each record's first n "
+        f"queries; {'; '.join(parts) or 'no records'}); the configuration is chosen on the tuning queries, "
+        "recall_heldout is its recall on the others; q/s is the record's whole-run measurement over all n queries"
+    )
+
+
 def mark_leaders(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Per dataset and threshold, the fastest row is `leader`, or `tied` when its q/s range over
     the timed runs overlaps the runner-up's (the runs cannot tell them apart)."""
@@ -197,36 +269,75 @@ def is_control(record: Mapping[str, Any]) -> bool:
 
 
 def _pair_key(record: Mapping[str, Any], query_params: Any) -> str:
-    """What a method record and its control share: everything but the query parameters they differ in."""
-    same = [record.get(f) for f in ("dataset", "algorithm", "k", "mode", "device", "n_queries", "threads")]
+    """What a method record and its control share: everything but the query parameters they differ
+    in (and the number of queries: a control run on other queries still stands beside, unpaired)."""
+    same = [record.get(f) for f in ("dataset", "algorithm", "k", "mode", "device", "threads")]
     return compact_json([same, record.get("build_params"), query_params])
 
 
-def control_rows(records: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
-    """Each method configuration beside its control: recalls, the climb's gain, the cost ratio.
+def method_controls(record: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """A method record's controls, each {"switch", "query_params"}: the `controls` list, or the
+    single `control_query_params` of a record that has no list."""
+    listed = record.get("controls")
+    if listed:
+        return [dict(entry) for entry in listed if isinstance(entry, Mapping)]
+    return [{"switch": record.get("control_switch"), "query_params": record.get("control_query_params")}]
+
+
+def _matching_control(candidates: Sequence[Mapping[str, Any]], record: Mapping[str, Any]) -> Mapping[str, Any] | None:
+    """The control record run on the method's queries, else the one run on the most queries."""
+    same = [c for c in candidates if c.get("n_queries") == record.get("n_queries")]
+    return (same or sorted(candidates, key=lambda c: -int(c.get("n_queries") or 0)) or [None])[0]
+
+
+def control_rows(records: Iterable[Mapping[str, Any]], answers: Answers | None = None) -> list[dict[str, Any]]:
+    """Each method configuration beside each of its controls: recalls, the climb's gain, the cost
+    ratio, and (with `answers`) the paired statistics of the queries both answered.
 
     `recall_gain` = recall@1 - the control's recall@1 (what the climb adds; negative when it
     costs recall); `dist_ratio` = distance computations per query / the control's. A method
     whose control has no record (not run yet, or failed) gets a row with the control cells empty.
+    `paired_note` says why a row's paired cells are empty (`control_notes` gathers them).
     """
     ok = [r for r in records if is_ok(r)]
-    controls = {_pair_key(r, r.get("query_params")): r for r in ok if is_control(r)}
+    controls: dict[str, list[Mapping[str, Any]]] = defaultdict(list)
+    for r in ok:
+        if is_control(r):
+            controls[_pair_key(r, r.get("query_params"))].append(r)
     rows = []
     for record in ok:
         if record.get("role") != "method":
             continue
-        control = controls.get(_pair_key(record, record.get("control_query_params")))
-        row: dict[str, Any] = {"dataset": record.get("dataset"), "algorithm": record.get("algorithm"), "label": record.get("label"),
-                               "control": record.get("control_switch")}
-        for name in ("recall_at_1", "converged_onto_nn_rate", "recall_at_k", "dist_comps_mean", "qps"):
-            row[name] = _finite(metric(record, name))
-        for name in ("recall_at_1", "recall_at_k", "dist_comps_mean", "qps"):
-            row[f"control_{name}"] = _finite(metric(control, name)) if control else None
-        row["recall_gain"] = _difference(row["recall_at_1"], row["control_recall_at_1"])
-        row["dist_ratio"] = _ratio(row["dist_comps_mean"], row["control_dist_comps_mean"])
-        rows.append(row)
-    rows.sort(key=lambda r: (str(r["dataset"]), str(r["algorithm"]), natural_key(str(r["label"]))))
+        for entry in method_controls(record):
+            control = _matching_control(controls.get(_pair_key(record, entry.get("query_params")), []), record)
+            rows.append(_control_row(record, entry.get("switch"), control, answers))
+    rows.sort(key=lambda r: (str(r["dataset"]), str(r["algorithm"]), natural_key(str(r["label"])), str(r["control"])))
     return rows
+
+
+def _control_row(
+    record: Mapping[str, Any], switch: Any, control: Mapping[str, Any] | None, answers: Answers | None
+) -> dict[str, Any]:
+    row: dict[str, Any] = {"dataset": record.get("dataset"), "algorithm": record.get("algorithm"), "label": record.get("label"),
+                           "control": switch, "n_queries": record.get("n_queries")}
+    for name in ("recall_at_1", "converged_onto_nn_rate", "recall_at_k", "dist_comps_mean", "qps"):
+        row[name] = _finite(metric(record, name))
+    for name in ("recall_at_1", "recall_at_k", "dist_comps_mean", "qps"):
+        row[f"control_{name}"] = _finite(metric(control, name)) if control else None
+    row["recall_gain"] = _difference(row["recall_at_1"], row["control_recall_at_1"])
+    row["dist_ratio"] = _ratio(row["dist_comps_mean"], row["control_dist_comps_mean"])
+    paired, note = pair(answers, record, control) if control else (dict.fromkeys(PAIRED_COLUMNS), "no control record")
+    row.update(paired, paired_note=note)
+    return row
+
+
+def control_notes(rows: Sequence[Mapping[str, Any]]) -> list[str]:
+    """Each distinct reason rows' paired cells are empty, once, with how many rows it concerns."""
+    counts: dict[str, int] = defaultdict(int)
+    for row in rows:
+        if row.get("paired_note"):
+            counts[str(row["paired_note"])] += 1
+    return [f"paired statistics empty in {n} row(s): {reason}" for reason, n in counts.items()]
 
 
 def natural_key(text: str) -> list[Any]:
@@ -246,6 +357,14 @@ def _ratio(a: float | None, b: float | None) -> float | None:
     return None if a is None or b is None or b == 0 else a / b
 
 
+#: how to read the paired columns, in every format that has room for a sentence
+PAIRED_LEGEND = (
+    "paired over the queries both ran: only_method / only_control = queries only the method / only the control "
+    "answers right (recall@1), mcnemar_p = exact McNemar test of those counts; recall_gain_low/high and "
+    "dist_ratio_low/high = 95 % bootstrap intervals resampling the queries jointly (seed 0)"
+)
+
+
 def format_controls(rows: Sequence[Mapping[str, Any]]) -> str:
     """The method-vs-control table as text, with a heading that says how to read it."""
     if not rows:
@@ -254,8 +373,10 @@ def format_controls(rows: Sequence[Mapping[str, Any]]) -> str:
         "What the climb adds: each configuration beside its control (the same configuration with the part under\n"
         "test switched off, as the control column says; ascent=none: no climb, the same snap from the query)\n"
         "recall_gain = recall@1 - control recall@1; dist_ratio = distances per query / the control's\n"
+        f"{PAIRED_LEGEND}\n"
     )
-    return heading + format_table(rows, CONTROL_COLUMNS)
+    notes = "".join(f"{note}\n" for note in control_notes(rows))
+    return heading + notes + format_table(rows, CONTROL_COLUMNS)
 
 
 def format_summary(rows: Sequence[Mapping[str, Any]]) -> str:
