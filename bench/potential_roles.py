@@ -22,8 +22,9 @@ held-out half. Per recall@1 threshold (0.9, 0.95, 0.99) and per series (a method
 per nlist, ...): the configuration with the fewest distance computations per query (on the tuning half)
 among those whose recall@1 on the tuning half reaches the threshold; then, on the held-out half only,
 its recall@1 with a 95 % Wilson interval, its mean distances per query, and whether it still reaches the
-threshold. Per-query hits are recomputed from each record's stored answers (`harness.hits`, the rule the
-run scored with) against the dataset's true distances; distances per query are the record's own array.
+threshold. Per-query hits are recomputed from each record's stored answers against the dataset's ground
+truth by the rule the run scored with, and distances per query are the record's own array
+(`harness.report.paired`: `Answers`, the split `tune_split`, the paired bootstrap `paired_interval`).
 
 Printed per dataset:
   * per threshold and series: that choice, held-out recall and distances, q/s min / median / max over
@@ -51,11 +52,9 @@ and bench/results/potential_roles-fixed-point.txt (overwritten each run).
 from __future__ import annotations
 
 import argparse
-import math
 import shlex
 import sys
 import time
-import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
@@ -67,7 +66,10 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from cheap_steps import (  # noqa: E402
-    ALIASES, SLACK, THRESHOLDS, Tee, _fmt, control_table, preamble, qps_spread, run_pass, session, wilson,
+    ALIASES, SLACK, THRESHOLDS, Tee, _fmt, preamble, qps_spread, run_pass, session, wilson,
+)
+from harness.report.paired import (  # noqa: E402
+    BOOTSTRAP_RESAMPLES, BOOTSTRAP_SEED, DEFAULT_TUNE_SEED, Answers, Truth, mean_ratio, paired_interval, tune_split,
 )
 
 SWEEPS = {"siftsmall-128-euclidean": Path(__file__).with_name("potential_roles-siftsmall.yaml"),
@@ -75,9 +77,6 @@ SWEEPS = {"siftsmall-128-euclidean": Path(__file__).with_name("potential_roles-s
 OUT = Path(__file__).with_name("results")
 QUERIES = {"siftsmall-128-euclidean": 200, "random-s-100-euclidean": 1000}
 CHECKPOINTS = (1, 2, 3, 4, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 3000, 4000)
-SPLIT_SEED = 20261129
-BOOTSTRAP_SEED = 0
-RESAMPLES = 9999
 
 Record = Mapping[str, Any]
 
@@ -89,8 +88,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--runs", type=int, default=3, help="timed repetitions per configuration")
     parser.add_argument("--threads", type=int, default=1, help="threads per method (default 1: the VM's 2 cores are shared)")
     parser.add_argument("--tune-fraction", type=float, default=0.5, help="share of the queries configurations are chosen on (the rest score them)")
-    parser.add_argument("--split-seed", type=int, default=SPLIT_SEED, help="seed of the tuning / held-out split")
-    parser.add_argument("--resamples", type=int, default=RESAMPLES, help="bootstrap resamples per ratio interval")
+    parser.add_argument("--split-seed", type=int, default=DEFAULT_TUNE_SEED, help="seed of the tuning / held-out split")
+    parser.add_argument("--resamples", type=int, default=BOOTSTRAP_RESAMPLES, help="bootstrap resamples per ratio interval")
     parser.add_argument("--skip-fixed-point", action="store_true", help="leave role 3 out")
     parser.add_argument("--fixed-point-queries", type=int, default=100, help="queries of the note's setting for role 3 (the note: 1000)")
     parser.add_argument("--steps", type=int, default=4000, help="role 3: the note's steps")
@@ -108,39 +107,12 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 
 # --- per-query statistics: split, selection on the tuning half, paired intervals on the held-out half ---
 
-def query_split(n: int, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """Positions (sorted) of the tuning and held-out queries among the first n: a seeded permutation cut at
-    round(fraction x n), each side at least one query."""
-    if n < 2:
-        raise ValueError(f"a tuning / held-out split needs at least 2 queries, got {n}")
-    order = np.random.default_rng(seed).permutation(n)
-    cut = min(max(int(round(fraction * n)), 1), n - 1)
-    return np.sort(order[:cut]), np.sort(order[cut:])
-
-
-def ratio_interval(a: np.ndarray, b: np.ndarray, seed: int = BOOTSTRAP_SEED, resamples: int = RESAMPLES,
-                   level: float = 0.95) -> tuple[float, float, float]:
-    """mean(a) / mean(b) and its bootstrap interval, the queries resampled jointly for both sides (a[i] and
-    b[i] are the same query's). BCa; the percentile interval where BCa is undefined (e.g. no spread)."""
-    from scipy import stats
-
+def ratio_interval(a: np.ndarray, b: np.ndarray, resamples: int = BOOTSTRAP_RESAMPLES) -> tuple[float, float, float]:
+    """mean(a) / mean(b) and its 95 % bootstrap interval, the queries resampled jointly for both sides
+    (a[i] and b[i] are the same query's; `harness.report.paired`, seeded)."""
     a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
-    point = float(a.mean() / b.mean())
-    if np.all(a == a[0]) and np.all(b == b[0]):
-        return point, point, point
-
-    def statistic(x: np.ndarray, y: np.ndarray, axis: int = -1) -> np.ndarray:
-        return x.mean(axis=axis) / y.mean(axis=axis)
-
-    for method in ("BCa", "percentile"):
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            result = stats.bootstrap((a, b), statistic, paired=True, vectorized=True, n_resamples=resamples,
-                                     confidence_level=level, method=method, random_state=np.random.default_rng(seed))
-        low, high = float(result.confidence_interval.low), float(result.confidence_interval.high)
-        if math.isfinite(low) and math.isfinite(high):
-            break
-    return point, low, high
+    low, high = paired_interval(mean_ratio, a, b, seed=BOOTSTRAP_SEED, n_resamples=resamples)
+    return float(mean_ratio(a, b)), low, high
 
 
 @dataclass(frozen=True)
@@ -191,7 +163,7 @@ def choose(configs: Sequence[Config], threshold: float, tune: np.ndarray, held: 
                   float(best.comps[held].mean()), held)
 
 
-def paired_ratio(a: Choice | None, b: Choice | None, resamples: int = RESAMPLES) -> tuple[float, float, float] | None:
+def paired_ratio(a: Choice | None, b: Choice | None, resamples: int = BOOTSTRAP_RESAMPLES) -> tuple[float, float, float] | None:
     """Held-out mean distances of a over b's, with its paired bootstrap interval; None if a side is missing."""
     if a is None or b is None:
         return None
@@ -208,27 +180,22 @@ def series_key(record: Record) -> str:
     return series_name(record) + (f" nlist={nlist}" if nlist is not None else "")
 
 
-def per_query_configs(records: Sequence[Record], true_distances: np.ndarray) -> list[Config]:
-    """Every successful record as a Config: recall@1 hits recomputed from its stored answers by the harness's
-    rule (distance within the true nearest distance + epsilon, each id once), its per-query distances."""
-    from harness.hits import hits_by_distance
-    from harness.records import load_arrays
-    from harness.report.summary import is_ok, metric
+def per_query_configs(records: Sequence[Record], answers: Answers) -> tuple[list[Config], list[str]]:
+    """Every successful record as a Config: recall@1 hits recomputed from its stored answers by the run's rule
+    (`harness.report.paired`, checked against the stored recall), its per-query distances; and why any
+    record was left out."""
+    from harness.report.summary import is_ok
 
-    configs = []
+    configs, left_out = [], []
     for record in records:
         if not is_ok(record):
             continue
-        arrays = load_arrays(record)
-        n = len(arrays["ids"])
-        hits = hits_by_distance(arrays["distances"], true_distances[:n], 1, ids=arrays["ids"]) > 0
-        stored = metric(record, "recall_at_1")
-        if math.isfinite(stored) and abs(float(hits.mean()) - stored) > 1e-9:
-            raise RuntimeError(f"{record.get('label')}: recall@1 recomputed from the stored answers ({hits.mean():.6f}) "
-                               f"differs from the record's ({stored:.6f})")
-        comps = np.asarray(arrays.get("dist_comps", np.full(n, np.nan)), dtype=np.float64)
+        hits, comps = answers.hits(record), answers.dist_comps(record)
+        if hits is None or comps is None:
+            left_out.append(f"{record.get('label')}: {answers.why_not(record) or 'no per-query distance counts'}")
+            continue
         configs.append(Config(series_key(record), str(record.get("label")), hits, comps, record))
-    return configs
+    return configs, left_out
 
 
 def group(configs: Sequence[Config], keep: Callable[[Config], bool]) -> list[Config]:
@@ -344,14 +311,31 @@ def series_order(records: Sequence[Record]) -> list[str]:
     return sorted(names, key=lambda n: names[n])
 
 
-def report_dataset(records: Sequence[Record], true_distances: np.ndarray, tune: np.ndarray, held: np.ndarray,
+def control_lines(records: Sequence[Record], answers: Answers) -> list[str]:
+    """Each method configuration beside its control over all the queries, with the paired columns
+    (`harness.report.summary.control_rows`); the dataset and algorithm columns left out (the label has both)."""
+    from harness.report.summary import CONTROL_COLUMNS, PAIRED_LEGEND, control_notes, control_rows, format_table
+
+    rows = control_rows(records, answers)
+    if not rows:
+        return []
+    columns = [c for c in CONTROL_COLUMNS if c not in ("dataset", "algorithm")]
+    return ["Each configuration beside its control over all the queries (potential-probe: stop=geometric, same alpha;"
+            " potential-tree: descent=greedy, same widths)",
+            "recall_gain = recall@1 - control recall@1; dist_ratio = distances per query / the control's",
+            PAIRED_LEGEND, *control_notes(rows), *format_table(rows, columns).rstrip("\n").split("\n")]
+
+
+def report_dataset(records: Sequence[Record], answers: Answers, tune: np.ndarray, held: np.ndarray,
                    resamples: int, out: Tee) -> None:
-    from harness.report.summary import control_rows, is_ok
+    from harness.report.summary import is_ok
 
     failed = [r for r in records if not is_ok(r)]
     if failed:
         out(f"   {len(failed)} configuration(s) failed: " + ", ".join(sorted({str(r.get('algorithm')) for r in failed})))
-    configs = per_query_configs(records, true_distances)
+    configs, left_out = per_query_configs(records, answers)
+    for note in left_out:
+        out(f"   left out (no per-query scores): {note}")
     order = series_order(records)
     for threshold in THRESHOLDS:
         for line in threshold_lines(configs, order, threshold, tune, held):
@@ -362,13 +346,11 @@ def report_dataset(records: Sequence[Record], true_distances: np.ndarray, tune: 
     out()
     for line in role_two_lines(configs, tune, held, resamples):
         out(line)
-    rows = control_rows(records)
-    if rows:
+    lines = control_lines(records, answers)
+    if lines:
         out()
-        out("Each configuration beside its control over all the queries (potential-probe: stop=geometric, same alpha;"
-            " potential-tree: descent=greedy, same widths);")
-        out("the table's own heading names the climb's control (ascent=none); here the control is the one just named.")
-        out(control_table(rows).rstrip("\n"))
+        for line in lines:
+            out(line)
 
 
 def run_dataset(spec: str, args: argparse.Namespace, results_dir: Path, head: list[str], out: Tee) -> None:
@@ -380,14 +362,15 @@ def run_dataset(spec: str, args: argparse.Namespace, results_dir: Path, head: li
     sweep = args.sweep or SWEEPS.get(dataset.name, SWEEPS["siftsmall-128-euclidean"])
     mine = [e for e in read_sweep_file(sweep) if e.datasets is None or dataset.name in e.datasets]
     size = min(args.queries or QUERIES.get(dataset.name, 200), dataset.n_test)
-    tune, held = query_split(size, args.tune_fraction, args.split_seed)
+    split = tune_split(size, args.tune_fraction, args.split_seed)
+    tune, held = split.tune, split.heldout
     path = args.out / f"potential_roles-{safe_component(dataset.name)}.txt"
     out.open(path, head)
     out(f"{dataset.name}: {dataset.n_train} x {dataset.dimension}, {dataset.n_test} test queries; every method on the "
         f"first {size}; {args.runs} timed runs, {args.threads} thread(s); sweep {sweep.relative_to(ROOT) if sweep.is_relative_to(ROOT) else sweep}")
-    out(f"split: tuning fraction {args.tune_fraction:g}, seed {args.split_seed} (numpy default_rng permutation of the "
-        f"{size} queries): {len(tune)} tuning queries choose each configuration, {len(held)} held-out queries score it")
-    out(f"intervals: recall@1 95 % Wilson; ratios 95 % paired bootstrap over the held-out queries (BCa, {args.resamples} "
+    out(f"split: tuning fraction {args.tune_fraction:g}, seed {args.split_seed} (harness.report.paired.tune_split over the "
+        f"first {size} queries): {len(tune)} tuning queries choose each configuration, {len(held)} held-out queries score it")
+    out(f"intervals: recall@1 95 % Wilson; ratios 95 % paired percentile bootstrap over the held-out queries ({args.resamples} "
         f"resamples, seed {BOOTSTRAP_SEED})")
     out("q/s: shared 2-core VM, noisy (up to 2x between runs), whole-run figures over all the queries; distance counts are deterministic")
     started = time.perf_counter()
@@ -397,7 +380,8 @@ def run_dataset(spec: str, args: argparse.Namespace, results_dir: Path, head: li
     algorithm = {e.name: e.algorithm for e in mine}
     records = [{**r, "algorithm": algorithm.get(str(r.get("algorithm")), r.get("algorithm"))}
                for r in load_records(results_dir, dataset.name) if r.get("n_queries") == size]
-    report_dataset(records, np.asarray(dataset.distances[:size], dtype=np.float64), tune, held, args.resamples, out)
+    truth = Truth(np.asarray(dataset.neighbors[:size]), np.asarray(dataset.distances[:size], dtype=np.float64))
+    report_dataset(records, Answers({dataset.checksum: truth}), tune, held, args.resamples, out)
     out.finish(path)
 
 

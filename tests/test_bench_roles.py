@@ -13,7 +13,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from harness.report.paired import tune_split
+
 SCRIPT = Path(__file__).resolve().parent.parent / "bench" / "potential_roles.py"
+
+
+def split(n: int, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    halves = tune_split(n, fraction, seed)
+    return halves.tune, halves.heldout
 
 
 @pytest.fixture(scope="module")
@@ -25,24 +32,13 @@ def roles():
     return module
 
 
-def test_the_split_is_seeded_disjoint_and_covers_every_query(roles) -> None:
-    tune, held = roles.query_split(200, 0.5, 7)
-    assert len(tune) == len(held) == 100
-    assert not set(tune) & set(held) and sorted({*tune, *held}) == list(range(200))
-    again, _ = roles.query_split(200, 0.5, 7)
-    other, _ = roles.query_split(200, 0.5, 8)
-    assert np.array_equal(tune, again) and not np.array_equal(tune, other)
-    # not the first half: a query set ordered by difficulty would otherwise split unevenly
-    assert not np.array_equal(tune, np.arange(100))
-
-
 def config(roles, label: str, hits: np.ndarray, comps: np.ndarray):
     return roles.Config("series", label, np.asarray(hits, dtype=bool), np.asarray(comps, dtype=float))
 
 
 def test_a_configuration_reaching_the_threshold_only_on_the_tuning_half_is_reported_short_held_out(roles) -> None:
     n = 200
-    tune, held = roles.query_split(n, 0.5, 3)
+    tune, held = split(n, 0.5, 3)
     lucky_hits = np.ones(n, dtype=bool)
     lucky_hits[held[:40]] = False          # recall 1.0 on the tuning half, 0.6 held out, 0.8 overall
     lucky = config(roles, "lucky", lucky_hits, np.full(n, 100.0))
@@ -61,7 +57,7 @@ def test_a_configuration_reaching_the_threshold_only_on_the_tuning_half_is_repor
 
 def test_the_held_out_queries_play_no_part_in_the_choice(roles) -> None:
     n = 100
-    tune, held = roles.query_split(n, 0.5, 5)
+    tune, held = split(n, 0.5, 5)
     hits = np.ones(n, dtype=bool)
     hits[tune[:5]] = False                 # perfect held out, 0.9 on the tuning half, 0.95 overall
     cheap_on_held = config(roles, "cheap-but-untuned", hits, np.full(n, 10.0))
@@ -87,7 +83,7 @@ def test_the_ratio_interval_holds_its_point_and_resamples_both_sides_on_the_same
 
 def test_paired_ratio_compares_the_two_choices_on_the_held_out_queries_only(roles) -> None:
     n = 100
-    tune, held = roles.query_split(n, 0.5, 11)
+    tune, held = split(n, 0.5, 11)
     comps_a = np.full(n, 100.0)
     comps_a[tune] = 1000.0                 # expensive on the tuning half only
     a = roles.choose([config(roles, "a", np.ones(n), comps_a)], 0.9, tune, held)
