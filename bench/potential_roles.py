@@ -1,4 +1,4 @@
-"""Issue 17: is there a role in which the potential adds something? Three tries, each beside its control.
+"""Is there a role in which the potential adds something? Three tries, each beside its control.
 
 1. `potential-probe`: IVF probing that stops when the Gaussian potential's estimate of the mass in
    the unprobed cells falls below the probed mass; control `stop=geometric` (the same loop, same
@@ -10,19 +10,34 @@
 
 Roles 1 and 2 run through the harness itself, in-process, on the sweeps bench/potential_roles-<dataset>.yaml
 (siftsmall, random-s-100; another dataset takes siftsmall's), with faiss-hnsw and bruteforce; every method on
-the same query set of a dataset (siftsmall: all 200; random-s-100: the first 1000). Printed per
-dataset, from the records alone:
-  * per recall@1 threshold (0.9, 0.95, 0.99) and per series (a control is its own series; IVF
-    series carry their nlist): the configuration with the FEWEST distance computations per query
-    reaching it (no interpolation), its recall@1 with a 95 % Wilson interval, its q/s min / median /
-    max over the timed runs, and the best median q/s of any configuration of the series reaching it;
-  * role 1 per nlist: distances of potential-probe, its geometric control and faiss-ivf (the cheapest
-    configuration reaching the threshold, and interpolated linearly in recall between the two
-    configurations of the series' Pareto front that bracket it, which takes the sweep grids' steps
-    out of the comparison), and the moonshot's ratios (faiss-ivf / probe >= 1.5, geometric / probe > 1,
-    q/s probe / faiss-ivf >= 0.5);
-  * role 2: the tree's climb against its greedy control and faiss-ivf;
-  * every method configuration beside its control (recall gain, distance ratio).
+the same query set of a dataset (siftsmall: all 200; random-s-100: the first 1000). Each sweep covers the
+roles' own parameters (the probe's beta and tolerance, the tree's pull and coarse_beta) as well as the
+parameters every series shares with its control (alpha, the widths, nprobe).
+
+Choosing and scoring on different queries. A configuration chosen as the cheapest reaching a recall on
+the very queries it is then scored on looks better than it is (its recall is the maximum of many noisy
+estimates), and a role parameter tuned that way carries the same bias. So the query set is split once,
+by a seeded permutation printed in the header (--tune-fraction, --split-seed), into a tuning half and a
+held-out half. Per recall@1 threshold (0.9, 0.95, 0.99) and per series (a method, its control, faiss-ivf
+per nlist, ...): the configuration with the fewest distance computations per query (on the tuning half)
+among those whose recall@1 on the tuning half reaches the threshold; then, on the held-out half only,
+its recall@1 with a 95 % Wilson interval, its mean distances per query, and whether it still reaches the
+threshold. Per-query hits are recomputed from each record's stored answers against the dataset's ground
+truth by the rule the run scored with, and distances per query are the record's own array
+(`harness.report.paired`: `Answers`, the split `tune_split`, the paired bootstrap `paired_interval`).
+
+Printed per dataset:
+  * per threshold and series: that choice, held-out recall and distances, q/s min / median / max over
+    the timed runs (a whole-run figure over all the queries: it cannot be split; the configuration was
+    chosen by its recall on the tuning half), and the best median q/s of any configuration of the series
+    reaching the threshold on the tuning half;
+  * role 1 per nlist: held-out distances of potential-probe, its geometric control and faiss-ivf, and the
+    ratios faiss-ivf / probe and geometric / probe, each with a 95 % paired bootstrap interval over the
+    held-out queries (the same queries resampled for both sides; ratio of mean distances); the q/s ratio
+    of the fastest configurations reaching the threshold on the tuning half (median / median, with the
+    min / max and max / min spread);
+  * role 2: the tree's climb against its greedy control and faiss-ivf (any nlist), likewise;
+  * every method configuration beside its control over all the queries (recall gain, distance ratio).
 Role 3 prints the note's converged rate (landing within 1e-3 of the true NN) step by step for both
 rules on the same queries, and the steps each needs to reach a rate.
 
@@ -30,26 +45,31 @@ Distance counts are deterministic; q/s are not: this runs on a shared 2-core VM 
 to 2x between runs (hence min / median / max). Output goes to bench/results/potential_roles-<dataset>.txt
 and bench/results/potential_roles-fixed-point.txt (overwritten each run).
 
-    python bench/potential_roles.py                              # everything (~10 min on 2 loaded cores)
+    python bench/potential_roles.py                              # everything (~15 min on 2 loaded cores)
     python bench/potential_roles.py --datasets siftsmall --runs 2 --skip-fixed-point
     python bench/potential_roles.py --datasets none              # role 3 only
 """
 from __future__ import annotations
 
 import argparse
-import math
 import shlex
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any, Callable, Mapping, Sequence
+
+import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from cheap_steps import (  # noqa: E402
-    ALIASES, SLACK, THRESHOLDS, Tee, _fmt, control_table, preamble, recall_cell, run_pass, session, spread_cell,
+    ALIASES, SLACK, THRESHOLDS, Tee, _fmt, preamble, qps_spread, run_pass, session, wilson,
+)
+from harness.report.paired import (  # noqa: E402
+    BOOTSTRAP_RESAMPLES, BOOTSTRAP_SEED, DEFAULT_TUNE_SEED, Answers, Truth, mean_ratio, paired_interval, tune_split,
 )
 
 SWEEPS = {"siftsmall-128-euclidean": Path(__file__).with_name("potential_roles-siftsmall.yaml"),
@@ -67,6 +87,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--queries", type=int, default=None, help="first N test queries (default: siftsmall 200, random-s-100 1000)")
     parser.add_argument("--runs", type=int, default=3, help="timed repetitions per configuration")
     parser.add_argument("--threads", type=int, default=1, help="threads per method (default 1: the VM's 2 cores are shared)")
+    parser.add_argument("--tune-fraction", type=float, default=0.5, help="share of the queries configurations are chosen on (the rest score them)")
+    parser.add_argument("--split-seed", type=int, default=DEFAULT_TUNE_SEED, help="seed of the tuning / held-out split")
+    parser.add_argument("--resamples", type=int, default=BOOTSTRAP_RESAMPLES, help="bootstrap resamples per ratio interval")
     parser.add_argument("--skip-fixed-point", action="store_true", help="leave role 3 out")
     parser.add_argument("--fixed-point-queries", type=int, default=100, help="queries of the note's setting for role 3 (the note: 1000)")
     parser.add_argument("--steps", type=int, default=4000, help="role 3: the note's steps")
@@ -74,10 +97,80 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--results-dir", type=Path, default=None, help="keep (and reuse) the records here")
     parser.add_argument("--data-dir", type=Path, default=None)
     parser.add_argument("--sweep", type=Path, default=None, help="one sweep file for every dataset (default: per dataset)")
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    if not 0.0 < args.tune_fraction < 1.0:
+        parser.error(f"--tune-fraction must be strictly between 0 and 1 (both halves need queries), got {args.tune_fraction}")
+    if args.resamples < 100:
+        parser.error(f"--resamples must be at least 100, got {args.resamples}")
+    return args
 
 
-# --- roles 1 and 2: the tables -----------------------------------------------------------------
+# --- per-query statistics: split, selection on the tuning half, paired intervals on the held-out half ---
+
+def ratio_interval(a: np.ndarray, b: np.ndarray, resamples: int = BOOTSTRAP_RESAMPLES) -> tuple[float, float, float]:
+    """mean(a) / mean(b) and its 95 % bootstrap interval, the queries resampled jointly for both sides
+    (a[i] and b[i] are the same query's; `harness.report.paired`, seeded)."""
+    a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
+    low, high = paired_interval(mean_ratio, a, b, seed=BOOTSTRAP_SEED, n_resamples=resamples)
+    return float(mean_ratio(a, b)), low, high
+
+
+@dataclass(frozen=True)
+class Config:
+    """One configuration of a series with its per-query outcome (positions as in the query set)."""
+
+    series: str
+    label: str
+    hits: np.ndarray    # bool: recall@1 hit per query
+    comps: np.ndarray   # distance computations per query
+    record: Record | None = None
+
+
+@dataclass(frozen=True)
+class Choice:
+    """The configuration chosen on the tuning half for a threshold, and how it does on the held-out half."""
+
+    config: Config
+    threshold: float
+    tune_recall: float
+    held_hits: int
+    held_n: int
+    held_comps: float
+    held: np.ndarray    # the held-out positions (for paired intervals)
+
+    @property
+    def held_recall(self) -> float:
+        return self.held_hits / self.held_n
+
+    @property
+    def reached(self) -> bool:
+        """Whether the held-out recall@1 still reaches the threshold it was chosen for."""
+        return self.held_recall >= self.threshold - SLACK
+
+    def held_comps_per_query(self) -> np.ndarray:
+        return self.config.comps[self.held]
+
+
+def choose(configs: Sequence[Config], threshold: float, tune: np.ndarray, held: np.ndarray) -> Choice | None:
+    """Among `configs`, those whose recall@1 on the `tune` queries reaches `threshold`, the one with the
+    fewest distances per query there (ties: higher tuning recall, then label), scored on the `held` queries;
+    None when none reaches it. The held-out queries play no part in the choice."""
+    reaching = [c for c in configs if float(c.hits[tune].mean()) >= threshold - SLACK]
+    if not reaching:
+        return None
+    best = min(reaching, key=lambda c: (float(c.comps[tune].mean()), -float(c.hits[tune].mean()), c.label))
+    return Choice(best, threshold, float(best.hits[tune].mean()), int(best.hits[held].sum()), len(held),
+                  float(best.comps[held].mean()), held)
+
+
+def paired_ratio(a: Choice | None, b: Choice | None, resamples: int = BOOTSTRAP_RESAMPLES) -> tuple[float, float, float] | None:
+    """Held-out mean distances of a over b's, with its paired bootstrap interval; None if a side is missing."""
+    if a is None or b is None:
+        return None
+    return ratio_interval(a.held_comps_per_query(), b.held_comps_per_query(), resamples=resamples)
+
+
+# --- roles 1 and 2: the records and the tables -------------------------------------------------------
 
 def series_key(record: Record) -> str:
     """The harness's series name, with nlist for IVF-built methods (role 1 compares on the same nlist)."""
@@ -87,113 +180,125 @@ def series_key(record: Record) -> str:
     return series_name(record) + (f" nlist={nlist}" if nlist is not None else "")
 
 
-def reaching(records: Sequence[Record], threshold: float) -> dict[str, list[Record]]:
-    """Per series, the successful records whose recall@1 reaches `threshold`."""
-    from harness.report.summary import is_ok, metric
+def per_query_configs(records: Sequence[Record], answers: Answers) -> tuple[list[Config], list[str]]:
+    """Every successful record as a Config: recall@1 hits recomputed from its stored answers by the run's rule
+    (`harness.report.paired`, checked against the stored recall), its per-query distances; and why any
+    record was left out."""
+    from harness.report.summary import is_ok
 
-    out: dict[str, list[Record]] = {}
+    configs, left_out = [], []
     for record in records:
-        if is_ok(record) and metric(record, "recall_at_1") >= threshold - SLACK:
-            out.setdefault(series_key(record), []).append(record)
-    return out
+        if not is_ok(record):
+            continue
+        hits, comps = answers.hits(record), answers.dist_comps(record)
+        if hits is None or comps is None:
+            left_out.append(f"{record.get('label')}: {answers.why_not(record) or 'no per-query distance counts'}")
+            continue
+        configs.append(Config(series_key(record), str(record.get("label")), hits, comps, record))
+    return configs, left_out
 
 
-def cheapest(records: Sequence[Record]) -> Record:
-    """The record with the fewest distance computations per query (ties: higher recall, then label)."""
-    from harness.report.summary import metric
-
-    return min(records, key=lambda r: (metric(r, "dist_comps_mean"), -metric(r, "recall_at_1"), str(r.get("label"))))
+def group(configs: Sequence[Config], keep: Callable[[Config], bool]) -> list[Config]:
+    return [c for c in configs if keep(c)]
 
 
-def fastest(records: Sequence[Record]) -> Record:
-    from harness.report.summary import metric
-
-    return max(records, key=lambda r: (metric(r, "qps"), metric(r, "recall_at_1")))
-
-
-def threshold_lines(records: Sequence[Record], order: Sequence[str], threshold: float) -> list[str]:
-    from harness.report.summary import metric
-
-    hits = reaching(records, threshold)
-
-    def row(name: str) -> str:
-        if name not in hits:
-            return f"    {name:44} {'not reached':>23}"
-        record = cheapest(hits[name])
-        return (f"    {name:44} {recall_cell(record):>23} {_fmt(metric(record, 'dist_comps_mean')):>10} "
-                f"{spread_cell(record):>28} {_fmt(metric(fastest(hits[name]), 'qps')):>9}  {record.get('label')}")
-
-    head = [f"  recall@1 >= {threshold}: per series the configuration with the fewest distances/query reaching it",
-            f"    {'series':44} {'recall@1 [95% Wilson]':>23} {'dist/query':>10} {'q/s min / median / max':>28} "
-            f"{'best q/s':>9}  configuration"]
-    return head + [row(name) for name in order]
+def fastest_reaching(configs: Sequence[Config], threshold: float, tune: np.ndarray) -> Config | None:
+    """The configuration with the best median q/s whose recall@1 on the tuning half reaches `threshold`."""
+    reaching = [c for c in configs if c.record is not None and float(c.hits[tune].mean()) >= threshold - SLACK]
+    return max(reaching, key=lambda c: (qps_spread(c.record)[1], float(c.hits[tune].mean())), default=None)
 
 
-def interpolated(records: Sequence[Record], threshold: float) -> float | None:
-    """Distances/query at `threshold`, linear in recall between the two configurations of the series'
-    Pareto front (fewer distances, higher recall) that bracket it; None when none reaches it."""
-    from harness.report.summary import is_ok, metric
-
-    points = sorted((metric(r, "dist_comps_mean"), metric(r, "recall_at_1")) for r in records if is_ok(r))
-    front: list[tuple[float, float]] = []
-    for cost, recall in points:
-        if not front or recall > front[-1][1]:
-            front.append((cost, recall))
-    for (c0, r0), (c1, r1) in zip([(0.0, -1.0)] + front, front):
-        if r1 >= threshold - SLACK:
-            return c1 if r0 < 0 or r1 == r0 else c0 + (c1 - c0) * (threshold - r0) / (r1 - r0)
-    return None
+def interval_cell(value: tuple[float, float, float] | None) -> str:
+    return "-" if value is None else f"{value[0]:.2f} [{value[1]:.2f}, {value[2]:.2f}]"
 
 
-def ratio(a: float | None, b: float | None, spec: str = ".2f") -> str:
-    return "-" if a is None or b is None or not b or not math.isfinite(a) or not math.isfinite(b) else format(a / b, spec)
+def dist_cell(choice: Choice | None) -> str:
+    """Held-out distances per query; '*' when the held-out recall@1 falls short of the threshold."""
+    return "-" if choice is None else _fmt(choice.held_comps) + ("*" if not choice.reached else "")
 
 
-def role_one_lines(records: Sequence[Record]) -> list[str]:
-    """Per nlist and threshold: probe, geometric control, faiss-ivf; the moonshot's three ratios."""
-    from harness.report.summary import metric
+def recall_cell(choice: Choice) -> str:
+    low, high = wilson(choice.held_hits, choice.held_n)
+    return f"{choice.held_recall:.4f} [{low:.3f}, {high:.3f}]"
 
-    nlists = sorted({(r.get("build_params") or {}).get("nlist") for r in records if r.get("algorithm") == "potential-probe"})
+
+def spread_text(config: Config | None) -> str:
+    return "-" if config is None or config.record is None else " / ".join(_fmt(q) for q in qps_spread(config.record))
+
+
+def qps_ratio_cell(a: Config | None, b: Config | None) -> str:
+    """Median q/s of a over b's, with the spread of the runs (a's min / b's max .. a's max / b's min)."""
+    if a is None or b is None or a.record is None or b.record is None:
+        return "-"
+    (a_lo, a_med, a_hi), (b_lo, b_med, b_hi) = qps_spread(a.record), qps_spread(b.record)
+    return f"{a_med / b_med:.2f} ({a_lo / b_hi:.2f}-{a_hi / b_lo:.2f})"
+
+
+def threshold_lines(configs: Sequence[Config], order: Sequence[str], threshold: float, tune: np.ndarray,
+                    held: np.ndarray) -> list[str]:
+    head = [f"  recall@1 >= {threshold}: per series the configuration with the fewest distances/query whose recall@1 "
+            "on the tuning half reaches it, scored on the held-out half",
+            f"    {'series':44} {'tune r@1':>8} {'held-out r@1 [95% Wilson]':>25} {'reached':>7} {'held d/q':>9} "
+            f"{'q/s min / median / max':>28} {'best q/s':>9}  configuration"]
+    lines = []
+    for name in order:
+        series = group(configs, lambda c: c.series == name)
+        choice = choose(series, threshold, tune, held)
+        if choice is None:
+            lines.append(f"    {name:44} {'not reached on the tuning half':>30}")
+            continue
+        best = fastest_reaching(series, threshold, tune)
+        best_q = qps_spread(best.record)[1] if best is not None and best.record is not None else None
+        lines.append(f"    {name:44} {choice.tune_recall:>8.4f} {recall_cell(choice):>25} {'yes' if choice.reached else 'NO':>7} "
+                     f"{_fmt(choice.held_comps):>9} {spread_text(choice.config):>28} {_fmt(best_q):>9}  {choice.config.label}")
+    return head + lines
+
+
+def role_one_lines(configs: Sequence[Config], tune: np.ndarray, held: np.ndarray, resamples: int) -> list[str]:
+    """Per nlist and threshold: probe, geometric control, faiss-ivf on the held-out half; the ratios with
+    paired bootstrap intervals; the q/s ratio."""
+    nlists = sorted({int(c.series.rsplit("=", 1)[1]) for c in configs if c.series.startswith("potential-probe nlist=")})
     lines = ["Role 1, potential-probe against its geometric control and faiss-ivf on the same nlist (same cells).",
-             "  moonshot: faiss-ivf d/q / probe d/q >= 1.5 at 0.95 and 0.99; geometric d/q / probe d/q > 1;"
-             " q/s probe / faiss-ivf >= 0.5 (best median q/s of each reaching the threshold)",
-             "  d/q: the cheapest configuration reaching the threshold; (interp.): interpolated on the series' Pareto front",
+             "  d/q: mean distances per query on the held-out half of the configuration chosen on the tuning half"
+             " (* : its held-out recall@1 falls short of the threshold)",
+             "  ratios: held-out mean d/q of one side over the other's, with a 95 % paired bootstrap interval over the held-out queries",
+             "  q/s: best median q/s of the configurations reaching the threshold on the tuning half (whole-run figures),"
+             " probe / faiss-ivf, with the spread of the runs (min/max .. max/min)",
              f"    {'nlist':>5} {'recall@1':>8} {'probe d/q':>10} {'geometric':>10} {'faiss-ivf':>10} "
-             f"{'ivf/probe':>9} {'geo/probe':>9} {'(interp.) probe':>15} {'geometric':>9} {'faiss-ivf':>9} "
-             f"{'ivf/probe':>9} {'geo/probe':>9} {'probe q/s':>9} {'ivf q/s':>9} {'q/s ratio':>9}"]
+             f"{'faiss-ivf / probe [95%]':>24} {'geometric / probe [95%]':>24} {'probe q/s':>9} {'ivf q/s':>9} {'q/s ratio (spread)':>19}"]
     for nlist in nlists:
         names = {"probe": f"potential-probe nlist={nlist}", "geo": f"potential-probe [stop=geometric] nlist={nlist}",
                  "ivf": f"faiss-ivf nlist={nlist}"}
-        series = {k: [r for r in records if series_key(r) == n] for k, n in names.items()}
         for threshold in THRESHOLDS:
-            hits = reaching(records, threshold)
-            dist = {k: metric(cheapest(hits[n]), "dist_comps_mean") if n in hits else None for k, n in names.items()}
-            inter = {k: interpolated(rs, threshold) for k, rs in series.items()}
-            qps = {k: metric(fastest(hits[n]), "qps") if n in hits else None for k, n in names.items()}
-            lines.append(f"    {nlist:>5} {threshold:>8} {_fmt(dist['probe']):>10} {_fmt(dist['geo']):>10} {_fmt(dist['ivf']):>10} "
-                         f"{ratio(dist['ivf'], dist['probe']):>9} {ratio(dist['geo'], dist['probe']):>9} "
-                         f"{_fmt(inter['probe']):>15} {_fmt(inter['geo']):>9} {_fmt(inter['ivf']):>9} "
-                         f"{ratio(inter['ivf'], inter['probe']):>9} {ratio(inter['geo'], inter['probe']):>9} "
-                         f"{_fmt(qps['probe']):>9} {_fmt(qps['ivf']):>9} {ratio(qps['probe'], qps['ivf']):>9}")
+            series = {k: group(configs, lambda c, n=n: c.series == n) for k, n in names.items()}
+            chosen = {k: choose(s, threshold, tune, held) for k, s in series.items()}
+            fast = {k: fastest_reaching(series[k], threshold, tune) for k in ("probe", "ivf")}
+            q = {k: qps_spread(f.record)[1] if f is not None and f.record is not None else None for k, f in fast.items()}
+            lines.append(f"    {nlist:>5} {threshold:>8} {dist_cell(chosen['probe']):>10} {dist_cell(chosen['geo']):>10} "
+                         f"{dist_cell(chosen['ivf']):>10} "
+                         f"{interval_cell(paired_ratio(chosen['ivf'], chosen['probe'], resamples)):>24} "
+                         f"{interval_cell(paired_ratio(chosen['geo'], chosen['probe'], resamples)):>24} "
+                         f"{_fmt(q['probe']):>9} {_fmt(q['ivf']):>9} {qps_ratio_cell(fast['probe'], fast['ivf']):>19}")
     return lines
 
 
-def role_two_lines(records: Sequence[Record]) -> list[str]:
-    """Per threshold: the tree's climb, its greedy control, and the cheapest faiss-ivf of any nlist."""
-    from harness.report.summary import metric
-
-    lines = ["Role 2, potential-tree (coarse-to-fine climb) against its greedy control and faiss-ivf (cheapest nlist):",
-             f"    {'recall@1':>8} {'climb d/q':>10} {'greedy d/q':>10} {'faiss-ivf d/q':>13} {'climb/greedy':>12} "
-             f"{'climb/ivf':>9} {'climb q/s':>9} {'greedy q/s':>10}"]
+def role_two_lines(configs: Sequence[Config], tune: np.ndarray, held: np.ndarray, resamples: int) -> list[str]:
+    """Per threshold: the tree's climb, its greedy control, and faiss-ivf of any nlist (one series)."""
+    lines = ["Role 2, potential-tree (coarse-to-fine climb) against its greedy control and faiss-ivf (any nlist: one series);",
+             "  d/q, *, ratios and their intervals as in role 1; q/s: best median q/s reaching the threshold on the tuning half",
+             f"    {'recall@1':>8} {'climb d/q':>10} {'greedy d/q':>10} {'faiss-ivf d/q':>13} {'climb / greedy [95%]':>24} "
+             f"{'climb / faiss-ivf [95%]':>24} {'climb q/s':>9} {'greedy q/s':>10} {'q/s ratio (spread)':>19}"]
+    sides = {"climb": group(configs, lambda c: c.series == "potential-tree"),
+             "greedy": group(configs, lambda c: c.series == "potential-tree [descent=greedy]"),
+             "ivf": group(configs, lambda c: c.series.startswith("faiss-ivf "))}
     for threshold in THRESHOLDS:
-        hits = reaching(records, threshold)
-        climb = hits.get("potential-tree", [])
-        greedy = hits.get("potential-tree [descent=greedy]", [])
-        ivf = [r for name, rs in hits.items() if name.startswith("faiss-ivf ") for r in rs]
-        d = [metric(cheapest(rs), "dist_comps_mean") if rs else None for rs in (climb, greedy, ivf)]
-        q = [metric(fastest(rs), "qps") if rs else None for rs in (climb, greedy)]
-        lines.append(f"    {threshold:>8} {_fmt(d[0]):>10} {_fmt(d[1]):>10} {_fmt(d[2]):>13} {ratio(d[0], d[1]):>12} "
-                     f"{ratio(d[0], d[2]):>9} {_fmt(q[0]):>9} {_fmt(q[1]):>10}")
+        chosen = {k: choose(s, threshold, tune, held) for k, s in sides.items()}
+        fast = {k: fastest_reaching(sides[k], threshold, tune) for k in ("climb", "greedy")}
+        q = {k: qps_spread(f.record)[1] if f is not None and f.record is not None else None for k, f in fast.items()}
+        lines.append(f"    {threshold:>8} {dist_cell(chosen['climb']):>10} {dist_cell(chosen['greedy']):>10} "
+                     f"{dist_cell(chosen['ivf']):>13} {interval_cell(paired_ratio(chosen['climb'], chosen['greedy'], resamples)):>24} "
+                     f"{interval_cell(paired_ratio(chosen['climb'], chosen['ivf'], resamples)):>24} "
+                     f"{_fmt(q['climb']):>9} {_fmt(q['greedy']):>10} {qps_ratio_cell(fast['climb'], fast['greedy']):>19}")
     return lines
 
 
@@ -206,29 +311,46 @@ def series_order(records: Sequence[Record]) -> list[str]:
     return sorted(names, key=lambda n: names[n])
 
 
-def report_dataset(records: Sequence[Record], out: Tee) -> None:
-    from harness.report.summary import control_rows, is_ok
+def control_lines(records: Sequence[Record], answers: Answers) -> list[str]:
+    """Each method configuration beside its control over all the queries, with the paired columns
+    (`harness.report.summary.control_rows`); the dataset and algorithm columns left out (the label has both)."""
+    from harness.report.summary import CONTROL_COLUMNS, PAIRED_LEGEND, control_notes, control_rows, format_table
+
+    rows = control_rows(records, answers)
+    if not rows:
+        return []
+    columns = [c for c in CONTROL_COLUMNS if c not in ("dataset", "algorithm")]
+    return ["Each configuration beside its control over all the queries (potential-probe: stop=geometric, same alpha;"
+            " potential-tree: descent=greedy, same widths)",
+            "recall_gain = recall@1 - control recall@1; dist_ratio = distances per query / the control's",
+            PAIRED_LEGEND, *control_notes(rows), *format_table(rows, columns).rstrip("\n").split("\n")]
+
+
+def report_dataset(records: Sequence[Record], answers: Answers, tune: np.ndarray, held: np.ndarray,
+                   resamples: int, out: Tee) -> None:
+    from harness.report.summary import is_ok
 
     failed = [r for r in records if not is_ok(r)]
     if failed:
         out(f"   {len(failed)} configuration(s) failed: " + ", ".join(sorted({str(r.get('algorithm')) for r in failed})))
+    configs, left_out = per_query_configs(records, answers)
+    for note in left_out:
+        out(f"   left out (no per-query scores): {note}")
     order = series_order(records)
     for threshold in THRESHOLDS:
-        for line in threshold_lines(records, order, threshold):
+        for line in threshold_lines(configs, order, threshold, tune, held):
             out(line)
     out()
-    for line in role_one_lines(records):
+    for line in role_one_lines(configs, tune, held, resamples):
         out(line)
     out()
-    for line in role_two_lines(records):
+    for line in role_two_lines(configs, tune, held, resamples):
         out(line)
-    rows = control_rows(records)
-    if rows:
+    lines = control_lines(records, answers)
+    if lines:
         out()
-        out("Each configuration beside its control (potential-probe: stop=geometric, same alpha; potential-tree: "
-            "descent=greedy, same widths);")
-        out("the table's own heading names the climb's control (ascent=none); here the control is the one just named.")
-        out(control_table(rows).rstrip("\n"))
+        for line in lines:
+            out(line)
 
 
 def run_dataset(spec: str, args: argparse.Namespace, results_dir: Path, head: list[str], out: Tee) -> None:
@@ -240,16 +362,26 @@ def run_dataset(spec: str, args: argparse.Namespace, results_dir: Path, head: li
     sweep = args.sweep or SWEEPS.get(dataset.name, SWEEPS["siftsmall-128-euclidean"])
     mine = [e for e in read_sweep_file(sweep) if e.datasets is None or dataset.name in e.datasets]
     size = min(args.queries or QUERIES.get(dataset.name, 200), dataset.n_test)
+    split = tune_split(size, args.tune_fraction, args.split_seed)
+    tune, held = split.tune, split.heldout
     path = args.out / f"potential_roles-{safe_component(dataset.name)}.txt"
     out.open(path, head)
     out(f"{dataset.name}: {dataset.n_train} x {dataset.dimension}, {dataset.n_test} test queries; every method on the "
         f"first {size}; {args.runs} timed runs, {args.threads} thread(s); sweep {sweep.relative_to(ROOT) if sweep.is_relative_to(ROOT) else sweep}")
-    out("q/s: shared 2-core VM, noisy (up to 2x between runs); distance counts are deterministic")
+    out(f"split: tuning fraction {args.tune_fraction:g}, seed {args.split_seed} (harness.report.paired.tune_split over the "
+        f"first {size} queries): {len(tune)} tuning queries choose each configuration, {len(held)} held-out queries score it")
+    out(f"intervals: recall@1 95 % Wilson; ratios 95 % paired percentile bootstrap over the held-out queries ({args.resamples} "
+        f"resamples, seed {BOOTSTRAP_SEED})")
+    out("q/s: shared 2-core VM, noisy (up to 2x between runs), whole-run figures over all the queries; distance counts are deterministic")
     started = time.perf_counter()
     run_pass(dataset, mine, size, args, results_dir, out)
     out(f"\n{dataset.name}: sweep took {time.perf_counter() - started:.0f} s\n")
-    records = [r for r in load_records(results_dir, dataset.name) if r.get("n_queries") == size]
-    report_dataset(records, out)
+    # an entry that runs an algorithm under another name (potential-tree-greedy) joins that algorithm's series
+    algorithm = {e.name: e.algorithm for e in mine}
+    records = [{**r, "algorithm": algorithm.get(str(r.get("algorithm")), r.get("algorithm"))}
+               for r in load_records(results_dir, dataset.name) if r.get("n_queries") == size]
+    truth = Truth(np.asarray(dataset.neighbors[:size]), np.asarray(dataset.distances[:size], dtype=np.float64))
+    report_dataset(records, Answers({dataset.checksum: truth}), tune, held, args.resamples, out)
     out.finish(path)
 
 
