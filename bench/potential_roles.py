@@ -444,8 +444,8 @@ def fixed_point_study(args: argparse.Namespace, head: list[str], out: Tee) -> No
         whole = climb(everyone, make_rule("fixed-point", impl), field_step(impl, field, hp), max_iters=args.steps, tol=1e-5)
     whole_rate = float(((whole.positions - ds[every_nn]).norm(dim=1) < 1e-3).double().mean())
     out(f"\n  fixed-point on all {len(everyone)} of the note's queries: converged {whole_rate:.1%}, iterations to stop "
-        f"mean {whole.iterations.double().mean():.2f} / max {whole.iterations.max()} (the note's code, 4000 steps on an H100:"
-        " 98.7 %, design.md)")
+        f"mean {whole.iterations.double().mean():.2f} / max {whole.iterations.max()} (the note's rule, 4000 steps, all 1000"
+        " queries: bench/results/seed_repro-potential_1-4000-cpu.txt)")
     out("\n  converged rate after each step count (a query that stopped keeps its position):")
     out(f"    {'steps':>6} " + " ".join(f"{name:>12}" for name, _, _ in rules))
     for step in CHECKPOINTS:
