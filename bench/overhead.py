@@ -71,8 +71,10 @@ def library_loop(adapter: Any, name: str) -> Callable[[Any, int], Any]:
     return lambda Q, k: index.search(Q, k)
 
 
-def _library_qps(loop: Callable[[Any, int], Any], Q: Any, k: int, runs: int) -> float:
-    loop(Q, k)
+def _library_qps(loop: Callable[[Any, int], Any], Q: Any, k: int, runs: int, warmup: int | None = None) -> float:
+    """Median q/s over `runs` timed passes of `loop` over Q, after one untimed pass over the first
+    `warmup` queries (default: all of them)."""
+    loop(Q if warmup is None else Q[: min(len(Q), warmup)], k)
     times = []
     for _ in range(runs):
         start = time.perf_counter()
@@ -121,17 +123,6 @@ def bare_single_loop(adapter: Any, name: str) -> Callable[[Any, int], None]:
     return loop
 
 
-def _bare_single_qps(loop: Callable[[Any, int], None], Q: Any, k: int, runs: int) -> float:
-    """Median q/s over `runs` timed passes of the bare loop (after one untimed pass)."""
-    loop(Q[: min(len(Q), 100)], k)
-    times = []
-    for _ in range(runs):
-        start = time.perf_counter()
-        loop(Q, k)
-        times.append(time.perf_counter() - start)
-    return len(Q) / statistics.median(times)
-
-
 def single_mode(args: argparse.Namespace, argv: list[str]) -> int:
     """Harness `--mode single` q/s against the bare one-query library loop, per case."""
     from algorithms import registry
@@ -176,7 +167,7 @@ def single_mode(args: argparse.Namespace, argv: list[str]) -> int:
 
             def bare_side() -> None:
                 nonlocal bare_qps
-                bare_qps = max(bare_qps, _bare_single_qps(bare_single_loop(adapter, name), Q, k, args.runs))
+                bare_qps = max(bare_qps, _library_qps(bare_single_loop(adapter, name), Q, k, args.runs, warmup=100))
 
             for side in (harness_side, bare_side)[:: 1 if round_ % 2 == 0 else -1]:
                 side()

@@ -303,12 +303,17 @@ def _by_name(results: Path) -> dict[str, dict]:
     return {Path(r["_path"]).name: r for r in records.load_records(results)}
 
 
-@pytest.mark.slow
-def test_editing_a_plugin_potential_recomputes_its_records(tmp_path):
+def _plugin_run_once(tmp_path):
+    """A plugin potential run once: its file, the results directory, the records by file name."""
     plugin, results = tmp_path / "imq.py", tmp_path / "results"
     plugin.write_text(PLUGIN)
     _run_plugin(plugin, results)
-    before = _by_name(results)
+    return plugin, results, _by_name(results)
+
+
+@pytest.mark.slow
+def test_editing_a_plugin_potential_recomputes_its_records(tmp_path):
+    plugin, results, before = _plugin_run_once(tmp_path)
     assert len(before) == 2 and all(r["code_fingerprint"] for r in before.values())  # the method and its control
 
     plugin.write_text(PLUGIN_REWORDED)  # docstrings, a comment, formatting: the same code
@@ -329,10 +334,7 @@ def test_editing_a_plugin_potential_recomputes_its_records(tmp_path):
 
 @pytest.mark.slow
 def test_reuse_stale_keeps_the_records_and_the_summary_marks_them(tmp_path):
-    plugin, results = tmp_path / "imq.py", tmp_path / "results"
-    plugin.write_text(PLUGIN)
-    _run_plugin(plugin, results)
-    before = _by_name(results)
+    plugin, results, before = _plugin_run_once(tmp_path)
     plugin.write_text(PLUGIN_CHANGED)
     out = _run_plugin(plugin, results, "--reuse-stale")
     assert "2 stale kept (--reuse-stale)" in out and "0 written, 2 reused" in out
