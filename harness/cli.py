@@ -112,7 +112,7 @@ def _plugins_option(p: argparse.ArgumentParser) -> None:
 
 
 def _plot_options(p: argparse.ArgumentParser) -> None:
-    """`plot --x METRIC --y METRIC`: one figure of any two metrics (harness/report/metric_table.py)."""
+    """`plot --x METRIC --y METRIC`: one figure of any two metrics (declared in harness/metric_catalog.py)."""
     p.add_argument("--x", default=None, help="metric on the x axis, e.g. recall_at_k (with --y: one figure instead of the defaults)")
     p.add_argument("--y", default=None, help="metric on the y axis, e.g. qps")
     p.add_argument("--x-scale", choices=("linear", "log", "logit"), default=None, help="default: the metric's own")

@@ -5,11 +5,13 @@ once, and so is everything a figure needs, as a JSON block that this module writ
 records. No CDN, no fetch: the page works offline and can be mailed.
 
 What the JSON holds, and why the browser does little:
-- the metrics of `metric_table.METRICS` that at least one record of the dataset has, with their
-  labels, directions and default scales (the axis pickers list exactly these);
+- the metrics of `metric_table.METRICS` (every metric `harness.metric_catalog` declares, per-run
+  lists aside) that at least one record of the dataset has, with their labels and units,
+  directions and default scales (the axis pickers list exactly these);
 - per series (as `summary.series_name` names it): its style (`style.style_for`, so colours and
   markers are those of the static figures), whether it is a control, and per record the value
-  of every metric, its 95 % interval (`Metric.bounds`) and a hover text with the algorithm, the
+  of every metric and its 95 % interval (`Metric.bounds`), both in the unit the metric is shown in
+  (its declaration's display unit: bytes as MiB), and a hover text with the algorithm, the
   build and query parameters, recall with its interval, q/s with its spread and the other metrics;
 - per series and per pair of metrics, the Pareto front (`pareto.pareto_front`, oriented by the
   metrics' directions). The front is computed here, by the one tested implementation, never
@@ -86,8 +88,8 @@ def figure_data(records: Sequence[Record], dataset: str) -> dict[str, Any]:
 def _series(name: str, members: list[Record], metrics: list[Metric]) -> dict[str, Any]:
     first = members[0]
     style = style_for(str(first.get("algorithm")))
-    values = [[_json_number(m.value(r)) for m in metrics] for r in members]
-    bounds = [[[_json_number(b) for b in m.bounds(r)] for m in metrics] for r in members]
+    values = [[_json_number(m.shown_value(r)) for m in metrics] for r in members]
+    bounds = [[[_json_number(b) for b in m.shown_bounds(r)] for m in metrics] for r in members]
     fronts: dict[str, list[int]] = {}
     for i, x in enumerate(metrics):
         for j, y in enumerate(metrics):
@@ -125,11 +127,11 @@ def hover_text(series: str, record: Record, metrics: Sequence[Metric]) -> str:
         lines.append(f"control of the method: {_escape(str(record.get('control_switch') or ''))}")
     ordered = sorted(metrics, key=lambda m: (_HOVER_FIRST.index(m.name) if m.name in _HOVER_FIRST else len(_HOVER_FIRST)))
     for metric in ordered:
-        value = metric.value(record)
+        value = metric.shown_value(record)
         if not math.isfinite(value):
             continue
-        text = f"{metric.label}: {_short(value)}"
-        low, high = metric.bounds(record)
+        text = f"{metric.label}: {_short(value)}" + (f" {metric.shown_unit}" if metric.shown_unit else "")
+        low, high = metric.shown_bounds(record)
         if math.isfinite(low) and math.isfinite(high):
             text += f" [{_short(low)}, {_short(high)}]" + (" 95 % Wilson" if metric.interval == "wilson" else " runs")
         lines.append(_escape(text))

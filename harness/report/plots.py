@@ -33,7 +33,7 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import FixedLocator, FuncFormatter, LogFormatter, NullFormatter
 
 from harness.records import load_arrays
-from harness.report.metric_table import SCALES, get_metric
+from harness.report.metric_table import SCALES, Metric, get_metric
 from harness.report.pareto import pareto_front
 from harness.report.style import linestyle_for, style_for
 from harness.report.summary import compact_json, is_control, is_ok, metric, series_name
@@ -43,7 +43,6 @@ Record = Mapping[str, Any]
 FORMATS: tuple[str, ...] = ("png", "svg")
 MAX_DISTRIBUTIONS = 12
 _DPI = 110
-_MIB = float(1 << 20)
 
 
 @dataclass
@@ -57,6 +56,9 @@ class FigureInfo:
     algorithms: list[str] = field(default_factory=list)
     n_points: int = 0
     notes: list[str] = field(default_factory=list)
+    #: the axes' labels as drawn ("" for an axis without one)
+    x_label: str = ""
+    y_label: str = ""
 
 
 @dataclass
@@ -71,11 +73,12 @@ class _Point:
 
 
 def _point(record: Record, x: str, y: str, intervals: bool) -> _Point:
-    """A record as a point of metric `y` against metric `x`, with their intervals when wanted."""
+    """A record as a point of metric `y` against metric `x`, with their intervals when wanted,
+    each in the unit it is shown in (its declaration's display unit: bytes as MiB)."""
     x_metric, y_metric = get_metric(x), get_metric(y)
-    point = _Point(x_metric.value(record), y_metric.value(record), series_name(record), record)
+    point = _Point(x_metric.shown_value(record), y_metric.shown_value(record), series_name(record), record)
     if intervals:
-        point.x_bounds, point.y_bounds = x_metric.bounds(record), y_metric.bounds(record)
+        point.x_bounds, point.y_bounds = x_metric.shown_bounds(record), y_metric.shown_bounds(record)
     return point
 
 
@@ -112,6 +115,7 @@ def plot_all(
         info = spec.draw(ax, ok, intervals)
         info.name, info.title = name, spec.title
         _label_axes(ax, spec, k_label)
+        info.x_label, info.y_label = ax.get_xlabel(), ax.get_ylabel()
         figure.suptitle(f"{spec.title}\n{caption}", fontsize=9)
         if info.series and name != "iterations-distribution":
             ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0.0, fontsize=8,
@@ -122,10 +126,23 @@ def plot_all(
 
 
 def _label_axes(ax: Axes, spec: FigureSpec, k_label: str) -> None:
-    ax.set_xlabel(spec.x_label.format(k=k_label))
-    if spec.y_label:
-        ax.set_ylabel(spec.y_label)
+    """Axis labels from the metrics' declarations and the scales the figure was drawn on."""
+    ax.set_xlabel(axis_title(get_metric(spec.x), ax.get_xscale(), k_label, spec.x_note))
+    if spec.y:
+        ax.set_ylabel(axis_title(get_metric(spec.y), ax.get_yscale(), k_label))
     ax.grid(True, which="major", alpha=0.3)
+
+
+def axis_title(metric: Metric, scale: str, k: str = "k", note: str = "") -> str:
+    """A metric's axis label: its declared label (recall@k with the runs' k) and, in brackets, the
+    unit it is shown in, `note`, and the scale when not linear: "Build time (s, log scale)"."""
+    label = metric.label.replace("@k", f"@{k}")
+    parts = [part for part in (metric.shown_unit, note) if part]
+    if scale in ("log", "logit"):
+        parts.append(f"{scale} scale")
+    if scale == "logit":
+        parts.append(f"1.0 drawn at {1.0 - LOGIT_CLIP:g}")
+    return f"{label} ({', '.join(parts)})" if parts else label
 
 
 def _k_label(records: Sequence[Record]) -> str:
@@ -155,41 +172,51 @@ def figure_caption(records: Sequence[Record], dataset: str) -> str:
     return f"{head} | runs: {when}\nCPU: {cpu or 'unknown'} | GPU: {gpu}"
 
 
+def _log_y(y_metric: Metric) -> bool | None:
+    """A y axis on the metric's own scale: log when it reads best on one, else log only when the
+    values span more than a factor of 50 (None: decided from the values)."""
+    return True if y_metric.scale == "log" else None
+
+
 def _record_tradeoff(
-    ax: Axes, records: Sequence[Record], x_metric: str, y_metric: str, y_larger_better: bool,
-    log_y: bool | None = True, empty: str = "no successful runs to show", x_scale: str = "logit",
+    ax: Axes, records: Sequence[Record], x_metric: str, y_metric: str, empty: str = "no successful runs to show",
     intervals: bool = True,
 ) -> FigureInfo:
-    """One point per record: x and y metrics, NaN (not measured) left out. The x axis (a recall)
-    is logit by default, so the high-recall region where competitive methods differ is readable."""
+    """One point per record: x and y metrics, NaN (not measured) left out, each front oriented by
+    the metrics' declared directions. The x axis is on its metric's scale (a recall: logit, so the
+    high-recall region where competitive methods differ is readable)."""
+    x_spec, y_spec = get_metric(x_metric), get_metric(y_metric)
     points = [_point(r, x_metric, y_metric, intervals) for r in records]
     points = [p for p in points if math.isfinite(p.x) and math.isfinite(p.y)]
-    if x_scale != "linear":
-        points = _fit_scale(points, x_scale, "x")
-    info = _draw_tradeoff(ax, points, y_larger_better, log_y, empty, y_metric)
-    _apply_scale(ax, "x", x_scale, [p.x for p in points])
+    if x_spec.scale != "linear":
+        points = _fit_scale(points, x_spec.scale, "x")
+    info = _draw_tradeoff(ax, points, y_spec.higher_is_better, _log_y(y_spec), empty, y_metric, x_spec.higher_is_better)
+    _apply_scale(ax, "x", x_spec.scale, [p.x for p in points])
     return info
 
 
-def _index_tradeoff(ax: Axes, records: Sequence[Record], y_metric: str, y_scale: float) -> FigureInfo:
-    """One point per index (series + build parameters): best recall@1 against a build cost."""
+def _index_tradeoff(ax: Axes, records: Sequence[Record], y_metric: str) -> FigureInfo:
+    """One point per index (series + build parameters): best recall@1 against a build cost (the
+    median over the index's records, in the unit the cost is shown in)."""
+    y_spec = get_metric(y_metric)
     groups: dict[tuple[str, str], list[Record]] = defaultdict(list)
     for record in records:
         groups[(series_name(record), compact_json(record.get("build_params")))].append(record)
     points = []
     for (series, _), members in sorted(groups.items()):
         recall = max(metric(r, "recall_at_1") for r in members)
-        costs = [metric(r, y_metric) for r in members if math.isfinite(metric(r, y_metric))]
+        costs = [y_spec.shown_value(r) for r in members if math.isfinite(y_spec.value(r))]
         if costs and math.isfinite(recall):
             best = max(members, key=lambda r: metric(r, "recall_at_1"))
-            points.append(_Point(recall, float(np.median(costs)) * y_scale, series, best))
-    return _draw_tradeoff(ax, points, False, True, f"no index has a recorded {y_metric}", y_metric)
+            points.append(_Point(recall, float(np.median(costs)), series, best))
+    return _draw_tradeoff(ax, points, y_spec.higher_is_better, _log_y(y_spec), f"no index has a recorded {y_metric}", y_metric)
 
 
 def _draw_tradeoff(
-    ax: Axes, points: list[_Point], y_larger_better: bool, log_y: bool | None, empty: str, y_name: str
+    ax: Axes, points: list[_Point], y_larger_better: bool, log_y: bool | None, empty: str, y_name: str,
+    x_larger_better: bool = True,
 ) -> FigureInfo:
-    """Each series' front as a line over its points drawn faint; recall (x) is maximised."""
+    """Each series' front as a line over its points drawn faint, oriented by both directions."""
     info = FigureInfo(name="", title="", paths=[])
     if log_y is None:
         log_y = _wants_log([p.y for p in points])
@@ -203,7 +230,7 @@ def _draw_tradeoff(
     for point in points:
         by_series[point.series].append(point)
     for series in sorted(by_series):
-        _draw_series(ax, series, by_series[series], y_larger_better)
+        _draw_series(ax, series, by_series[series], y_larger_better, x_larger_better)
     info.series = sorted(by_series)
     info.algorithms = sorted({str(p.record.get("algorithm")) for p in points})
     info.n_points = len(points)
@@ -375,47 +402,46 @@ def save_figure(figure: Figure, out_dir: Path, name: str, formats: Sequence[str]
 
 @dataclass(frozen=True)
 class FigureSpec:
-    """One figure: its file name, title, axis labels and how it is drawn from the ok records."""
+    """One figure: its file name, title, the metrics on its axes and how it is drawn from the ok
+    records. The axes' labels, units and the fronts' directions are the metrics' declarations
+    (`harness.metric_catalog`), never retyped here."""
 
     name: str
     title: str
-    x_label: str
-    y_label: str
+    #: the metric on the x axis
+    x: str
+    #: the metric on the y axis; "" when the y axis is not a metric (the distribution's rows)
+    y: str
     #: draws on the axes from the ok records; the flag says whether to draw intervals
     draw: Callable[[Axes, Sequence[Record], bool], FigureInfo]
+    #: said in the x label's brackets after the unit: how a point's x is chosen
+    x_note: str = ""
 
 
-def _tradeoff(
-    x_metric: str, y_metric: str, *, y_larger_better: bool, **options: Any
-) -> Callable[[Axes, Sequence[Record], bool], FigureInfo]:
-    """A figure of one point per record, `y_metric` against `x_metric` (see `_record_tradeoff`)."""
-    return lambda ax, ok, intervals: _record_tradeoff(
-        ax, ok, x_metric, y_metric, y_larger_better, intervals=intervals, **options)
+def _tradeoff(name: str, title: str, x: str, y: str, **options: Any) -> FigureSpec:
+    """A figure of one point per record, metric `y` against metric `x` (see `_record_tradeoff`)."""
+    return FigureSpec(name, title, x, y, lambda ax, ok, intervals: _record_tradeoff(ax, ok, x, y, intervals=intervals, **options))
 
 
-_RECALL_1 = "Recall@1 (fraction of queries, logit scale; 1.0 drawn at 0.9995)"
-_BEST_RECALL = "Best recall@1 over the query parameters of an index"
+def _per_index(name: str, title: str, y: str) -> FigureSpec:
+    """A figure of one point per index: the best recall@1 it reaches against a build cost `y`."""
+    return FigureSpec(name, title, "recall_at_1", y, lambda ax, ok, _: _index_tradeoff(ax, ok, y),
+                      x_note="best over the query parameters of an index")
+
 
 #: every figure `harness plot` draws, in order: adding a figure is one entry
 FIGURES: tuple[FigureSpec, ...] = (
-    FigureSpec("recall1-qps", "Recall@1 against queries per second", _RECALL_1, "Queries per second (1/s, log scale)",
-               _tradeoff("recall_at_1", "qps", y_larger_better=True)),
-    FigureSpec("recallk-qps", "Recall@k against queries per second", "Recall@{k} (fraction of true neighbours, logit scale)",
-               "Queries per second (1/s, log scale)", _tradeoff("recall_at_k", "qps", y_larger_better=True)),
-    FigureSpec("recall1-cpu-time", "Recall@1 against CPU time per query", _RECALL_1, "CPU time per query (s, log scale)",
-               _tradeoff("recall_at_1", "query_cpu_s", y_larger_better=False)),
-    FigureSpec("recall1-gpu-time", "Recall@1 against GPU time per query", _RECALL_1, "GPU time per query (s, log scale)",
-               _tradeoff("recall_at_1", "query_gpu_s", y_larger_better=False, empty="no GPU runs: no record has a GPU time")),
-    FigureSpec("recall1-iterations", "Recall@1 against mean iterations per query (iterative methods)", _RECALL_1,
-               "Mean iterations per query (steps)",
-               _tradeoff("recall_at_1", "iterations_mean", y_larger_better=False, log_y=None,
-                         empty="no iterative runs: no record has iterations_mean")),
+    _tradeoff("recall1-qps", "Recall@1 against queries per second", "recall_at_1", "qps"),
+    _tradeoff("recallk-qps", "Recall@k against queries per second", "recall_at_k", "qps"),
+    _tradeoff("recall1-cpu-time", "Recall@1 against CPU time per query", "recall_at_1", "query_cpu_s"),
+    _tradeoff("recall1-gpu-time", "Recall@1 against GPU time per query", "recall_at_1", "query_gpu_s",
+              empty="no GPU runs: no record has a GPU time"),
+    _tradeoff("recall1-iterations", "Recall@1 against mean iterations per query (iterative methods)", "recall_at_1",
+              "iterations_mean", empty="no iterative runs: no record has iterations_mean"),
     FigureSpec("iterations-distribution", "Iterations per query, for the configurations on each front",
-               "Iterations per query (steps)", "", lambda ax, ok, _: _iterations_distribution(ax, ok)),
-    FigureSpec("build-time", "Build time against the best recall@1 each index reaches", _BEST_RECALL,
-               "Build time (s, log scale)", lambda ax, ok, _: _index_tradeoff(ax, ok, "build_s", 1.0)),
-    FigureSpec("index-memory", "Index size against the best recall@1 each index reaches", _BEST_RECALL,
-               "Index size (MiB, log scale)", lambda ax, ok, _: _index_tradeoff(ax, ok, "index_bytes", 1.0 / _MIB)),
+               "iterations_mean", "", lambda ax, ok, _: _iterations_distribution(ax, ok)),
+    _per_index("build-time", "Build time against the best recall@1 each index reaches", "build_s"),
+    _per_index("index-memory", "Index size against the best recall@1 each index reaches", "index_bytes"),
 )
 FIGURE_TITLES: dict[str, str] = {spec.name: spec.title for spec in FIGURES}
 
@@ -461,8 +487,10 @@ def plot_metrics(
     info.algorithms = sorted({str(p.record.get("algorithm")) for p in points})
     _apply_scale(ax, "x", x_scale, [p.x for p in points])
     _apply_scale(ax, "y", y_scale, [p.y for p in points])
-    ax.set_xlabel(x_metric.axis_label)
-    ax.set_ylabel(y_metric.axis_label)
+    k_label = _k_label([p.record for p in points])
+    ax.set_xlabel(axis_title(x_metric, x_scale, k_label))
+    ax.set_ylabel(axis_title(y_metric, y_scale, k_label))
+    info.x_label, info.y_label = ax.get_xlabel(), ax.get_ylabel()
     ax.grid(True, which="major", alpha=0.3)
     if not points:
         info.notes.append(f"no successful run has both {x} and {y}")

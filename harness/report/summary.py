@@ -17,22 +17,18 @@ import re
 from collections import defaultdict
 from typing import Any, Iterable, Mapping, Sequence
 
+from harness.metric_catalog import BY_NAME as CATALOGUE_BY_NAME
+from harness.metric_catalog import CSV_INTERVALS, CSV_METRICS
 from harness.report.paired import PAIRED_COLUMNS, Answers, pair, tune_split
 
 DEFAULT_THRESHOLDS: tuple[float, ...] = (0.9, 0.95, 0.99)
 
-#: measurements a results row shows, read from the record's metrics
-_METRIC_COLUMNS: tuple[str, ...] = (
-    "recall_at_1", "recall_at_1_id", "recall_at_k", "recall_at_k_id", "qps", "qps_best", "build_s", "index_bytes",
-    "recall_at_k_eps001", "recall_at_k_eps01", "rel_error_at_k",
-    "query_wall_s", "query_cpu_s", "query_gpu_s", "latency_p50_s", "latency_p95_s", "latency_p99_s", "latency_p999_s",
-    "iterations_mean", "dist_comps_mean", "converged_onto_nn_rate", "position_to_true_nn_median",
-)
-#: derived from each record: 95 % Wilson intervals of the recalls (`recall_interval`), the
-#: spread of q/s over the timed runs
-_INTERVAL_COLUMNS: tuple[str, ...] = (
-    "recall_at_1_low", "recall_at_1_high", "recall_at_k_low", "recall_at_k_high", "qps_min", "qps_max",
-)
+#: measurements a results row shows, read from the record's metrics: every declared metric that is
+#: a results column (`harness.metric_catalog`, `csv=True`)
+_METRIC_COLUMNS: tuple[str, ...] = CSV_METRICS
+#: derived from each record: the interval of each of those metrics that has one, 95 % Wilson
+#: intervals of the recalls and rates (`recall_interval`), the spread of q/s over the timed runs
+_INTERVAL_COLUMNS: tuple[str, ...] = CSV_INTERVALS
 #: one results row per record: what the record is, its measurements, how it ended
 RESULT_COLUMNS: tuple[str, ...] = (
     "dataset", "algorithm", "label", "build_params", "query_params", "mode", "device", "k", "n_queries", "n_queries_total",
@@ -254,13 +250,15 @@ def recall_interval(record: Mapping[str, Any], name: str) -> tuple[float, float]
 
 
 def intervals(record: Mapping[str, Any]) -> dict[str, float | None]:
-    """The derived columns of a results row: recall intervals and the q/s spread over the runs."""
+    """The derived columns of a results row (`_INTERVAL_COLUMNS`): each column metric's interval as
+    its declaration says, a Wilson interval (`recall_interval`) or the spread over the runs."""
     out: dict[str, float | None] = {}
-    for name in ("recall_at_1", "recall_at_k"):
-        low, high = recall_interval(record, name)
-        out[f"{name}_low"], out[f"{name}_high"] = _finite(low), _finite(high)
-    low, high = run_spread(record, "qps")
-    out["qps_min"], out["qps_max"] = _finite(low), _finite(high)
+    for name in _METRIC_COLUMNS:
+        spec = CATALOGUE_BY_NAME[name]
+        if not spec.interval_columns:
+            continue
+        low, high = recall_interval(record, name) if spec.interval == "wilson" else run_spread(record, name)
+        out[spec.interval_columns[0]], out[spec.interval_columns[1]] = _finite(low), _finite(high)
     return out
 
 
