@@ -1,4 +1,4 @@
-"""potential_1's fixed-point (weighted-mean) update (issue 17, role 3) against the note's normalised rule."""
+"""potential_1's fixed-point (weighted-mean) update (roles/fixed_point.py) against the note's normalised rule."""
 from __future__ import annotations
 
 import numpy as np

@@ -1,11 +1,11 @@
-"""potential-probe (issue 17, role 1): IVF probing stopped by the potential's estimate of the unprobed mass."""
+"""potential-probe (roles/probe.py): IVF probing stopped by the potential's estimate of the unprobed mass."""
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
 from algorithms import registry
-from algorithms.potential.probe import suffix_after
+from algorithms.potential.roles.probe import suffix_after
 from harness.errors import ParameterError
 
 

@@ -1,7 +1,7 @@
 """Done-when of the issue: Gaussian mean-shift on real SIFT (siftsmall) is exact in a few steps.
 
 At beta = 200 (scale units: the median NN spacing is 1) beta * (d2^2 - d1^2) reaches the
-~2 ln N that design.md section 3 says the climb needs to land on the nearest neighbour.
+~2 ln N that docs/design.md section 3 says the climb needs to land on the nearest neighbour.
 """
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""potential-tree (issue 17, role 2): coarse-to-fine climbs down a k-means tree, against greedy descent."""
+"""potential-tree (roles/tree.py): coarse-to-fine climbs down a k-means tree, against greedy descent."""
 from __future__ import annotations
 
 import numpy as np
