@@ -75,7 +75,8 @@ def test_the_registered_pair_is_fixed_point_against_the_notes_rule() -> None:
     spec = registry.get("potential-1-fixedpoint")
     adapter = spec.make()
     assert adapter.query_values["ascent"] == "fixed-point"
-    assert spec.adapter.control_of({"ascent": "fixed-point", "max_iters": 4000}) == {"ascent": "normalised", "max_iters": 4000}
+    primary, *_ = spec.adapter.controls_of({"ascent": "fixed-point", "max_iters": 4000})
+    assert primary[1] == {"ascent": "normalised", "max_iters": 4000}
     with pytest.raises(ParameterError, match="fixed-point map"):
         registry.get("potential-2").make().set_query_params(ascent="fixed-point")
 

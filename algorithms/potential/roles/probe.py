@@ -242,6 +242,6 @@ class PotentialProbe(Adapter):
 registry.add(
     "potential-probe",
     PotentialProbe,
-    # the geometric control of every alpha is added by the sweep (control_of)
+    # the geometric control of every alpha is added by the sweep (controls_of)
     sweep={"build": {"nlist": [64]}, "query": {"stop": ["potential"], "alpha": [0.0, 0.05, 0.1, 0.15, 0.2, 0.3]}},
 )

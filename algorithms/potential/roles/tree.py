@@ -240,7 +240,7 @@ registry.add(
     TreeAdapter,
     sweep={
         "build": {"leaves": [256], "branches": [16]},
-        # the greedy control of every width is added by the sweep (control_of); pull and coarse_beta:
+        # the greedy control of every width is added by the sweep (controls_of); pull and coarse_beta:
         # the best of a 3 x 3 grid on siftsmall's queries (bench/potential_roles.py, README)
         "query": {"descent": ["climb"], "top_width": [4, 8], "leaf_width": [8, 16], "pull": [10.0], "coarse_beta": [10.0]},
         "max_queries": 200,
