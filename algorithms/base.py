@@ -271,7 +271,7 @@ class Adapter(abc.ABC):
     revision: ClassVar[int] = 0
     #: every control of the method, the primary one first (empty: the algorithm has none). A
     #: subclass declares either `controls` or, for a single control, `control_switch` (and
-    #: `control_resets`); the other form is derived from it (`__init_subclass__`). See `control_of`.
+    #: `control_resets`); the other form is derived from it (`__init_subclass__`). See `controls_of`.
     controls: ClassVar[tuple[Control, ...]] = ()
     #: the primary control's query values that switch off the part of the method under test
     #: (e.g. {"ascent": "none"}); empty for algorithms without a control
@@ -405,22 +405,14 @@ class Adapter(abc.ABC):
         return next((control for control in cls.controls if control.matches(query)), None)
 
     @classmethod
-    def control_of(cls, query: Mapping[str, Any], control: Control | None = None) -> dict[str, Any] | None:
-        """The query parameters of this configuration's control (the primary one unless `control`
-        is given), None if it has none or is one.
+    def controls_of(cls, query: Mapping[str, Any]) -> list[tuple[Control, dict[str, Any]]]:
+        """Every control of this configuration with its query parameters, the primary first;
+        empty if the algorithm has none or the configuration is itself a control.
 
         A control is the same configuration with the part under test switched off, so that a
         number the method reaches can be compared with what it reaches without that part.
         The sweep runs every control beside every configuration (`harness.run.sweeps.expand`).
         """
-        if not cls.controls or cls.is_control(query):
-            return None
-        return (control or cls.controls[0]).query_of(query)
-
-    @classmethod
-    def controls_of(cls, query: Mapping[str, Any]) -> list[tuple[Control, dict[str, Any]]]:
-        """Every control of this configuration with its query parameters, the primary first;
-        empty if the algorithm has none or the configuration is itself a control."""
         if cls.is_control(query):
             return []
         return [(control, control.query_of(query)) for control in cls.controls]

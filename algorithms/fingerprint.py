@@ -154,11 +154,6 @@ def normalised_digest(tree: ast.AST) -> str:
     return hashlib.sha256(ast.dump(strip_docstrings(tree), annotate_fields=True).encode()).hexdigest()
 
 
-def source_digest(source: str) -> str:
-    """`normalised_digest` of source text (what a module's digest is made of)."""
-    return normalised_digest(ast.parse(source))
-
-
 def strip_docstrings(tree: ast.AST) -> ast.AST:
     """The tree with the docstring of every module, class and function removed (in place)."""
     for node in ast.walk(tree):

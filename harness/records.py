@@ -347,12 +347,6 @@ def is_superseded(path: Path, results_dir: Path) -> bool:
     return len(parts) > 3 and parts[2] == SUPERSEDED
 
 
-def is_stale(document: Mapping[str, Any], fingerprint: str) -> bool:
-    """Whether a record was made by other code than the one whose fingerprint is given
-    (`algorithms.fingerprint.code_fingerprint`); a record made before fingerprints is."""
-    return document.get("code_fingerprint") != fingerprint
-
-
 def supersede(json_path: Path) -> Path:
     """Move a record (its JSON, then its arrays) into the `superseded/` folder beside it, never
     over another one (a second superseded record of the same stem goes to `superseded/2/`, ...);

@@ -1,11 +1,11 @@
-"""potential-probe (issue 17, role 1): IVF probing stopped by the potential's estimate of the unprobed mass."""
+"""potential-probe (roles/probe.py): IVF probing stopped by the potential's estimate of the unprobed mass."""
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
 from algorithms import registry
-from algorithms.potential.probe import suffix_after
+from algorithms.potential.roles.probe import suffix_after
 from harness.errors import ParameterError
 
 
@@ -94,7 +94,7 @@ def test_suffix_after_reduces_over_the_later_columns() -> None:
 
 def test_control_is_the_geometric_rule_at_the_same_alpha() -> None:
     spec = registry.get("potential-probe")
-    control = spec.adapter.control_of({"stop": "potential", "alpha": 0.1, "beta": 10.0})
+    [(_, control)] = spec.adapter.controls_of({"stop": "potential", "alpha": 0.1, "beta": 10.0})
     assert control == {"stop": "geometric", "alpha": 0.1}
     with pytest.raises(ParameterError, match="max_probe"):
         spec.adapter.check_config({"nlist": 4}, {"max_probe": 8}, 1, 100, 2)

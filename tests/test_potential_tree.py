@@ -1,4 +1,4 @@
-"""potential-tree (issue 17, role 2): coarse-to-fine climbs down a k-means tree, against greedy descent."""
+"""potential-tree (roles/tree.py): coarse-to-fine climbs down a k-means tree, against greedy descent."""
 from __future__ import annotations
 
 import numpy as np
@@ -87,7 +87,7 @@ def test_the_anchored_rule_is_mean_shift_pulled_toward_the_anchor() -> None:
 def test_control_is_greedy_descent_with_the_same_widths() -> None:
     spec = registry.get("potential-tree")
     query = {"descent": "climb", "top_width": 4, "leaf_width": 8, "pull": 10.0, "coarse_beta": 10.0}
-    assert spec.adapter.control_of(query) == {"descent": "greedy", "top_width": 4, "leaf_width": 8}
+    assert [control for _, control in spec.adapter.controls_of(query)] == [{"descent": "greedy", "top_width": 4, "leaf_width": 8}]
 
 
 @pytest.mark.parametrize("build", [{"leaves": 4, "branches": 8}])

@@ -119,7 +119,7 @@ def test_every_potential_configuration_runs_beside_its_control() -> None:
     assert len(methods) == 2  # rates 0.02 and 0.05
     # one control serves both: the rate means nothing without a climb
     assert controls == [{"ascent": "none"}]
-    assert all(config.spec.adapter.control_of(q) == {"ascent": "none"} for q in methods)
+    assert all(config.spec.adapter.controls_of(q)[0][1] == {"ascent": "none"} for q in methods)
     [baseline] = sweeps.expand(sweeps.default_entries(["hnswlib"]), 1000)[:1]
     assert not any(q.get("ascent") for q in baseline.query_params)
 

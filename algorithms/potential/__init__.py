@@ -21,12 +21,12 @@ from .potentials import (
 from . import builtin as _builtin  # noqa: F401  (registers potential_1, potential_2, naive)
 from . import gaussian as _gaussian  # noqa: F401  (registers gaussian)
 from .scale import estimate_scale
-from .snap import SNAP_MODES, converged_onto_nn_rate, rerank
+from .snap import SNAP_MODES, rerank
 
 __all__ = [
     "SNAP_MODES", "AscentRule", "Climb", "CoordinatePotential", "Evaluation", "Field", "Potential",
     "PotentialAdapter", "RadialPotential", "StepResult", "adapter_class", "algorithm_name", "climb",
-    "converged_onto_nn_rate", "coordinate_potential", "estimate_scale", "field_step", "get_potential",
+    "coordinate_potential", "estimate_scale", "field_step", "get_potential",
     "make_rule", "potential_names", "radial_potential", "register_potential", "register_rule",
     "rerank", "rule_class", "rule_names",
 ]

@@ -95,8 +95,10 @@ def algorithm_name(potential_name: str) -> str:
     return f"potential-{short}"
 
 
-def default_sweep(potential: Potential) -> dict[str, Any]:
-    """The sweep of a potential that declares none: a few Adam rates on a query subset."""
+def default_sweep() -> dict[str, Any]:
+    """The sweep of a potential that declares none: one Adam climb on a query subset. The same
+    for every potential (nothing in a potential says which rate suits it); a fresh dict each
+    call, so one registration cannot edit another's."""
     return {"query": {"ascent": ["adam"], "rate": [0.05], "max_iters": [40]}, "max_queries": 100}
 
 
@@ -140,7 +142,7 @@ def register_algorithm(potential: Potential) -> None:
         algorithm_name(potential.name),
         cls,
         fixed={"potential": potential.name},
-        sweep=potential.sweep if potential.sweep is not None else default_sweep(potential),
+        sweep=potential.sweep if potential.sweep is not None else default_sweep(),
         description=potential.description or cls.__doc__,
         source=potential.source(),
     )

@@ -58,9 +58,9 @@ class AscentRule(abc.ABC):
 class Normalised(AscentRule):
     """The note's step q += rate * g / |g|^power.
 
-    The note's code computes gd * (sum gd^2)^(-1/2 - 0.05), i.e. g / |g|^1.1 (design.md
-    says 1.05, the code says 1.1; the code is followed). The step length rate * |g|^-0.1 grows
-    where the gradient vanishes, the note's remedy for flat regions.
+    The note's code computes gd * (sum gd^2)^(-1/2 - 0.05), i.e. g / |g|^1.1 (its text says
+    1.05, its code 1.1, docs/design.md section 2; the code is followed). The step length
+    rate * |g|^-0.1 grows where the gradient vanishes, the note's remedy for flat regions.
     """
 
     name = "normalised"

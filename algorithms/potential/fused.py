@@ -1,6 +1,6 @@
 """Fused evaluation paths: the Gaussian step as fused attention, and compiled per-block functions.
 
-Attention (design.md 3). The Gaussian mean-shift step is softmax_x(beta q.x - beta ||x||^2 / 2) X,
+Attention (docs/design.md section 3). The Gaussian mean-shift step is softmax_x(beta q.x - beta ||x||^2 / 2) X,
 i.e. attention with keys = values = the data and one bias per key. The bias rides inside the
 vectors, so fused kernels (cuDNN, flash) that take no mask can run it:
 
@@ -8,7 +8,7 @@ vectors, so fused kernels (cuDNN, flash) that take no mask can run it:
 
 with SDPA's `scale=1.0`. The constant c (the same for every key) leaves the softmax unchanged; it
 centres the bias column so that its largest magnitude is half what it would be. Splitting beta as
-sqrt(beta) on both sides (instead of design.md's [beta q, 1] / [x, -beta ||x||^2 / 2]) gives the
+sqrt(beta) on both sides (instead of docs/design.md section 3's [beta q, 1] / [x, -beta ||x||^2 / 2]) gives the
 same logits with the smallest largest entry, which is what fp16's range needs. Keys are padded
 with zeros to a multiple of 8 (fused kernels want aligned head dimensions) and serve as values
 too, so no second copy of the data is made: the first D output columns, divided by s, are the

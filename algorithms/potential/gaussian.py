@@ -66,7 +66,7 @@ class Gaussian(Potential):
     name = "gaussian"
     params = {"beta": Param(float, 200.0, "inverse bandwidth, in 1 / scale unit^2", positive)}
     description = "Gaussian potential sum_x exp(-beta||x-q||^2/2), log domain; mean-shift = attention"
-    # beta * (d2^2 - d1^2) must reach ~2 ln N (design.md 3): 200 does on siftsmall and random-xs
+    # beta * (d2^2 - d1^2) must reach ~2 ln N (docs/design.md section 3): 200 does on siftsmall and random-xs
     # m = 100: the pool is wide enough for recall@10 from a landing on (or near) the nearest neighbour
     sweep = {"query": {"ascent": ["meanshift"], "beta": [30.0, 100.0, 300.0, 1000.0], "snap": ["final"], "m": [100]}}
     log_domain = True

@@ -57,9 +57,3 @@ def note_ascent(ds: pt.Tensor, queries: pt.Tensor, steps: int, potential: str = 
             gd = gd * gd.pow(2).sum(-1).pow(-1 / 2 - 0.05).unsqueeze(-1)
             qs -= rate * gd
     return qs.detach()
-
-
-def within_rate(ds: pt.Tensor, queries: pt.Tensor, positions: pt.Tensor, tol: float = 1e-3) -> float:
-    """The note's measure: fraction of positions within `tol` of the query's true NN."""
-    nn = pt.abs(queries.unsqueeze(-2) - ds).pow(2).sum(-1).argmin(-1)
-    return float((pt.abs(ds[nn] - positions).pow(2).sum(-1).pow(1 / 2) < tol).sum() / len(queries))

@@ -1,4 +1,4 @@
-"""Near -> exact: from the landing position to the k returned ids, and the note's own rate.
+"""Near -> exact: from the landing position to the k returned ids.
 
 The snap gathers a pool of candidate points around the landing position, then returns the k
 pool points nearest to the *query*, distinct, nearest first (-1 with distance inf where the
@@ -21,7 +21,6 @@ expansion used for selection loses precision near a peak (fp32 cancellation).
 """
 from __future__ import annotations
 
-import numpy as np
 import torch
 
 from .chunks import blocks
@@ -29,7 +28,7 @@ from .potentials import nearest_candidates
 
 SNAP_MODES = ("final", "exact")
 
-__all__ = ["SNAP_MODES", "converged_onto_nn_rate", "distinct", "nearest_candidates", "nearest_in_pool", "rerank"]
+__all__ = ["SNAP_MODES", "distinct", "nearest_candidates", "nearest_in_pool", "rerank"]
 
 
 def distinct(pool: torch.Tensor) -> torch.Tensor:
@@ -75,17 +74,3 @@ def nearest_in_pool(positions: torch.Tensor, X: torch.Tensor, pool: torch.Tensor
     return rerank(positions, X, pool, 1)[1][:, 0]
 
 
-def converged_onto_nn_rate(
-    positions: np.ndarray, train: np.ndarray, true_nn_ids: np.ndarray, tol: float = 1e-3
-) -> float:
-    """Fraction of queries whose converged position lies within `tol` of its true nearest neighbour.
-
-    The note's success measure ("< 1e-3" in raw units of the data). `true_nn_ids` is (Q,)
-    or the (Q, k) ground-truth table, whose first column is used. Computed in float64.
-    """
-    if len(positions) == 0:
-        return float("nan")
-    ids = np.asarray(true_nn_ids)
-    ids = ids[:, 0] if ids.ndim == 2 else ids
-    gap = np.linalg.norm(np.asarray(positions, dtype=np.float64) - np.asarray(train[ids], dtype=np.float64), axis=1)
-    return float((gap < tol).mean())

@@ -7,13 +7,16 @@ check. For a seeded sample of test rows (all rows of a small file, 20 of a large
 checks that each `distances` row ascends, that the stored distances equal the distances
 recomputed from `neighbors` under the file's metric, and that the stored first neighbour is as
 near as the exact nearest point of `train` (a brute-force pass over the sample, in blocks).
-The result is cached beside the file, keyed by its SHA-256, so each file is checked once.
+The result is cached in the file's cache folder (beside it, or under the data directory when its
+folder cannot be written: `harness.data.sidefiles`), keyed by its SHA-256, so each file is
+checked once.
 """
 from __future__ import annotations
 
 from pathlib import Path
 import numpy as np
 
+from harness.data import sidefiles
 from harness.data.distances import row_distances
 from harness.errors import DatasetError
 from harness.files import read_sidecar, write_sidecar
@@ -87,15 +90,15 @@ def _nearest_distance(metric: str, train: np.ndarray, queries: np.ndarray, block
     return best
 
 
-def checked_before(path: Path, checksum: str) -> bool:
-    """Whether the file with this checksum passed the check before (its cache says so)."""
-    return (read_sidecar(_cache(path)) or {}).get("sha256") == checksum
+def checked_before(path: Path, checksum: str, folder: Path | None = None) -> bool:
+    """Whether the file with this checksum passed the check before (its cache in `folder`, the
+    file's cache folder by default, says so)."""
+    return (read_sidecar(sidefiles.side_file(path, ".groundtruth", folder)) or {}).get("sha256") == checksum
 
 
-def remember(path: Path, checksum: str, rows: int) -> None:
-    """Cache a passed check (an unwritable directory only disables the cache)."""
-    write_sidecar(_cache(path), {"sha256": checksum, "rows_checked": rows})
-
-
-def _cache(path: Path) -> Path:
-    return Path(path).with_name(Path(path).name + ".groundtruth")
+def remember(path: Path, checksum: str, rows: int, folder: Path | None = None) -> None:
+    """Cache a passed check in `folder` (the file's cache folder by default); a folder that
+    cannot be written only disables the cache."""
+    target = sidefiles.side_file(path, ".groundtruth", folder)
+    if sidefiles.make_folder(target.parent):
+        write_sidecar(target, {"sha256": checksum, "rows_checked": rows})

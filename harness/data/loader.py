@@ -5,6 +5,12 @@ Angular data is normalised to unit length here, once, so that adapters only ever
 Euclidean problems (see `harness.data.distances`). The training vectors are not loaded with
 the rest: they are mapped on first use from one copy beside the file that every process shares
 (`harness.data.train_copy`).
+
+The cache files (checksum, ground-truth check, the copy of the vectors) go beside the file when
+its folder can be written, else under the data directory (`harness.data.sidefiles`). Opened with
+`write=False` (a plan printed without running), nothing is written: caches found are used, a
+missing one is computed and forgotten, and a dataset not on disk is an error instead of a
+download.
 """
 from __future__ import annotations
 
@@ -15,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from harness.data import groundtruth, train_copy
+from harness.data import groundtruth, sidefiles, train_copy
 from harness.data.distances import normalise
 from harness.data.download import download as download_file
 from harness.data.format import check_finite, check_values, read_arrays, redownload_hint, with_file
@@ -31,10 +37,11 @@ PATH_SUFFIXES = (".hdf5", ".h5")
 class Dataset:
     """A validated dataset, ready for adapters (float32, Euclidean-ready).
 
-    `train` is read on first use: mapped read-only from the shared copy beside the file
+    `train` is read on first use: mapped read-only from the shared copy in `side_dir`
     (`train_mapped`), so that a process that never reads the vectors (the parent of an isolated
-    run) never holds them and the processes that do hold one copy between them; where no copy
-    can be written, loaded into memory with the file.
+    run) never holds them and the processes that do hold one copy between them; where there is
+    no copy (none could be written, or the dataset was opened without writing), read from the
+    file into this process's memory.
     """
 
     name: str
@@ -48,8 +55,11 @@ class Dataset:
     point_type: str = "float"
     #: what was done to trust `neighbors` / `distances` (set by open_dataset)
     ground_truth: str = "not checked"
-    #: `train` comes from the verified copy beside the file (`harness.data.train_copy`)
+    #: `train` comes from the verified copy in `side_dir` (`harness.data.train_copy`)
     train_mapped: bool = False
+    #: the folder of the file's cache files: beside it, or under the data directory when its own
+    #: folder cannot be written (`harness.data.sidefiles`); a child process is given it
+    side_dir: Path | None = None
     #: the training vectors once read (None until first use when mapped)
     train_array: np.ndarray | None = field(default=None, repr=False, compare=False)
 
@@ -65,8 +75,8 @@ class Dataset:
         if self.train_array is not None:
             return self.train_array
         if not self.train_mapped:
-            raise ValueError(f"{self.name}: no training vectors: neither in memory nor mapped")
-        return train_copy.map_copy(self.path, self.train_shape)
+            return _train_in_memory(self.path, self.distance)
+        return train_copy.map_copy(self.path, self.train_shape, folder=self.side_dir)
 
     def __getstate__(self) -> dict[str, Any]:
         """A pickled dataset (Ray's object store, another machine) carries its vectors, not a path."""
@@ -85,12 +95,16 @@ class Dataset:
         return int(self.test.shape[0])
 
 
-def load_file(path: Path, name: str | None = None, *, full_check: bool = True) -> Dataset:
+def load_file(path: Path, name: str | None = None, *, full_check: bool = True, data_dir: Path | None = None,
+              side_dir: Path | None = None, write: bool = True) -> Dataset:
     """Validate and load a dataset file; `name` defaults to the file stem.
 
-    The training vectors are mapped from their copy beside the file, written first if needed;
-    `full_check` also verifies the copy's whole checksum (the run's parent does, once; children
-    check sizes and times only, see `harness.data.train_copy`).
+    The training vectors are mapped from their copy in the file's cache folder (`side_dir`, by
+    default `sidefiles.side_dir(path, data_dir)`: beside the file when it can be written, else
+    under `data_dir`), written first if needed; `full_check` also verifies the copy's whole
+    checksum (the run's parent does, once; children check sizes and times only, see
+    `harness.data.train_copy`). `write=False` writes nothing: a valid copy is mapped, else the
+    vectors are read from the file when first used.
     """
     path = Path(path)
     content = with_file(path, lambda f: read_arrays(path, f, train=False))
@@ -98,8 +112,11 @@ def load_file(path: Path, name: str | None = None, *, full_check: bool = True) -
     # Finiteness is checked on the float32 copies: a float64 value too large for float32 is as
     # unusable as a NaN. `train` is checked as its copy is written.
     check_values(path, content, n_train=shape[0])
-    checksum = file_checksum(path)
-    mapped = train_copy.ensure_copy(path, checksum, content["distance"], shape, full_check=full_check) is not None
+    folder = Path(side_dir) if side_dir is not None else sidefiles.side_dir(path, data_dir, write=write)
+    checksum = file_checksum(path, folder, write=write)
+    mapped = train_copy.ensure_copy(
+        path, checksum, content["distance"], shape, full_check=full_check, folder=folder, write=write
+    ) is not None
     test = content["test"]
     if content["distance"] == "angular":
         test = np.ascontiguousarray(normalise(test))
@@ -114,7 +131,10 @@ def load_file(path: Path, name: str | None = None, *, full_check: bool = True) -
         train_shape=shape,
         point_type=content["point_type"],
         train_mapped=mapped,
-        train_array=None if mapped else _train_in_memory(path, content["distance"]),
+        # a copy that could not be written: read now, once (the copy's own checks of `train`
+        # then run here); not writing on purpose: read when first used, if ever
+        train_array=None if mapped or not write else _train_in_memory(path, content["distance"]),
+        side_dir=folder,
     )
 
 
@@ -137,11 +157,13 @@ class DatasetRef:
     n_test: int
     dimension: int
     checksum: str
+    #: the folder of the file's cache files (`Dataset.side_dir`): what a child passes to `load_file`
+    side_dir: Path | None = None
 
     @classmethod
     def of(cls, dataset: DatasetLike) -> DatasetRef:
         return cls(dataset.name, Path(dataset.path).resolve(), dataset.distance, dataset.n_train,
-                   dataset.n_test, dataset.dimension, dataset.checksum)
+                   dataset.n_test, dataset.dimension, dataset.checksum, dataset.side_dir)
 
 
 #: a dataset in memory, or only its reference
@@ -151,24 +173,25 @@ DatasetLike = Dataset | DatasetRef
 # --- checksum cache ---------------------------------------------------------------------------
 
 
-def _sidecar(path: Path) -> Path:
-    return path.with_name(path.name + ".sha256")
-
-
-def file_checksum(path: Path) -> str:
-    """SHA-256 of the file, cached in `<file>.sha256` keyed by size and mtime.
+def file_checksum(path: Path, folder: Path | None = None, *, write: bool = True) -> str:
+    """SHA-256 of the file, cached in `<file>.sha256` keyed by size and mtime, in the file's cache
+    folder (`folder`, by default `sidefiles.side_dir(path)`).
 
     Hashing a multi-GB file takes seconds to minutes; the cache makes that a one-off cost and
-    is recomputed as soon as the file changes. An unwritable directory only disables the cache.
+    is recomputed as soon as the file changes. A folder that cannot be written only disables
+    the cache; `write=False` reads the cache but never writes it.
     """
     path = Path(path)
     stat = path.stat()
-    sidecar = _sidecar(path)
+    if folder is None:
+        folder = sidefiles.side_dir(path, write=write)
+    sidecar = sidefiles.side_file(path, ".sha256", folder)
     cached = read_sidecar(sidecar) or {}
     if cached.get("size") == stat.st_size and cached.get("mtime_ns") == stat.st_mtime_ns and "sha256" in cached:
         return str(cached["sha256"])
     digest = sha256_file(path)
-    write_sidecar(sidecar, {"sha256": digest, "size": stat.st_size, "mtime_ns": stat.st_mtime_ns})
+    if write and sidefiles.make_folder(folder):
+        write_sidecar(sidecar, {"sha256": digest, "size": stat.st_size, "mtime_ns": stat.st_mtime_ns})
     return digest
 
 
@@ -182,48 +205,71 @@ def is_path_spec(spec: str) -> bool:
 
 def open_dataset(
     spec: str, data_dir: Path | None = None, *, download: bool = True, progress: bool = True,
-    trust_ground_truth: bool = False,
+    trust_ground_truth: bool = False, write: bool = True,
 ) -> Dataset:
     """Open a dataset by registry name/alias or by file path, fetching or generating it if needed.
 
     Its ground truth is spot-checked (`harness.data.groundtruth`, once per file) unless
     `trust_ground_truth`; `Dataset.ground_truth` says which, for the records' provenance.
+    A file given by path whose folder cannot be written keeps its cache files under `data_dir`
+    (`harness.data.sidefiles`). `write=False` (a plan printed without running) writes nothing:
+    no cache file, no copy of the vectors, no download or generation (a dataset that is not on
+    disk is a DatasetError saying how to get it).
     """
+    root = Path(data_dir) if data_dir is not None else default_data_dir()
     if is_path_spec(spec):
         path = Path(spec).expanduser()
         if not path.is_file():
             raise DatasetError(f"dataset file {path.absolute()} does not exist", hint="check the path")
-        dataset = load_file(path)
+        dataset = load_file(path, data_dir=root, write=write)
     else:
         info = resolve(spec)
-        path = obtain(info, Path(data_dir) if data_dir is not None else default_data_dir(), fetch=download, progress=progress)
-        dataset = load_file(path, name=info.name)
+        path = obtain(info, root, fetch=download, progress=progress, write=write)
+        dataset = load_file(path, name=info.name, data_dir=root, write=write)
         _check_expected_checksum(info, dataset)
-    dataset.ground_truth = _ground_truth_status(dataset, trust_ground_truth)
+    dataset.ground_truth = _ground_truth_status(dataset, trust_ground_truth, write)
     return dataset
 
 
-def _ground_truth_status(dataset: Dataset, trusted: bool) -> str:
-    """Check the ground truth on a sample (cached per file checksum); say what was done."""
+def _ground_truth_status(dataset: Dataset, trusted: bool, write: bool = True) -> str:
+    """Check the ground truth on a sample (cached per file checksum); say what was done. Not
+    writing, a file not checked before is not checked now: that needs its vectors in memory,
+    which a printed plan does not; the run checks it."""
     if trusted:
         return "trusted (--trust-ground-truth): not checked"
-    if not groundtruth.checked_before(dataset.path, dataset.checksum):
-        rows = groundtruth.check_ground_truth(  # on a map of its own: this process keeps no vectors
-            dataset.path, dataset.distance, dataset.read_train(), dataset.test, dataset.neighbors, dataset.distances
-        )
-        groundtruth.remember(dataset.path, dataset.checksum, rows)
-    return "spot-checked on a sample of test rows (harness.data.groundtruth)"
+    folder = dataset.side_dir
+    if groundtruth.checked_before(dataset.path, dataset.checksum, folder):
+        return CHECKED
+    if not write:
+        return "not checked yet (opened without writing; a run checks it)"
+    rows = groundtruth.check_ground_truth(  # on a map of its own: this process keeps no vectors
+        dataset.path, dataset.distance, dataset.read_train(), dataset.test, dataset.neighbors, dataset.distances
+    )
+    groundtruth.remember(dataset.path, dataset.checksum, rows, folder)
+    return CHECKED
 
 
-def obtain(info: DatasetInfo, data_dir: Path, *, fetch: bool = True, force: bool = False, progress: bool = True) -> Path:
+CHECKED = "spot-checked on a sample of test rows (harness.data.groundtruth)"
+
+
+def obtain(info: DatasetInfo, data_dir: Path, *, fetch: bool = True, force: bool = False, progress: bool = True,
+           write: bool = True) -> Path:
     """The path of `info`'s file in `data_dir`: present, else generated, else downloaded.
 
     The one place that decides where a dataset comes from. `fetch=False` refuses to download
-    (with the command that would); `force` regenerates or downloads again.
+    (with the command that would); `force` regenerates or downloads again; `write=False`
+    refuses to generate or download (with the command that would).
     """
     path = dataset_path(info, data_dir)
     if path.is_file() and not force:
         return path
+    if not write:
+        how = "generate" if info.generated else "download"
+        raise DatasetError(
+            f"dataset {info.name} is not in {Path(data_dir).absolute()}, and it is opened without writing "
+            f"(a plan only), so it is not {how}d now",
+            hint=f"run `python -m harness datasets download {info.name}` first, or run without --plan-only",
+        )
     if info.generated:
         return generate(info, path, progress=progress)
     if not fetch:

@@ -2,8 +2,9 @@
 
 Each process that measures used to read `train` from the HDF5 file into memory of its own
 (1.3 GB resident per child for 1M x 128; gist-960 holds 3.8 GB of vectors), so memory grew with
-the number of processes. Instead the vectors are written once, uncompressed, beside the dataset
-file, as exactly what adapters are given (float32, C order, angular rows normalised):
+the number of processes. Instead the vectors are written once, uncompressed, in the dataset
+file's cache folder (beside the file, or under the data directory when that folder cannot be
+written: `harness.data.sidefiles`), as exactly what adapters are given (float32, C order, angular rows normalised):
 `<file>.train.npy`, a plain NumPy file. Every process maps it read-only; its pages are the
 kernel's page cache, held once however many processes map them, and a process that never reads
 the vectors (the parent of a run that only orchestrates) never has them resident.
@@ -24,7 +25,8 @@ A copy that fails a check is rebuilt atomically (a process that had mapped the o
 it), with a warning naming the file, the field, what was expected and what was found. A
 directory that cannot hold the copy (unwritable, or short of free space) leaves each process
 reading its own copy from the HDF5 file, as before, with a warning that says why. Deleting both
-files is always safe: the next run writes them again.
+files is always safe: the next run writes them again. Opened without writing (`write=False`, a
+plan printed without running), a copy that passes the checks is used and nothing is written.
 """
 from __future__ import annotations
 
@@ -40,6 +42,7 @@ import h5py
 import numpy as np
 
 from harness.data.distances import normalise
+from harness.data import sidefiles
 from harness.data.format import check_finite_rows, row_slices, with_file
 from harness.errors import DatasetError
 from harness.files import atomic_write, read_sidecar, sha256_file, write_sidecar
@@ -55,38 +58,50 @@ class TrainCopyWarning(UserWarning):
     """The copy was rebuilt, or cannot be used (each process then reads the HDF5 file)."""
 
 
-def copy_paths(source: Path) -> tuple[Path, Path]:
-    """(`<file>.train.npy`, `<file>.train.npy.sha256`) beside the dataset file."""
-    source = Path(source)
-    return source.with_name(source.name + ".train.npy"), source.with_name(source.name + ".train.npy.sha256")
+def copy_paths(source: Path, folder: Path | None = None) -> tuple[Path, Path]:
+    """(`<file>.train.npy`, `<file>.train.npy.sha256`) in the dataset file's cache folder
+    (`folder`, by default `sidefiles.side_dir(source)`: beside the file when it can be written)."""
+    if folder is None:
+        folder = sidefiles.side_dir(Path(source))
+    return sidefiles.side_file(source, ".train.npy", folder), sidefiles.side_file(source, ".train.npy.sha256", folder)
 
 
-def ensure_copy(source: Path, source_sha256: str, distance: str, shape: tuple[int, int], *, full_check: bool) -> Path | None:
-    """The path of a verified copy of `source`'s training vectors, written or rewritten if it is
-    missing, stale or corrupt; None when it cannot be written here (the caller reads the file).
+def ensure_copy(source: Path, source_sha256: str, distance: str, shape: tuple[int, int], *, full_check: bool,
+                folder: Path | None = None, write: bool = True) -> Path | None:
+    """The path of a verified copy of `source`'s training vectors in `folder` (see `copy_paths`),
+    written or rewritten if it is missing, stale or corrupt; None when it cannot be written there
+    (the caller reads the file).
 
     `full_check` also hashes the whole copy (the run's parent, once per run); without it only
     the cheap checks run (each child, before mapping). Problems in `source` itself (a NaN in
     `train`, a truncated file) are raised as a DatasetError naming the file and the field.
+    `write=False` writes nothing: the copy if it passes the checks, else None.
     """
-    npy, sidecar = copy_paths(source)
-    problem = _problem(source, source_sha256, shape, full_check)
+    if folder is None:
+        folder = sidefiles.side_dir(Path(source), write=write)
+    npy, sidecar = copy_paths(source, folder)
+    problem = _problem(source, source_sha256, shape, full_check, folder, write)
     if problem is None:
         return npy
+    if not write:
+        return None
     if problem != "missing":
         _warn(f"{problem}; rewriting it from {source}")
-    return _build(source, source_sha256, distance, shape)
+    if not sidefiles.make_folder(folder):
+        _warn(f"cannot create {folder} for the copy of the training vectors; each process reads its own copy from {source}")
+        return None
+    return _build(source, source_sha256, distance, shape, folder)
 
 
-def map_copy(source: Path, shape: tuple[int, int]) -> np.ndarray:
+def map_copy(source: Path, shape: tuple[int, int], folder: Path | None = None) -> np.ndarray:
     """The verified copy, mapped read-only: pages are read on first touch and shared."""
-    npy, _ = copy_paths(source)
+    npy, sidecar = copy_paths(source, folder)
     array = np.load(npy, mmap_mode="r", allow_pickle=False)
     if array.shape != tuple(shape) or array.dtype != DTYPE:  # checked before, unless replaced since
         raise DatasetError(
             f"copy of the training vectors {npy}: shape and dtype: expected {tuple(shape)} float32, "
             f"found {array.shape} {array.dtype}",
-            hint=f"delete {npy} and {copy_paths(source)[1]}; the next run writes them again",
+            hint=f"delete {npy} and {sidecar}; the next run writes them again",
         )
     return array
 
@@ -94,9 +109,10 @@ def map_copy(source: Path, shape: tuple[int, int]) -> np.ndarray:
 # --- checks ---------------------------------------------------------------------------------
 
 
-def _problem(source: Path, source_sha256: str, shape: tuple[int, int], full_check: bool) -> str | None:
+def _problem(source: Path, source_sha256: str, shape: tuple[int, int], full_check: bool, folder: Path,
+             write: bool = True) -> str | None:
     """What is wrong with the copy ("missing" when there is none), None when it can be mapped."""
-    npy, sidecar = copy_paths(source)
+    npy, sidecar = copy_paths(source, folder)
     record = read_sidecar(sidecar)
     if record is None or not npy.is_file():
         return "missing"
@@ -115,7 +131,7 @@ def _problem(source: Path, source_sha256: str, shape: tuple[int, int], full_chec
         found = sha256_file(npy)
         if found != record.get("sha256"):
             return f"copy of the training vectors {npy}: sha256: expected {record.get('sha256')}, found {found}"
-        if moved:  # same bytes, new time (a copied data directory): remember the new time
+        if moved and write:  # same bytes, new time (a copied data directory): remember the new time
             write_sidecar(sidecar, {**record, "mtime_ns": stat.st_mtime_ns})
     return None
 
@@ -141,12 +157,12 @@ class _WriteFailed(Exception):
     """Writing the copy failed (not the dataset file's fault): carries the OSError."""
 
 
-def _build(source: Path, source_sha256: str, distance: str, shape: tuple[int, int]) -> Path | None:
-    npy, sidecar = copy_paths(source)
+def _build(source: Path, source_sha256: str, distance: str, shape: tuple[int, int], folder: Path) -> Path | None:
+    npy, sidecar = copy_paths(source, folder)
     needed = int(np.prod(shape)) * DTYPE.itemsize + 4096
     free = shutil.disk_usage(npy.parent).free if npy.parent.is_dir() else 0
     if free < needed + SPARE_BYTES:
-        _warn(f"no copy of the training vectors beside {source}: it needs {needed / 2**30:.2f} GiB, "
+        _warn(f"no copy of the training vectors of {source} in {npy.parent}: it needs {needed / 2**30:.2f} GiB, "
               f"{free / 2**30:.2f} GiB free; each process reads its own copy from the file")
         return None
     digest = hashlib.sha256()

@@ -63,11 +63,6 @@ def per_query_recall(ids: np.ndarray, distances: np.ndarray, truth: Truth, k: in
     return hits / float(width)
 
 
-def recall_at_1_hits(ids: np.ndarray, distances: np.ndarray, truth: Truth) -> np.ndarray:
-    """Per query, whether the first answer is a recall@1 hit (within the true nearest distance + epsilon)."""
-    return per_query_recall(ids, distances, truth, 1, "recall_at_1") > 0.5
-
-
 class Answers:
     """Per-query scores and distance computations of records, each arrays file read once.
 

@@ -1,6 +1,6 @@
 """Restricted potentials: each climbing step sums the potential over a small candidate set.
 
-Over the whole data one potential step costs about two brute-force passes (design.md 3), so
+Over the whole data one potential step costs about two brute-force passes (docs/design.md section 3), so
 the full-potential method can never beat exact search. The seed note's plan is to "decompose
 the gradient so that each step is computationally cheap"; each route is a variant here, with
 exact per-query distance counts so that its place on the Pareto front can be measured:

@@ -1,8 +1,8 @@
 """The note's potential_1 climbed by its own fixed-point map instead of the note's normalised step.
 
-Issue 17, role 3. The note worries that potential_1's gradient vanishes far from the data; its
-remedy is the normalised step q += rate g / |g|^1.1, whose length grows as |g| shrinks but which
-still needs a rate and thousands of steps. Setting grad Psi = sum_x psi'(r)(q - x)/r to zero and
+The third role for the potential (roles/__init__.py). The note worries that potential_1's
+gradient vanishes far from the data; its remedy is the normalised step q += rate g / |g|^1.1,
+whose length grows as |g| shrinks but which still needs a rate and thousands of steps. Setting grad Psi = sum_x psi'(r)(q - x)/r to zero and
 solving for q gives the weighted mean q = sum_x a_x x / sum_x a_x with a_x = -psi'(r)/r: the
 update mean-shift is for the Gaussian, with the weights the gradient evaluation already has.
 It needs no rate, and the weights' ratio does not vanish where the gradient does.
@@ -25,8 +25,8 @@ from dataclasses import replace
 from algorithms import registry
 from algorithms.base import Control
 
-from .adapter import adapter_class
-from .potentials import get_potential
+from ..adapter import adapter_class
+from ..potentials import get_potential
 
 _BASE = adapter_class(get_potential("potential_1"))
 

@@ -1,4 +1,5 @@
-"""Coarse-to-fine climbs down a k-means tree (issue 17, role 2).
+"""Coarse-to-fine climbs down a k-means tree (the second role for the potential: a climb over
+centroids weighted by their counts picks the cells, instead of centroid distance).
 
 Build ("IVF over IVF"): `leaves` k-means cells over the data, then `branches` k-means cells over
 the leaf centroids, each leaf under its nearest top centroid; points sorted by leaf and leaves
@@ -37,12 +38,12 @@ from algorithms import _costs
 from algorithms.base import Param, at_least, positive
 from harness.errors import ParameterError
 
-from .ascent import Climb, StepResult, climb, fit_width, make_rule
-from .climbing import COMMON_BUILD, MEANSHIFT_STEPS, ClimbingAdapter, tensor_bytes
-from .potentials import get_potential
-from .restricted.candidates import evaluate_on_candidates, ranges_to_padded
-from .restricted.ivf import KMEANS_ITERS, kmeans_centroids, nearest_rows
-from .snap import nearest_in_pool, rerank
+from ..ascent import Climb, StepResult, climb, fit_width, make_rule
+from ..climbing import COMMON_BUILD, MEANSHIFT_STEPS, ClimbingAdapter, tensor_bytes
+from ..potentials import get_potential
+from ..restricted.candidates import evaluate_on_candidates, ranges_to_padded
+from ..restricted.ivf import KMEANS_ITERS, kmeans_centroids, nearest_rows
+from ..snap import nearest_in_pool, rerank
 
 DESCENTS = ("climb", "greedy")
 
@@ -239,7 +240,7 @@ registry.add(
     TreeAdapter,
     sweep={
         "build": {"leaves": [256], "branches": [16]},
-        # the greedy control of every width is added by the sweep (control_of); pull and coarse_beta:
+        # the greedy control of every width is added by the sweep (controls_of); pull and coarse_beta:
         # the best of a 3 x 3 grid on siftsmall's queries (bench/potential_roles.py, README)
         "query": {"descent": ["climb"], "top_width": [4, 8], "leaf_width": [8, 16], "pull": [10.0], "coarse_beta": [10.0]},
         "max_queries": 200,

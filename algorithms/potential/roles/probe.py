@@ -1,4 +1,5 @@
-"""The Gaussian potential as a stopping rule for IVF probing (issue 17, role 1).
+"""The Gaussian potential as a stopping rule for IVF probing (the first of three roles, beside
+the climb, for the potential; see roles/__init__.py).
 
 Fixed `nprobe` wastes work: most queries are answered by their first cell or two, a few need
 many. Here each query probes the cells of a FAISS IVF-Flat index one at a time, in order of
@@ -40,8 +41,8 @@ from algorithms.base import Adapter, Cost, Param, SearchStats, at_least, positiv
 from algorithms.faiss_indexes import FaissIVF
 from harness.errors import ParameterError
 
-from .climbing import COMMON_BUILD
-from .scale import resolve_scale
+from ..climbing import COMMON_BUILD
+from ..scale import resolve_scale
 
 STOP_RULES = ("potential", "geometric")
 
@@ -241,6 +242,6 @@ class PotentialProbe(Adapter):
 registry.add(
     "potential-probe",
     PotentialProbe,
-    # the geometric control of every alpha is added by the sweep (control_of)
+    # the geometric control of every alpha is added by the sweep (controls_of)
     sweep={"build": {"nlist": [64]}, "query": {"stop": ["potential"], "alpha": [0.0, 0.05, 0.1, 0.15, 0.2, 0.3]}},
 )
