@@ -8,11 +8,13 @@
 3. potential_1's fixed-point (weighted-mean) update against the note's normalised rule, on the
    note's own setting (algorithms/potential/note_reference.py: 1000 points in [0,2]^64, fp64).
 
-Roles 1 and 2 run through the harness itself, in-process, on the sweeps bench/potential_roles-<dataset>.yaml
-(siftsmall, random-s-100; another dataset takes siftsmall's), with faiss-hnsw and bruteforce; every method on
-the same query set of a dataset (siftsmall: all 200; random-s-100: the first 1000). Each sweep covers the
-roles' own parameters (the probe's beta and tolerance, the tree's pull and coarse_beta) as well as the
-parameters every series shares with its control (alpha, the widths, nprobe).
+Roles 1 and 2 are harness runs (`python -m harness --sweep bench/potential_roles-<dataset>.yaml ...`,
+a subprocess; siftsmall, random-s-100; another dataset takes siftsmall's sweep), with faiss-hnsw and
+bruteforce; every method on the same query set of a dataset (siftsmall: all 200; random-s-100: the first
+1000). Each sweep covers the roles' own parameters (the probe's beta and tolerance, the tree's pull and
+coarse_beta) as well as the parameters every series shares with its control (alpha, the widths, nprobe).
+The script then reads the records (`harness.records.load_records`) and builds the tables below, which
+the harness lacks.
 
 Choosing and scoring on different queries. A configuration chosen as the cheapest reaching a recall on
 the very queries it is then scored on looks better than it is (its recall is the maximum of many noisy
@@ -37,13 +39,19 @@ Printed per dataset:
     of the fastest configurations reaching the threshold on the tuning half (median / median, with the
     min / max and max / min spread);
   * role 2: the tree's climb against its greedy control and faiss-ivf (any nlist), likewise;
-  * every method configuration beside its control over all the queries (recall gain, distance ratio).
+  * `python -m harness results --summary --tune-fraction F --tune-seed S` on the records, as the harness
+    prints it: per threshold and series the fastest configuration (in-sample, and chosen on the same
+    tuning half with its held-out recall), then every method configuration beside its control over all
+    the queries with the paired statistics (recall gain, McNemar, distance ratio with intervals).
 Role 3 prints the note's converged rate (landing within 1e-3 of the true NN) step by step for both
 rules on the same queries, and the steps each needs to reach a rate.
 
+Role 3 measures what the harness cannot (the trajectory of a climb) and calls algorithms.potential directly.
+
 Distance counts are deterministic; q/s are not: this runs on a shared 2-core VM whose q/s vary by up
 to 2x between runs (hence min / median / max). Output goes to bench/results/potential_roles-<dataset>.txt
-and bench/results/potential_roles-fixed-point.txt (overwritten each run).
+and bench/results/potential_roles-fixed-point.txt (overwritten each run), headed by the machine,
+libraries and commit the records name and the command line.
 
     python bench/potential_roles.py                              # everything (~15 min on 2 loaded cores)
     python bench/potential_roles.py --datasets siftsmall --runs 2 --skip-fixed-point
@@ -52,36 +60,44 @@ and bench/results/potential_roles-fixed-point.txt (overwritten each run).
 from __future__ import annotations
 
 import argparse
-import shlex
+import math
 import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
+import h5py
 import numpy as np
+import torch
+import yaml
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from cheap_steps import (  # noqa: E402
-    ALIASES, SLACK, THRESHOLDS, Tee, _fmt, preamble, qps_spread, run_pass, session, wilson,
-)
+from drive import ALIASES, ROOT, Output, dataset_specs, harness, head, records_dir  # noqa: E402
+
+from algorithms.potential import Field, climb, field_step, get_potential, make_rule  # noqa: E402
+from algorithms.potential.note_reference import EPS, RATE, C, note_data  # noqa: E402
+from harness.records import load_records  # noqa: E402
 from harness.report.paired import (  # noqa: E402
     BOOTSTRAP_RESAMPLES, BOOTSTRAP_SEED, DEFAULT_TUNE_SEED, Answers, Truth, mean_ratio, paired_interval, tune_split,
 )
+from harness.report.summary import is_ok, metric, run_spread, series_name, wilson  # noqa: E402
 
-SWEEPS = {"siftsmall-128-euclidean": Path(__file__).with_name("potential_roles-siftsmall.yaml"),
-          "random-s-100-euclidean": Path(__file__).with_name("potential_roles-random-s-100.yaml")}
+# per dataset (short or full name): its sweep and its query set; any other dataset takes siftsmall's
+SWEEPS = {"siftsmall": Path(__file__).with_name("potential_roles-siftsmall.yaml"),
+          "random-s-100": Path(__file__).with_name("potential_roles-random-s-100.yaml")}
+QUERIES = {"siftsmall": 200, "random-s-100": 1000}
+FULL_NAMES = {"siftsmall-128-euclidean": "siftsmall", "random-s-100-euclidean": "random-s-100"}
 OUT = Path(__file__).with_name("results")
-QUERIES = {"siftsmall-128-euclidean": 200, "random-s-100-euclidean": 1000}
+THRESHOLDS = (0.9, 0.95, 0.99)
+SLACK = 1e-9  # a recall stored as 0.8999999999 means 0.9
 CHECKPOINTS = (1, 2, 3, 4, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 3000, 4000)
 
 Record = Mapping[str, Any]
 
 
-def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--datasets", default="siftsmall,random-s-100", help="comma list (siftsmall, random-s-100, a name or path); 'none' for none")
     parser.add_argument("--queries", type=int, default=None, help="first N test queries (default: siftsmall 200, random-s-100 1000)")
@@ -97,6 +113,11 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--results-dir", type=Path, default=None, help="keep (and reuse) the records here")
     parser.add_argument("--data-dir", type=Path, default=None)
     parser.add_argument("--sweep", type=Path, default=None, help="one sweep file for every dataset (default: per dataset)")
+    return parser
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    parser = build_parser()
     args = parser.parse_args(argv)
     if not 0.0 < args.tune_fraction < 1.0:
         parser.error(f"--tune-fraction must be strictly between 0 and 1 (both halves need queries), got {args.tune_fraction}")
@@ -174,8 +195,6 @@ def paired_ratio(a: Choice | None, b: Choice | None, resamples: int = BOOTSTRAP_
 
 def series_key(record: Record) -> str:
     """The harness's series name, with nlist for IVF-built methods (role 1 compares on the same nlist)."""
-    from harness.report.summary import series_name
-
     nlist = (record.get("build_params") or {}).get("nlist")
     return series_name(record) + (f" nlist={nlist}" if nlist is not None else "")
 
@@ -184,8 +203,6 @@ def per_query_configs(records: Sequence[Record], answers: Answers) -> tuple[list
     """Every successful record as a Config: recall@1 hits recomputed from its stored answers by the run's rule
     (`harness.report.paired`, checked against the stored recall), its per-query distances; and why any
     record was left out."""
-    from harness.report.summary import is_ok
-
     configs, left_out = [], []
     for record in records:
         if not is_ok(record):
@@ -206,6 +223,17 @@ def fastest_reaching(configs: Sequence[Config], threshold: float, tune: np.ndarr
     """The configuration with the best median q/s whose recall@1 on the tuning half reaches `threshold`."""
     reaching = [c for c in configs if c.record is not None and float(c.hits[tune].mean()) >= threshold - SLACK]
     return max(reaching, key=lambda c: (qps_spread(c.record)[1], float(c.hits[tune].mean())), default=None)
+
+
+def qps_spread(record: Record) -> tuple[float, float, float]:
+    """q/s min, median, max over the record's timed runs (the median alone when runs are absent)."""
+    median = metric(record, "qps")
+    low, high = run_spread(record, "qps")
+    return (low, median, high) if math.isfinite(low) else (median, median, median)
+
+
+def _fmt(value: float | None) -> str:
+    return "-" if value is None or not math.isfinite(value) else format(value, ",.0f")
 
 
 def interval_cell(value: tuple[float, float, float] | None) -> str:
@@ -236,7 +264,7 @@ def qps_ratio_cell(a: Config | None, b: Config | None) -> str:
 
 def threshold_lines(configs: Sequence[Config], order: Sequence[str], threshold: float, tune: np.ndarray,
                     held: np.ndarray) -> list[str]:
-    head = [f"  recall@1 >= {threshold}: per series the configuration with the fewest distances/query whose recall@1 "
+    heading = [f"  recall@1 >= {threshold}: per series the configuration with the fewest distances/query whose recall@1 "
             "on the tuning half reaches it, scored on the held-out half",
             f"    {'series':44} {'tune r@1':>8} {'held-out r@1 [95% Wilson]':>25} {'reached':>7} {'held d/q':>9} "
             f"{'q/s min / median / max':>28} {'best q/s':>9}  configuration"]
@@ -251,7 +279,7 @@ def threshold_lines(configs: Sequence[Config], order: Sequence[str], threshold: 
         best_q = qps_spread(best.record)[1] if best is not None and best.record is not None else None
         lines.append(f"    {name:44} {choice.tune_recall:>8.4f} {recall_cell(choice):>25} {'yes' if choice.reached else 'NO':>7} "
                      f"{_fmt(choice.held_comps):>9} {spread_text(choice.config):>28} {_fmt(best_q):>9}  {choice.config.label}")
-    return head + lines
+    return heading + lines
 
 
 def role_one_lines(configs: Sequence[Config], tune: np.ndarray, held: np.ndarray, resamples: int) -> list[str]:
@@ -303,33 +331,14 @@ def role_two_lines(configs: Sequence[Config], tune: np.ndarray, held: np.ndarray
 
 
 def series_order(records: Sequence[Record]) -> list[str]:
-    from harness.report.summary import is_ok
-
     rank = {"potential-probe": 0, "faiss-ivf": 1, "potential-tree": 2, "faiss-hnsw": 3, "bruteforce": 4}
     names = {series_key(r): (rank.get(str(r.get("algorithm")), 9), r.get("role") == "control", series_key(r))
              for r in records if is_ok(r)}
     return sorted(names, key=lambda n: names[n])
 
 
-def control_lines(records: Sequence[Record], answers: Answers) -> list[str]:
-    """Each method configuration beside its control over all the queries, with the paired columns
-    (`harness.report.summary.control_rows`); the dataset and algorithm columns left out (the label has both)."""
-    from harness.report.summary import CONTROL_COLUMNS, PAIRED_LEGEND, control_notes, control_rows, format_table
-
-    rows = control_rows(records, answers)
-    if not rows:
-        return []
-    columns = [c for c in CONTROL_COLUMNS if c not in ("dataset", "algorithm")]
-    return ["Each configuration beside its control over all the queries (potential-probe: stop=geometric, same alpha;"
-            " potential-tree: descent=greedy, same widths)",
-            "recall_gain = recall@1 - control recall@1; dist_ratio = distances per query / the control's",
-            PAIRED_LEGEND, *control_notes(rows), *format_table(rows, columns).rstrip("\n").split("\n")]
-
-
 def report_dataset(records: Sequence[Record], answers: Answers, tune: np.ndarray, held: np.ndarray,
-                   resamples: int, out: Tee) -> None:
-    from harness.report.summary import is_ok
-
+                   resamples: int, out: Output) -> None:
     failed = [r for r in records if not is_ok(r)]
     if failed:
         out(f"   {len(failed)} configuration(s) failed: " + ", ".join(sorted({str(r.get('algorithm')) for r in failed})))
@@ -346,43 +355,62 @@ def report_dataset(records: Sequence[Record], answers: Answers, tune: np.ndarray
     out()
     for line in role_two_lines(configs, tune, held, resamples):
         out(line)
-    lines = control_lines(records, answers)
-    if lines:
-        out()
-        for line in lines:
-            out(line)
 
 
-def run_dataset(spec: str, args: argparse.Namespace, results_dir: Path, head: list[str], out: Tee) -> None:
-    from harness.data.loader import open_dataset
-    from harness.records import load_records, safe_component
-    from harness.run.sweeps import read_sweep_file
-
-    dataset = open_dataset(ALIASES.get(spec, spec), args.data_dir, progress=False)
-    sweep = args.sweep or SWEEPS.get(dataset.name, SWEEPS["siftsmall-128-euclidean"])
-    mine = [e for e in read_sweep_file(sweep) if e.datasets is None or dataset.name in e.datasets]
-    size = min(args.queries or QUERIES.get(dataset.name, 200), dataset.n_test)
+def run_dataset(spec: str, args: argparse.Namespace, argv: Sequence[str], root: Path, out: Output) -> None:
+    """The harness run of one dataset's sweep, `results --summary` on its records, then the roles' tables."""
+    short = FULL_NAMES.get(spec, spec)
+    sweep = (args.sweep or SWEEPS.get(short, SWEEPS["siftsmall"])).resolve()
+    size = args.queries or QUERIES.get(short, 200)
+    where = root / spec.replace("/", "_")
+    data_dir = ["--data-dir", args.data_dir] if args.data_dir else []
+    started = time.perf_counter()
+    harness(["--dataset", ALIASES.get(spec, spec), "--sweep", sweep, "--queries", size, "--runs", args.runs,
+             "--threads", args.threads, "--results-dir", where, "--no-plots", "--isolation", "none", "--no-progress",
+             *data_dir], out)
+    out(f"sweep took {time.perf_counter() - started:.0f} s\n")
+    records = [r for r in load_records(where) if r.get("n_queries") == min(size, int(r.get("n_queries_total") or size))]
+    if not records:
+        raise SystemExit(f"error: the harness wrote no records of {size} queries under {where}")
+    first = records[0]
+    size = int(first["n_queries"])
+    harness(["results", "--summary", "--results-dir", where, "--tune-fraction", args.tune_fraction,
+             "--tune-seed", args.split_seed, *data_dir], out)
     split = tune_split(size, args.tune_fraction, args.split_seed)
-    tune, held = split.tune, split.heldout
-    path = args.out / f"potential_roles-{safe_component(dataset.name)}.txt"
-    out.open(path, head)
-    out(f"{dataset.name}: {dataset.n_train} x {dataset.dimension}, {dataset.n_test} test queries; every method on the "
-        f"first {size}; {args.runs} timed runs, {args.threads} thread(s); sweep {sweep.relative_to(ROOT) if sweep.is_relative_to(ROOT) else sweep}")
+    out()
+    out(f"{first['dataset']}: {first.get('n_train')} x {first.get('dimension')}, {first.get('n_queries_total')} test queries;"
+        f" every method on the first {size}; {args.runs} timed runs, {args.threads} thread(s);"
+        f" sweep {sweep.relative_to(ROOT) if sweep.is_relative_to(ROOT) else sweep}")
     out(f"split: tuning fraction {args.tune_fraction:g}, seed {args.split_seed} (harness.report.paired.tune_split over the "
-        f"first {size} queries): {len(tune)} tuning queries choose each configuration, {len(held)} held-out queries score it")
+        f"first {size} queries, as `results --tune-fraction` above): {len(split.tune)} tuning queries choose each "
+        f"configuration, {len(split.heldout)} held-out queries score it")
     out(f"intervals: recall@1 95 % Wilson; ratios 95 % paired percentile bootstrap over the held-out queries ({args.resamples} "
         f"resamples, seed {BOOTSTRAP_SEED})")
     out("q/s: shared 2-core VM, noisy (up to 2x between runs), whole-run figures over all the queries; distance counts are deterministic")
-    started = time.perf_counter()
-    run_pass(dataset, mine, size, args, results_dir, out)
-    out(f"\n{dataset.name}: sweep took {time.perf_counter() - started:.0f} s\n")
     # an entry that runs an algorithm under another name (potential-tree-greedy) joins that algorithm's series
-    algorithm = {e.name: e.algorithm for e in mine}
-    records = [{**r, "algorithm": algorithm.get(str(r.get("algorithm")), r.get("algorithm"))}
-               for r in load_records(results_dir, dataset.name) if r.get("n_queries") == size]
-    truth = Truth(np.asarray(dataset.neighbors[:size]), np.asarray(dataset.distances[:size], dtype=np.float64))
-    report_dataset(records, Answers({dataset.checksum: truth}), tune, held, args.resamples, out)
-    out.finish(path)
+    algorithm = entry_algorithms(sweep)
+    renamed = [{**r, "algorithm": algorithm.get(str(r.get("algorithm")), r.get("algorithm"))} for r in records]
+    report_dataset(renamed, answers_of(records, size), split.tune, split.heldout, args.resamples, out)
+    out.write(args.out / f"potential_roles-{str(first['dataset']).replace('/', '_')}.txt", head(records, "potential_roles.py", argv))
+
+
+def entry_algorithms(sweep: Path) -> dict[str, str]:
+    """Each sweep entry's algorithm (its own name unless it names one with `algorithm:`)."""
+    body = yaml.safe_load(sweep.read_text(encoding="utf-8")) or {}
+    return {str(name): str((entry or {}).get("algorithm") or name) for name, entry in body.items()}
+
+
+def answers_of(records: Sequence[Record], size: int) -> Answers:
+    """Per-query scoring of `records` against the ground truth of the dataset file they name
+    (`provenance.dataset_path`, the first `size` rows of its `neighbors` and `distances`)."""
+    truths = {}
+    for record in records:
+        prov = record.get("provenance") or {}
+        checksum, path = prov.get("dataset_sha256"), prov.get("dataset_path")
+        if checksum and path and checksum not in truths:
+            with h5py.File(path, "r") as f:
+                truths[checksum] = Truth(np.asarray(f["neighbors"][:size]), np.asarray(f["distances"][:size], dtype=np.float64))
+    return Answers(truths)
 
 
 # --- role 3: potential_1's fixed-point update on the note's setting ------------------------------
@@ -399,14 +427,7 @@ class GapTrace(list):
         super().append((positions - self.target).norm(dim=1))
 
 
-def fixed_point_study(args: argparse.Namespace, head: list[str], out: Tee) -> None:
-    import torch
-
-    from algorithms.potential import Field, climb, field_step, get_potential, make_rule
-    from algorithms.potential.note_reference import EPS, RATE, C, note_data
-
-    path = args.out / "potential_roles-fixed-point.txt"
-    out.open(path, head)
+def fixed_point_study(args: argparse.Namespace, argv: Sequence[str], out: Output) -> None:
     ds, qs = note_data()
     qs = qs[: args.fixed_point_queries]
     nn = (qs.unsqueeze(-2) - ds).pow(2).sum(-1).argmin(-1)
@@ -459,7 +480,7 @@ def fixed_point_study(args: argparse.Namespace, head: list[str], out: Tee) -> No
             hit = next((i + 1 for i, r in enumerate(rates[name]) if r >= level - SLACK), None)
             cells.append(f"{hit if hit is not None else 'never':>12}")
         out(f"    rate >= {level:<7.2%} " + " ".join(cells) + ("   (the note rule's final rate)" if level == round(target, 4) else ""))
-    out.finish(path)
+    out.write(args.out / "potential_roles-fixed-point.txt", head([], "potential_roles.py", argv, args.threads))
 
 
 # --- the run ----------------------------------------------------------------------------------------
@@ -467,20 +488,13 @@ def fixed_point_study(args: argparse.Namespace, head: list[str], out: Tee) -> No
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     args = parse_args(argv)
-    import torch
-
-    from harness.run.threads import set_threads
-
-    set_threads(args.threads)
-    torch.set_num_threads(args.threads)
-    head = preamble(args, argv)
-    head[-1] = "command: " + shlex.join(["python", "bench/potential_roles.py", *argv])
-    print("\n".join(head) + "\n", flush=True)
-    with session(args.results_dir, "potential-roles-") as (results_dir, out):
-        for spec in [s.strip() for s in args.datasets.split(",") if s.strip() and s.strip() != "none"]:
-            run_dataset(spec, args, results_dir, head, out)
-        if not args.skip_fixed_point:
-            fixed_point_study(args, head, out)
+    out = Output()
+    with records_dir(args.results_dir, "potential-roles-") as root:
+        for spec in dataset_specs(args.datasets):
+            run_dataset(spec, args, argv, root, out)
+    if not args.skip_fixed_point:
+        torch.set_num_threads(args.threads)
+        fixed_point_study(args, argv, out)
     return 0
 
 

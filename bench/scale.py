@@ -1,6 +1,6 @@
 """How long the default sweep takes on a dataset of sift-128's shape, and how good its ETA is.
 
-Issue 15: on a 1M x 128 dataset the default run took hours with nothing said before it started.
+Why: on a 1M x 128 dataset the default run once took hours with nothing said before it started.
 This script generates a SIFT-like dataset in the ann-benchmarks layout (clustered, non-negative
 integer-valued descriptors; exact ground truth computed in chunks of queries with FAISS), runs
 `python -m harness` on it (default sweep, under --budget, --parallel), and prints:
@@ -265,8 +265,7 @@ def plan_only(args: argparse.Namespace, argv: Sequence[str], dataset: Path, stem
     return done.returncode
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    argv = list(sys.argv[1:] if argv is None else argv)
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--n", type=int, default=1_000_000, help="train points (default 1,000,000: sift-128's)")
     parser.add_argument("--queries", type=int, default=10_000, help="test queries (default 10,000)")
@@ -280,7 +279,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--scratch", type=Path, default=Path(os.environ.get("TMPDIR", "/tmp")) / "gpnn-scale")
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results")
     parser.add_argument("--plan-only", action="store_true", help="print the harness's plan for this run (--plan-only) and stop")
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    args = build_parser().parse_args(argv)
     if args.budget == "none":
         args.budget = None
 

@@ -1,4 +1,4 @@
-"""Memory of a run's processes when they share one copy of the training vectors (issue 15).
+"""Memory of a run's processes when they share one copy of the training vectors.
 
 Writes N x D float32 random vectors (default 1M x 960, gist-960's size: 3.8 GB) in
 ann-benchmarks layout into a scratch folder, deleted at the end, then measures what a run with
@@ -184,8 +184,7 @@ def preamble(argv: list[str]) -> list[str]:
     ]
 
 
-def main(argv: list[str] | None = None) -> int:
-    argv = list(sys.argv[1:] if argv is None else argv)
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--n", type=int, default=1_000_000)
     parser.add_argument("--dim", type=int, default=960)
@@ -195,7 +194,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--scratch", type=Path, default=Path(tempfile.gettempdir()), help="where the dataset is written (deleted after)")
     parser.add_argument("--out", type=Path, default=None, help="default bench/results/shared_data-NxD.txt")
     parser.add_argument("--seed", type=int, default=0)
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    args = build_parser().parse_args(argv)
     from harness.data.loader import load_file
 
     vectors = args.n * args.dim * 4

@@ -114,7 +114,7 @@ def in_units(X: np.ndarray, Q: np.ndarray, device: str) -> tuple[torch.Tensor, t
 
 
 def previous_gaussian_step(q: torch.Tensor, field: Field, beta: float) -> torch.Tensor:
-    """The Gaussian matmul loop as it was before issue 6, for the before/after row (--before).
+    """The Gaussian matmul loop as it was before its rewrite, for the before/after row (--before).
 
     Blocks from the old rule (8 temporaries, whole data passes first: ~40 query rows x all of
     N at the default budget), logits built out of place, exp out of place.
@@ -142,7 +142,7 @@ def previous_gaussian_step(q: torch.Tensor, field: Field, beta: float) -> torch.
     return torch.cat(means)
 
 
-def main() -> int:
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--device", choices=("cpu", "cuda"), default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--sizes", default=None, help="comma list of N (default CPU 10000,100000; CUDA 10000,100000,1000000)")
@@ -164,11 +164,16 @@ def main() -> int:
                         help="also write the output here ('-': nowhere)")
     parser.add_argument("--no-potential1", action="store_true", help="skip the potential_1 rows")
     parser.add_argument("--compile", action="store_true", help="add a potential_1 row through torch.compile")
-    parser.add_argument("--before", action="store_true", help="add the pre-issue-6 Gaussian loop as a row (before/after)")
+    parser.add_argument("--before", action="store_true", help="add the Gaussian loop as it was before its rewrite as a row (before/after)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--data", default=None, metavar="FILE.hdf5",
                         help="an ann-benchmarks file (e.g. tests/data/siftsmall-128-euclidean.hdf5): its train set "
                              "and up to --queries of its test queries instead of random data (--sizes, --dim ignored)")
+    return parser
+
+
+def main() -> int:
+    parser = build_parser()
     args = parser.parse_args()
     if args.device == "cuda" and not torch.cuda.is_available():
         parser.error("--device cuda: torch sees no CUDA GPU")
