@@ -299,15 +299,23 @@ def role_one_lines(configs: Sequence[Config], tune: np.ndarray, held: np.ndarray
                  "ivf": f"faiss-ivf nlist={nlist}"}
         for threshold in THRESHOLDS:
             series = {k: group(configs, lambda c, n=n: c.series == n) for k, n in names.items()}
-            chosen = {k: choose(s, threshold, tune, held) for k, s in series.items()}
-            fast = {k: fastest_reaching(series[k], threshold, tune) for k in ("probe", "ivf")}
-            q = {k: qps_spread(f.record)[1] if f is not None and f.record is not None else None for k, f in fast.items()}
+            chosen, fast, q = choices(series, threshold, tune, held, ("probe", "ivf"))
             lines.append(f"    {nlist:>5} {threshold:>8} {dist_cell(chosen['probe']):>10} {dist_cell(chosen['geo']):>10} "
                          f"{dist_cell(chosen['ivf']):>10} "
                          f"{interval_cell(paired_ratio(chosen['ivf'], chosen['probe'], resamples)):>24} "
                          f"{interval_cell(paired_ratio(chosen['geo'], chosen['probe'], resamples)):>24} "
                          f"{_fmt(q['probe']):>9} {_fmt(q['ivf']):>9} {qps_ratio_cell(fast['probe'], fast['ivf']):>19}")
     return lines
+
+
+def choices(sides: Mapping[str, Any], threshold: float, tune: np.ndarray, held: np.ndarray,
+            timed: Sequence[str]) -> tuple[dict[str, Any], dict[str, Any], dict[str, float | None]]:
+    """Per side: the configuration chosen on the tuning half; for the `timed` sides the fastest one
+    reaching the threshold on the tuning half, and its median q/s."""
+    chosen = {k: choose(s, threshold, tune, held) for k, s in sides.items()}
+    fast = {k: fastest_reaching(sides[k], threshold, tune) for k in timed}
+    q = {k: qps_spread(f.record)[1] if f is not None and f.record is not None else None for k, f in fast.items()}
+    return chosen, fast, q
 
 
 def role_two_lines(configs: Sequence[Config], tune: np.ndarray, held: np.ndarray, resamples: int) -> list[str]:
@@ -320,9 +328,7 @@ def role_two_lines(configs: Sequence[Config], tune: np.ndarray, held: np.ndarray
              "greedy": group(configs, lambda c: c.series == "potential-tree [descent=greedy]"),
              "ivf": group(configs, lambda c: c.series.startswith("faiss-ivf "))}
     for threshold in THRESHOLDS:
-        chosen = {k: choose(s, threshold, tune, held) for k, s in sides.items()}
-        fast = {k: fastest_reaching(sides[k], threshold, tune) for k in ("climb", "greedy")}
-        q = {k: qps_spread(f.record)[1] if f is not None and f.record is not None else None for k, f in fast.items()}
+        chosen, fast, q = choices(sides, threshold, tune, held, ("climb", "greedy"))
         lines.append(f"    {threshold:>8} {dist_cell(chosen['climb']):>10} {dist_cell(chosen['greedy']):>10} "
                      f"{dist_cell(chosen['ivf']):>13} {interval_cell(paired_ratio(chosen['climb'], chosen['greedy'], resamples)):>24} "
                      f"{interval_cell(paired_ratio(chosen['climb'], chosen['ivf'], resamples)):>24} "
