@@ -5,7 +5,7 @@ through the runner's query path (warm-up, timed repetitions, scoring) and reads 
 reports, then times the library's own batch query call on the very same index object (same
 threads, same repetitions). Several alternating rounds, the best round of each side, so
 neither profits from going second and a burst of load from elsewhere hits both alike. A ratio
-of 1.0 means the harness adds nothing; the target is >= 0.95, later raised to >= 0.97.
+of 1.0 means the harness adds nothing; the batch path aims at >= 0.97, one query per call at >= 0.95.
 On a shared machine the ratio wanders by a few percent from run to run, so the last column also
 gives the adapter's own cost per search call, from interleaved one-query calls (call_overhead_us):
 divided by a batch's time it bounds what the harness can take off the library's throughput.
