@@ -56,6 +56,18 @@ def test_dot_distance_is_the_negative_inner_product_and_ranks_largest_first() ->
     assert list(ids[0, :2]) == [3, 5]  # the tie goes to the smaller id
 
 
+def test_recall_rules_hold_for_negative_distances() -> None:
+    from harness.run.metrics import quality
+
+    train, test = varied_norms(500, 6, 4), varied_norms(20, 6, 5)
+    ids, dists = exact_knn("dot", train, test, 11)
+    exact = quality(ids[:, :10], dists[:, :10], ids, dists, 10)
+    assert exact["recall_at_1"] == exact["recall_at_k"] == 1.0
+    assert exact["recall_at_k_eps001"] == exact["recall_at_k_eps01"] == 1.0  # the exact answer is within any epsilon
+    shifted = quality(ids[:, 1:], dists[:, 1:], ids, dists, 10)  # each answer one rank too far
+    assert shifted["recall_at_1"] == 0.0 and shifted["recall_at_k"] == pytest.approx(0.9)
+
+
 # --- the generated dataset ------------------------------------------------------------------
 
 
