@@ -59,7 +59,7 @@ def _check_distance(path: Path, attrs: Mapping[str, Any]) -> str:
         raise _invalid(path, "attribute 'distance'", f"one of {', '.join(SUPPORTED)}", "no such attribute")
     distance = _attr_text(attrs["distance"]).lower()
     if distance not in SUPPORTED:
-        hint = (f"the harness spells inner-product search 'dot' (distances: the negative inner products, ascending)"
+        hint = ("the harness spells inner-product search 'dot' (distances: the negative inner products, ascending)"
                 if distance in _INNER_PRODUCT_SPELLINGS else
                 f"the harness does not implement the {distance!r} distance; use a {', '.join(SUPPORTED)} dataset")
         raise _invalid(path, "attribute 'distance'", f"a supported distance ({', '.join(SUPPORTED)})", repr(distance),
