@@ -288,9 +288,10 @@ def check_configs(
         served = config.spec.adapter.metrics
         if distance is not None and distance not in served:
             label = config.entry if config.entry == config.spec.name else f"{config.entry} ({config.spec.name})"
-            message = f"{label} does not serve the {distance!r} distance of this dataset (it serves {', '.join(served)})"
+            why = f"does not serve the {distance!r} distance of this dataset (it serves {', '.join(served)})"
+            message = f"{label} {why}"
             if drop_invalid and not named:
-                note = f"left out {message}"
+                note = f"left out {label}: it {why}"
                 notes += [note] if note not in notes else []
                 continue
             raise ConfigError(f"{config.source}: {message}",
