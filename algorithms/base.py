@@ -17,8 +17,10 @@ Parameters are declared up front as `Param` objects so that they can be validate
 constructor (as scikit-learn does), listed by `python -m harness list`, and checked in sweep
 files before anything runs.
 
-All vectors reaching an adapter are float32 and Euclidean: angular datasets are normalised
-by the loader, so Euclidean distance on them ranks exactly as cosine distance does.
+All vectors reaching an adapter are float32. Angular datasets are normalised by the loader, so
+Euclidean distance on them ranks exactly as cosine distance does; inner-product (`dot`) datasets
+reach it as stored, and only an adapter that lists "dot" in its `metrics` is given one (the
+harness passes the dataset's distance as `metric` and refuses the others before anything runs).
 """
 from __future__ import annotations
 
@@ -262,6 +264,9 @@ class Adapter(abc.ABC):
     build_params: ClassVar[dict[str, Param]] = {}
     query_params: ClassVar[dict[str, Param]] = {}
     devices: ClassVar[tuple[str, ...]] = ("cpu",)
+    #: the dataset distances the adapter serves (`harness.data.distances`): angular data arrive
+    #: normalised, so Euclidean search serves them; "dot" (largest inner product) needs its own code
+    metrics: ClassVar[tuple[str, ...]] = ("euclidean", "angular")
     #: set by the registry: the name the adapter is registered under
     name: ClassVar[str] = ""
     #: bumped when the adapter's answers change meaning for the same parameters; part of the
@@ -289,12 +294,20 @@ class Adapter(abc.ABC):
         elif "control_switch" in own or "control_resets" in own:
             cls.controls = (Control(dict(cls.control_switch), tuple(cls.control_resets)),) if cls.control_switch else ()
 
-    def __init__(self, *, device: str = "cpu", threads: int = 1, seed: int = 0, **params: Any) -> None:
+    def __init__(
+        self, *, device: str = "cpu", threads: int = 1, seed: int = 0, metric: str = "euclidean", **params: Any
+    ) -> None:
         owner = self.name or type(self).__name__
         if device not in self.devices:
             raise ParameterError(
                 f"{owner}: device {device!r} is not supported", f"supported devices: {', '.join(self.devices)}"
             )
+        if metric not in self.metrics:
+            raise ParameterError(
+                f"{owner}: the {metric!r} distance is not served", f"distances it serves: {', '.join(self.metrics)}"
+            )
+        #: the dataset's distance; "dot": neighbours by largest inner product, distances returned as -q.x
+        self.metric = metric
         if threads < 1:
             raise ParameterError(f"{owner}: threads must be >= 1, got {threads}")
         self.device = device

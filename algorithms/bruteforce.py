@@ -20,6 +20,10 @@ fp32 as always, so the answer stays exact unless more than the margin's worth of
 within the low precision's rounding. The low-precision copy is divided by the largest centred
 norm first, so ||x||^2 <= 1 and fp16 cannot overflow. fp16 is refused on the CPU (no fast kernel;
 measured 5x slower than fp32 on the development machine); bf16 runs there.
+
+Inner-product datasets (`metric="dot"`): the score is -q.x alone (no norms, no centring, which
+would change the order), candidates are the largest inner products, re-ranked exactly by the
+fp32 inner product; the distances returned are -q.x, nearest (largest) first.
 """
 from __future__ import annotations
 
@@ -83,6 +87,7 @@ class BruteForce(Adapter):
         ),
     }
     devices = ("cpu", "cuda")
+    metrics = ("euclidean", "angular", "dot")
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
@@ -103,6 +108,7 @@ class BruteForce(Adapter):
         self._data: torch.Tensor | None = None
         self._mean: torch.Tensor | None = None
         self._sq_norms: torch.Tensor | None = None
+        self._bias: torch.Tensor | None = None  # the per-point term of the selecting score (dot: zero)
 
     @classmethod
     def cost(cls, build: Mapping[str, Any], query: Mapping[str, Any], n_train: int, dimension: int, k: int) -> Cost:
@@ -113,17 +119,20 @@ class BruteForce(Adapter):
     # -- lifecycle -------------------------------------------------------------------------
     def _fit(self, X: np.ndarray) -> None:
         """Move the centred data to the device once; searches then only move queries."""
-        mean = X.mean(axis=0, dtype=np.float64).astype(np.float32)
+        dot = self.metric == "dot"
+        mean = np.zeros(X.shape[1], np.float32) if dot else X.mean(axis=0, dtype=np.float64).astype(np.float32)
         self._mean = torch.from_numpy(mean).to(self.device)
         self._data = tensor_of(X, self.device) - self._mean
         self._sq_norms = (self._data * self._data).sum(dim=1)
+        scores_bias = torch.zeros_like(self._sq_norms) if dot else self._sq_norms  # dot: score -2 q.x
         precision = self.params["precision"]
         if precision in LOW_PRECISION:
             largest = float(self._sq_norms.max().sqrt()) if len(X) else 0.0
             self._low_scale = largest if largest > 0 else 1.0
             scaled = self._data / self._low_scale
             self._low = scaled.to(LOW_PRECISION[precision])
-            self._low_sq = (scaled * scaled).sum(dim=1).to(self._low.dtype)
+            self._low_sq = (scaled * scaled).sum(dim=1).to(self._low.dtype) if not dot else scores_bias.to(self._low.dtype)
+        self._bias = scores_bias
 
     def _search_scope(self) -> ContextManager[Any]:
         """torch's thread count (CPU), full-fp32 matmuls, no autograd: once per search or loop."""
@@ -177,8 +186,8 @@ class BruteForce(Adapter):
         In the low precision when one is set (data and queries divided by the same scale: the
         order is unchanged); otherwise in fp32.
         """
-        assert self._data is not None and self._sq_norms is not None
-        data, sq_norms = self._data, self._sq_norms
+        assert self._data is not None and self._bias is not None
+        data, sq_norms = self._data, self._bias
         if self._low is not None and self._low_sq is not None:
             data, sq_norms = self._low, self._low_sq
             queries = (queries / self._low_scale).to(data.dtype)
@@ -200,6 +209,8 @@ class BruteForce(Adapter):
 
     def _rerank(self, queries: torch.Tensor, candidates: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
         """Exact fp32 distances of the candidates, ordered by (distance, id); the first k."""
+        if self.metric == "dot":
+            return self._rerank_inner(queries, candidates, k)
         squared = self._exact_squared(queries, candidates)
         by_id = torch.argsort(candidates, dim=1, stable=True)
         candidates, squared = candidates.gather(1, by_id), squared.gather(1, by_id)
@@ -219,3 +230,16 @@ class BruteForce(Adapter):
             diff = vectors - queries[start : start + rows, None, :]
             parts.append((diff * diff).sum(dim=2))
         return torch.cat(parts)
+
+    def _rerank_inner(self, queries: torch.Tensor, candidates: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """Dot: the candidates ordered by (-q.x, id), -q.x computed directly in fp32; the first k."""
+        assert self._data is not None
+        per_row = candidates.shape[1] * self.dimension
+        rows = max(1, self.params["memory_mb"] * 2**20 // _FLOAT32_BYTES // per_row)
+        parts = [-(self._data[candidates[start : start + rows]] * queries[start : start + rows, None, :]).sum(dim=2)
+                 for start in range(0, len(queries), rows)]
+        negative = torch.cat(parts)
+        by_id = torch.argsort(candidates, dim=1, stable=True)
+        candidates, negative = candidates.gather(1, by_id), negative.gather(1, by_id)
+        by_score = torch.argsort(negative, dim=1, stable=True)[:, :k]
+        return candidates.gather(1, by_score), negative.gather(1, by_score)

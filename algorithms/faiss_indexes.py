@@ -3,7 +3,9 @@
 These are the reference points the gradient-potential method is compared with, so they are
 run the way FAISS users run them: default training (k-means seeded from the adapter's seed,
 so that two builds with the same seed are identical), squared-L2 metric with the square root
-taken on the way out, and FAISS's own thread pool sized to the adapter's `threads`.
+taken on the way out, and FAISS's own thread pool sized to the adapter's `threads`. On
+inner-product (`dot`) data, flat and IVF-Flat use METRIC_INNER_PRODUCT (the IVF's coarse
+quantizer too, as FAISS advises) and return -q.x; IVF-PQ and HNSW serve L2 only.
 
 Distance computations come from FAISS's global counters (`indexIVF_stats`, `hnsw_stats`),
 which count in aggregate over a search call: `SearchStats.dist_comps` therefore holds the
@@ -35,6 +37,13 @@ def _to_distances(squared: np.ndarray, ids: np.ndarray) -> np.ndarray:
     return dists
 
 
+def _negated(inner: np.ndarray, ids: np.ndarray) -> np.ndarray:
+    """FAISS's inner-product metric returns q.x, largest first: the harness's dot distance -q.x."""
+    dists = (-inner).astype(np.float32)
+    dists[ids < 0] = np.inf
+    return dists
+
+
 def _divisors(d: int) -> list[int]:
     return [m for m in range(1, d + 1) if d % m == 0]
 
@@ -50,6 +59,14 @@ class _FaissAdapter(Adapter):
     def _make_index(self, X: np.ndarray) -> Any:
         """Return an untrained index for `X`; raise ParameterError if the build params do not fit it."""
         raise NotImplementedError
+
+    @property
+    def faiss_metric(self) -> int:
+        """FAISS's metric for the dataset's distance: inner product for dot, else squared L2."""
+        return faiss.METRIC_INNER_PRODUCT if self.metric == "dot" else faiss.METRIC_L2
+
+    def _distances(self, raw: np.ndarray, ids: np.ndarray) -> np.ndarray:
+        return _negated(raw, ids) if self.metric == "dot" else _to_distances(raw, ids)
 
     def _apply_query_params(self, values: Mapping[str, Any]) -> None:
         if self._index is not None:
@@ -85,7 +102,7 @@ class _FaissAdapter(Adapter):
         self._reset_counters()
         squared, ids = self._searched_index().search(Q, k)
         self._stats.dist_comps = self._read_counters(len(Q), k)
-        return ids, _to_distances(squared, ids)
+        return ids, self._distances(squared, ids)
 
     def _search_each(
         self, Q: np.ndarray, k: int, clock: Callable[[], int]
@@ -104,7 +121,7 @@ class _FaissAdapter(Adapter):
             end = clock()
             note(end - start)
         self._stats.dist_comps = self._read_counters(n, k)
-        return ids, _to_distances(squared, ids), np.array(latencies, dtype=np.int64)
+        return ids, self._distances(squared, ids), np.array(latencies, dtype=np.int64)
 
     @property
     def faiss_index(self) -> Any:
@@ -120,12 +137,14 @@ class _FaissAdapter(Adapter):
         return self._serialized_bytes
 
 
-@register("faiss-flat", description="FAISS IndexFlatL2: exact brute force (BLAS), no parameters")
+@register("faiss-flat", description="FAISS IndexFlatL2 (IndexFlatIP on dot data): exact brute force (BLAS), no parameters")
 class FaissFlat(_FaissAdapter):
     """FAISS exact search; the CPU reference for what brute force costs with a tuned BLAS."""
 
+    metrics = ("euclidean", "angular", "dot")
+
     def _make_index(self, X: np.ndarray) -> Any:
-        return faiss.IndexFlatL2(X.shape[1])
+        return faiss.IndexFlat(X.shape[1], self.faiss_metric)
 
     @classmethod
     def cost(cls, build: Mapping[str, Any], query: Mapping[str, Any], n_train: int, dimension: int, k: int) -> Cost:
@@ -184,7 +203,7 @@ class _IVFAdapter(_FaissAdapter):
 
     def _make_quantizer_and_check(self, X: np.ndarray) -> Any:
         _refuse_nlist_above_n(self.name, self.params["nlist"], len(X))
-        self._quantizer = faiss.IndexFlatL2(X.shape[1])
+        self._quantizer = faiss.IndexFlat(X.shape[1], self.faiss_metric)  # dot: lists by largest q.centroid
         return self._quantizer
 
     def _seed_training(self, index: Any) -> Any:
@@ -230,9 +249,11 @@ class _IVFAdapter(_FaissAdapter):
 class FaissIVF(_IVFAdapter):
     """Inverted file holding the exact vectors: distances within probed lists are exact."""
 
+    metrics = ("euclidean", "angular", "dot")
+
     def _make_index(self, X: np.ndarray) -> Any:
         quantizer = self._make_quantizer_and_check(X)
-        index = faiss.IndexIVFFlat(quantizer, X.shape[1], self.params["nlist"], faiss.METRIC_L2)
+        index = faiss.IndexIVFFlat(quantizer, X.shape[1], self.params["nlist"], self.faiss_metric)
         return self._seed_training(index)
 
 

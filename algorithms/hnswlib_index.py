@@ -1,6 +1,7 @@
 """hnswlib baseline: the graph index that tops most ann-benchmarks Pareto plots on CPU.
 
-Run as its users run it: space 'l2' (squared distances, rooted on the way out), level
+Run as its users run it: space 'l2' (squared distances, rooted on the way out; space 'ip' on
+inner-product data, whose 1 - q.x becomes the harness's -q.x on the way out), level
 generation seeded from the adapter's seed, hnswlib's own thread pool sized to `threads`.
 hnswlib inserts in parallel, so two builds with the same seed are identical only with
 threads = 1. It keeps no distance counters, so `dist_comps` stays None.
@@ -32,6 +33,7 @@ class Hnswlib(Adapter):
     query_params = {
         "ef": Param(int, 50, "beam width while searching; must be >= k", check=at_least(1)),
     }
+    metrics = ("euclidean", "angular", "dot")
 
     @classmethod
     def check_config(cls, build: Mapping[str, Any], query: Mapping[str, Any], k: int, n_train: int, dimension: int) -> None:
@@ -48,7 +50,7 @@ class Hnswlib(Adapter):
         self._index: hnswlib.Index | None = None
 
     def _fit(self, X: np.ndarray) -> None:
-        index = hnswlib.Index(space="l2", dim=X.shape[1])
+        index = hnswlib.Index(space="ip" if self.metric == "dot" else "l2", dim=X.shape[1])
         index.init_index(
             max_elements=len(X),
             M=self.params["M"],
@@ -69,7 +71,7 @@ class Hnswlib(Adapter):
     def _search(self, Q: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         assert self._index is not None, "fit must run before search"
         labels, squared = self._index.knn_query(Q, k=k, num_threads=self.threads)
-        return labels.astype(np.int64), _roots(squared)
+        return labels.astype(np.int64), self._distances(squared)
 
     def _search_each(
         self, Q: np.ndarray, k: int, clock: Callable[[], int]
@@ -78,7 +80,11 @@ class Hnswlib(Adapter):
         whatever `threads` says, as hnswlib decides for batches under 4 x threads rows)."""
         assert self._index is not None, "fit must run before search"
         labels, squared, latencies = time_each(self._index.knn_query, Q, k, clock)
-        return join_rows(labels, k).astype(np.int64), _roots(join_rows(squared, k)), latencies
+        return join_rows(labels, k).astype(np.int64), self._distances(join_rows(squared, k)), latencies
+
+    def _distances(self, raw: np.ndarray) -> np.ndarray:
+        """hnswlib's distances as the harness's: roots of 'l2', and 'ip''s 1 - q.x as -q.x."""
+        return (np.asarray(raw, dtype=np.float32) - 1.0) if self.metric == "dot" else _roots(raw)
 
     def index_bytes(self) -> int | None:
         """hnswlib's own size of the index (data, links and level lists), as it would save it."""

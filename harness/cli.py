@@ -326,7 +326,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     _check_count(args.count, dataset)
     configs = sweeps.expand(entries, dataset.n_train, dataset.name)
     configs, notes = sweeps.check_configs(
-        configs, args.count, dataset.n_train, dataset.dimension, drop_invalid=args.sweep is None
+        configs, args.count, dataset.n_train, dataset.dimension, drop_invalid=args.sweep is None,
+        distance=dataset.distance, named=bool(args.algorithms),
     )
     _check_writable(args.results_dir)
     if args.executor == "ray":

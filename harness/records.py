@@ -57,7 +57,7 @@ FIELDS: tuple[Field, ...] = (
     Field("status", (str,), "ok, failed, timeout, or skipped (did not fit the budget: `error` says why)"),
     Field("error", (str, _NONE), "why it failed, or null", None),
     Field("dataset", (str,), "the dataset's canonical name"),
-    Field("distance", (str,), "euclidean or angular"),
+    Field("distance", (str,), "euclidean, angular or dot (the record's distances are then the negative inner product)"),
     Field("algorithm", (str,), "the sweep entry (usually the registered algorithm's name)"),
     Field("adapter", (str,), "the adapter class"),
     Field("label", (str,), "a short label of the configuration"),

@@ -176,7 +176,7 @@ def test_device_cuda_without_a_gpu(case, capsys):
 def test_dataset_with_an_unsupported_distance(case, tmp_path, capsys):
     _, results = case
     path = _bad_file(tmp_path, attrs={"distance": "jaccard"})
-    _refused(["--dataset", path, "--results-dir", str(results)], capsys, path, "'jaccard'", "euclidean or angular")
+    _refused(["--dataset", path, "--results-dir", str(results)], capsys, path, "'jaccard'", "euclidean, angular, dot")
 
 
 def test_interrupted_earlier_records_are_recomputed_with_a_warning(earlier_run, tmp_path, capsys, caplog):

@@ -69,8 +69,8 @@ def test_unknown_name_suggests_close_matches() -> None:
 
 def test_unsupported_distance_is_refused_with_the_reason() -> None:
     with pytest.raises(ConfigError) as caught:
-        resolve("lastfm-64-dot")
-    assert "'dot'" in caught.value.message and "euclidean" in caught.value.message
+        resolve("kosarak-jaccard")
+    assert "'jaccard'" in caught.value.message and "euclidean" in caught.value.message
 
 
 def test_remote_urls_follow_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:

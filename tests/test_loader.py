@@ -75,10 +75,10 @@ def test_bad_files_are_refused_naming_file_and_field(
 
 
 def test_unsupported_distance_hint_says_what_is_supported(tmp_path: Path) -> None:
-    path = write_raw(tmp_path / "x.hdf5", attrs={"distance": "dot"})
+    path = write_raw(tmp_path / "x.hdf5", attrs={"distance": "hamming"})
     with pytest.raises(DatasetError) as caught:
         load_file(path)
-    assert "'dot'" in str(caught.value)
+    assert "'hamming'" in str(caught.value) and "euclidean, angular, dot" in str(caught.value)
 
 
 def test_non_hdf5_file(tmp_path: Path) -> None:

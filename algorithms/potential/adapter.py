@@ -114,6 +114,7 @@ def adapter_class(potential: Potential) -> type[PotentialAdapter]:
     attrs = {
         "name": name,
         "potential_impl": potential,
+        "metrics": tuple(potential.metrics),
         "build_params": build,
         "query_params": {**potential.params, **common, **evaluation_query()},
         "__doc__": f"Gradient-potential search with the {potential.name} potential. {potential.description}",

@@ -5,7 +5,9 @@ the others in one place only: where the potential is summed at each step (`_step
 the data in one frame (centred, divided by the length scale, on the device), so that the
 potentials' parameters mean the same thing everywhere; then a variant builds its structure.
 Search climbs with `ascent.climb`, gathers the snap's pool (snap.py) and returns the k pool
-points nearest to the query.
+points nearest to the query. On inner-product data (`metric="dot"`, served by the Gaussian's
+attention form only) the frame is not centred, the field's squared norms are zero, and the pool
+is ranked by the largest inner product with the query.
 
 Every configuration has a control: the same configuration with `ascent=none` (the position
 never leaves the query), so that recall, cost and the note's converged-onto-NN rate of the
@@ -95,9 +97,11 @@ class ClimbingAdapter(Adapter):
     # -- fit -------------------------------------------------------------------------------
     def _fit(self, X: np.ndarray) -> None:
         with torch_threads(self.threads):
-            self.units = Units(X, self.params["scale"], self.dtype, self.device, seed=self.seed)
+            dot = self.metric == "dot"
+            self.units = Units(X, self.params["scale"], self.dtype, self.device, seed=self.seed, centred=not dot)
             self.scale, self._X = self.units.scale, self.units.data
-            self._sq = (self._X * self._X).sum(1)
+            # dot (served by the Gaussian only, see Potential.metrics): zero norms turn its logits into beta q.x
+            self._sq = torch.zeros(len(self._X), dtype=self._X.dtype, device=self._X.device) if dot else (self._X * self._X).sum(1)
             self._build_structure(self._X)
 
     def _build_structure(self, X: torch.Tensor) -> None:
@@ -153,11 +157,13 @@ class ClimbingAdapter(Adapter):
         tracked = self._tracked_during_climb(m) if v["snap"] == "final" else 0
         result = climb(q, rule, self._step, max_iters=v["max_iters"], tol=v["tol"], track_m=tracked)
         pool, snap_cost, reevaluated = self._gather_pool(result, m, v["snap"])
-        ids, to_query = rerank(q, self._X, pool, k)
+        dot = self.metric == "dot"
+        ids, to_query = rerank(q, self._X, pool, k, inner=dot)
         pool_size = (pool >= 0).sum(1).double()
         dist_comps = start_cost + result.dist_comps + snap_cost + pool_size
         self._record(result, nearest_in_pool(result.positions, self._X, pool), dist_comps, reevaluated, m)
-        return ids.cpu().numpy(), (to_query.double() * self.scale).float().cpu().numpy()
+        raw = to_query.double() * (self.scale**2 if dot else self.scale)  # dot: q.x in scale units is q.x / scale^2
+        return ids.cpu().numpy(), raw.float().cpu().numpy()
 
     def _gather_pool(self, result: Climb, m: int, mode: str) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """(pool ids Q x m, distance computations per query, which queries were evaluated again)."""

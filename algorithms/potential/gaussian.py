@@ -16,6 +16,12 @@ the full exp and second product and work on the survivors alone (ColumnGroups,
 _accumulate_survivors), so the step costs little more than the one product a brute-force pass
 also pays. `sdpa`: the same step through fused attention with the bias carried in augmented
 vectors, in fp32/fp16/bf16 (fused.py); for GPUs, where cuDNN/flash kernels run it in low precision.
+
+The attention form (inner-product data, `metric="dot"`): the adapter keeps the data uncentred
+and hands the field zero squared norms, so the logits are beta q.x with no bias, the weights
+softmax(beta q.x) and the step the weighted mean: the modern Hopfield update. log Psi is then
+lse(beta q.x) - beta ||q||^2 / 2, the negative Hopfield energy (times beta), and the top
+contributors are the points of largest inner product. The same code serves both forms.
 """
 from __future__ import annotations
 
@@ -73,6 +79,8 @@ class Gaussian(Potential):
     has_mean = True
     has_fixed_point = True  # its softmax mean is its fixed-point map
     kernels = ("matmul", "sdpa")
+    # the attention form: on dot data the adapter zeroes Field.sq_norms, the logits become beta q.x
+    metrics = ("euclidean", "angular", "dot")
 
     def evaluation_work(self, dimension: int) -> dict[str, float]:
         """One product for the logits, a sparse weighted sum and exp over the few weights that

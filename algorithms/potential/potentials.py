@@ -133,6 +133,10 @@ class Potential(abc.ABC):
     has_fixed_point: bool = False
     #: Field.kernel values this potential implements (others are refused by the adapter)
     kernels: ClassVar[tuple[str, ...]] = ("matmul",)
+    #: dataset distances its adapter serves (algorithms.base.Adapter.metrics). "dot" only where the
+    #: evaluation reads the data's squared norms from `Field.sq_norms` alone and means inner-product
+    #: attention when they are zero (the Gaussian: logits beta q.x, no bias)
+    metrics: ClassVar[tuple[str, ...]] = ("euclidean", "angular")
     #: the function a decorator wrapped into this class (register_function_potential), if any
     defined_by: ClassVar[Source | None] = None
 

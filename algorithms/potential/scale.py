@@ -98,10 +98,15 @@ class Units:
     units for the records. Every potential adapter, full or restricted, uses this one frame.
     """
 
-    def __init__(self, X: np.ndarray, setting: str | float, dtype: torch.dtype, device: str, seed: int = 0) -> None:
+    def __init__(
+        self, X: np.ndarray, setting: str | float, dtype: torch.dtype, device: str, seed: int = 0, centred: bool = True
+    ) -> None:
         # a block of rows at a time in float64: the process holds the data once, in `dtype`
         # (a float64 copy of 1M x 128 is 1 GB, and the frame used to make three of them)
-        self.centre = torch.as_tensor(np.mean(X, axis=0, dtype=np.float64), device=device)
+        # Not `centred` (inner-product data): the origin stays, since (q - c).(x - c) would not
+        # rank the points as q.x does; dividing by the scale keeps the order.
+        mean = np.mean(X, axis=0, dtype=np.float64) if centred else np.zeros(X.shape[1], dtype=np.float64)
+        self.centre = torch.as_tensor(mean, device=device)
         self.scale = resolve_scale(setting, X, seed=seed, centre=self.centre, device=device)
         self.dtype = dtype
         self.device = device

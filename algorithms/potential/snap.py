@@ -43,12 +43,15 @@ def distinct(pool: torch.Tensor) -> torch.Tensor:
     return pool.masked_fill(~keep | (pool < 0), -1)
 
 
-def rerank(targets: torch.Tensor, X: torch.Tensor, pool: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
+def rerank(
+    targets: torch.Tensor, X: torch.Tensor, pool: torch.Tensor, k: int, inner: bool = False
+) -> tuple[torch.Tensor, torch.Tensor]:
     """The k distinct pool points nearest to each target, by direct differences: (ids, distances).
 
     Pool slots holding -1 (or repeating an id) are no points. Where fewer than k remain, the
     answer is padded with id -1 and distance inf. Computed in fp32 or better whatever the
-    inputs' dtype, so the final order, and any exact-recall claim, is an fp32 one.
+    inputs' dtype, so the final order, and any exact-recall claim, is an fp32 one. `inner`
+    (inner-product data): nearest means the largest target.x, and the distances are -target.x.
     """
     pool = distinct(pool)
     work = torch.promote_types(torch.promote_types(X.dtype, targets.dtype), torch.float32)
@@ -56,7 +59,8 @@ def rerank(targets: torch.Tensor, X: torch.Tensor, pool: torch.Tensor, k: int) -
     rows_per_block = max(1, 2**22 // max(1, pool.shape[1] * X.shape[1]))
     for rows in blocks(len(targets), rows_per_block):
         cand = pool[rows]
-        d = (X[cand.clamp_min(0)].to(work) - targets[rows][:, None, :].to(work)).norm(dim=2)
+        points, target = X[cand.clamp_min(0)].to(work), targets[rows][:, None, :].to(work)
+        d = -(points * target).sum(dim=2) if inner else (points - target).norm(dim=2)
         d = d.masked_fill(cand < 0, float("inf"))
         if d.shape[1] < k:
             d = torch.cat([d, d.new_full((len(d), k - d.shape[1]), float("inf"))], 1)

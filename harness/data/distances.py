@@ -1,9 +1,18 @@
 """Distances as the datasets define them, and exact k-NN ground truth.
 
-The harness supports two distances. Euclidean is the L2 norm. Angular is ann-benchmarks'
+The harness supports three distances. Euclidean is the L2 norm. Angular is ann-benchmarks'
 cosine distance 1 - cos(a, b); the loader normalises angular data to unit length, after which
 Euclidean distance ranks points exactly as angular distance does (||a-b||^2 = 2 - 2 cos), so
-adapters only ever compute Euclidean distances.
+adapters serving only Euclidean distance serve angular data too.
+
+Dot is inner-product search: the vectors are stored as they are and the nearest neighbours are
+the points of LARGEST inner product with the query. Its recorded distance is the negative inner
+product -q.x, so that smaller is nearer here as for every other distance: ground truth ascends,
+recall's threshold (k-th true distance + epsilon, `harness.hits`) and every sort in the harness
+apply unchanged. Ties (equal inner products) go to the smaller id, as for the others. No
+rescaling makes it Euclidean (norms differ), so an adapter serves it only where it says so
+(`algorithms.base.Adapter.metrics`). ann-benchmarks itself has no dot metric: its
+`lastfm-64-dot` file is stored transformed to an angular problem (see datasets.yaml).
 """
 from __future__ import annotations
 
@@ -11,7 +20,7 @@ from typing import Iterator
 
 import numpy as np
 
-SUPPORTED = ("euclidean", "angular")
+SUPPORTED = ("euclidean", "angular", "dot")
 
 
 def normalise(X: np.ndarray) -> np.ndarray:
@@ -44,6 +53,8 @@ def row_distances(
         qn = q / np.maximum(np.linalg.norm(q, axis=-1, keepdims=True), 1e-300)
         xn = x / np.maximum(np.linalg.norm(x, axis=-1, keepdims=True), 1e-300)
         d = 1.0 - (qn * xn).sum(-1)
+    elif metric == "dot":
+        d = -(x * q).sum(-1)
     else:
         raise ValueError(f"unsupported distance {metric!r}; supported: {', '.join(SUPPORTED)}")
     return np.where(valid, d, np.nan)
@@ -59,8 +70,9 @@ def exact_knn(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Exact k nearest neighbours of each test row: (ids int64 (nq, k), distances float64 (nq, k)).
 
-    Candidates are ranked in float64 by squared distance (angular: on normalised vectors), then
-    distances are recomputed in the dataset's metric. Ties are broken by the smaller id.
+    Candidates are ranked in float64 by squared distance (angular: on normalised vectors; dot:
+    by the negative inner product), then distances are recomputed in the dataset's metric.
+    Ties are broken by the smaller id.
     """
     if metric not in SUPPORTED:
         raise ValueError(f"unsupported distance {metric!r}; supported: {', '.join(SUPPORTED)}")
@@ -70,11 +82,13 @@ def exact_knn(
         X = X / np.maximum(np.linalg.norm(X, axis=1, keepdims=True), 1e-300)
         Q = Q / np.maximum(np.linalg.norm(Q, axis=1, keepdims=True), 1e-300)
     k = min(k, len(X))
-    x_sq = (X**2).sum(1)
+    x_sq = (X**2).sum(1) if metric != "dot" else np.zeros(len(X))
     ids = np.empty((len(Q), k), dtype=np.int64)
     for part in _chunks(len(Q), chunk):
         q = Q[part]
-        d2 = x_sq[None, :] - 2.0 * q @ X.T + (q**2).sum(1)[:, None]
+        d2 = x_sq[None, :] - 2.0 * q @ X.T
+        if metric != "dot":
+            d2 += (q**2).sum(1)[:, None]
         top = np.argpartition(d2, k - 1, axis=1)[:, :k] if k < len(X) else np.tile(np.arange(len(X)), (len(q), 1))
         top_d = np.take_along_axis(d2, top, 1)
         order = np.lexsort((top, top_d), axis=1)

@@ -59,11 +59,23 @@ def _check_distance(path: Path, attrs: Mapping[str, Any]) -> str:
         raise _invalid(path, "attribute 'distance'", f"one of {', '.join(SUPPORTED)}", "no such attribute")
     distance = _attr_text(attrs["distance"]).lower()
     if distance not in SUPPORTED:
-        raise _invalid(
-            path, "attribute 'distance'", f"a supported distance ({', '.join(SUPPORTED)})", repr(distance),
-            hint=f"the harness does not implement the {distance!r} distance; use a euclidean or angular dataset",
-        )
+        hint = ("the harness spells inner-product search 'dot' (distances: the negative inner products, ascending)"
+                if distance in _INNER_PRODUCT_SPELLINGS else
+                f"the harness does not implement the {distance!r} distance; use a {', '.join(SUPPORTED)} dataset")
+        raise _invalid(path, "attribute 'distance'", f"a supported distance ({', '.join(SUPPORTED)})", repr(distance),
+                       hint=hint)
     return distance
+
+
+#: other tools' names of inner-product search, refused with the harness's spelling in the hint
+_INNER_PRODUCT_SPELLINGS = {"ip", "inner_product", "inner-product", "innerproduct", "dot_product", "dotproduct", "mips"}
+
+
+def check_distance_is(path: Path, found: str, expected: str, name: str) -> None:
+    """Refuse a file whose `distance` attribute is not the one its registry entry `name` declares:
+    scored under another metric, every recall would be wrong."""
+    if found != expected:
+        raise _invalid(path, "attribute 'distance'", f"{expected!r} (the distance of dataset {name})", repr(found))
 
 
 def _check_shapes(path: Path, f: h5py.File) -> None:

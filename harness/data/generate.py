@@ -4,6 +4,13 @@ Generated sets need no network and are small enough for tests and quick comparis
 random blob sets reproduce ann-benchmarks' `random-*` generators (scikit-learn's `make_blobs`
 then `train_test_split`, both with random_state=1), written here with numpy alone so that
 scikit-learn is not a dependency. `uniform-64-euclidean` is the seed note's own experiment.
+`blobs-norms` makes an inner-product (`dot`) set that is not angular in disguise: the blobs
+with each point's norm multiplied by its own log-normal factor. `corrupted` is the associative
+memory's workload: queries are stored points plus noise, and the file keeps each query's source
+pattern (`source`) beside the exact ground truth.
+
+A generator returns (train, test) or (train, test, extras): arrays of `extras` are written as
+further datasets of the file, scalars as its attributes; the ann-benchmarks arrays stay as they are.
 
 Every generator is seeded: the same name gives the same arrays on every machine with the same
 numpy/torch, so results computed on a generated set can be compared across runs.
@@ -13,13 +20,14 @@ from __future__ import annotations
 import math
 import sys
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable, Mapping
 
 import h5py
 import numpy as np
 from tqdm import tqdm
 
 from harness.data.distances import exact_knn
+from harness.data.format import validate_file, with_file
 from harness.data.registry import DatasetInfo
 from harness.errors import DatasetError
 from harness.files import atomic_write
@@ -69,10 +77,82 @@ def uniform_note(n_train: int = 1000, n_test: int = 1000, dim: int = 64) -> tupl
     return data.numpy(), queries.numpy()
 
 
+def blobs_norms(n_samples: int, n_features: int, centers: int, norm_sigma: float = 0.5, seed: int = 2) -> tuple[np.ndarray, np.ndarray]:
+    """The blobs of `blobs`, each point (train and test) scaled by its own factor exp(norm_sigma z),
+    z standard normal from `RandomState(seed)`, then the same 90/10 split.
+
+    For inner-product search: on unit-free blobs the largest inner product mostly follows the
+    direction; varied norms make it differ from the angular (and the Euclidean) neighbours, as
+    in recommendation factors, where popular items have long vectors.
+    """
+    X = make_blobs(n_samples, n_features, centers)
+    factors = np.exp(norm_sigma * np.random.RandomState(seed).standard_normal(n_samples))
+    return split_train_test(X * factors[:, None])
+
+
+#: points sampled to measure a stored set's median nearest-neighbour spacing
+SPACING_SAMPLE = 1000
+
+
+def median_nn_spacing(points: np.ndarray, sample: int = SPACING_SAMPLE, seed: int = 0) -> float:
+    """Median Euclidean distance from up to `sample` points to their nearest other point (float64)."""
+    rows = np.sort(np.random.default_rng(seed).choice(len(points), size=min(sample, len(points)), replace=False))
+    ids, dists = exact_knn("euclidean", points, points[rows], 2)
+    other = np.where(ids[:, 0] == rows, dists[:, 1], dists[:, 0])  # the point itself is not its neighbour
+    return float(np.median(other))
+
+
+def corrupted(
+    sigma: float, n_queries: int = 1000, seed: int = 0, base_generator: Mapping[str, Any] | None = None,
+    base: str | None = None,
+) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
+    """Stored patterns and corrupted copies of some of them as queries: the retrieval workload.
+
+    The stored points are the `train` of a base: `base_generator` (a generator recipe, as a
+    datasets.yaml entry names one) or `base`, the path of a dataset file (a user's data).
+    `n_queries` stored points, drawn without replacement under `seed`, each get isotropic
+    Gaussian noise of length about sigma x s, s the stored points' median nearest-neighbour
+    spacing (per coordinate: standard deviation sigma s / sqrt(dimension)). Extras: `source`,
+    each query's pattern (int64), and the attributes `corruption_sigma` and `nn_spacing`.
+    """
+    if (base_generator is None) == (base is None):
+        raise DatasetError("a corrupted dataset needs exactly one base: `base_generator` (a recipe) or `base` (a file path)")
+    if base is not None:
+        stored = _base_train(Path(base))
+    else:
+        recipe = dict(base_generator or {})
+        kind = recipe.pop("kind", None)
+        if kind not in GENERATORS or kind == "corrupted":
+            raise DatasetError(f"corrupted: base_generator kind {kind!r} is not a generator of stored points "
+                               f"(kinds: {', '.join(k for k in GENERATORS if k != 'corrupted')})")
+        stored = GENERATORS[kind](**recipe)[0]
+    stored = np.asarray(stored, dtype=np.float32)
+    if not 1 <= n_queries <= len(stored):
+        raise DatasetError(f"corrupted: n_queries must be in [1, {len(stored)}] (the stored points), found {n_queries}")
+    spacing = median_nn_spacing(stored)
+    rng = np.random.default_rng(seed)
+    source = np.sort(rng.choice(len(stored), size=n_queries, replace=False)).astype(np.int64)
+    noise = rng.standard_normal((n_queries, stored.shape[1])) * (sigma * spacing / math.sqrt(stored.shape[1]))
+    queries = stored[source].astype(np.float64) + noise
+    return stored, queries, {"source": source, "corruption_sigma": float(sigma), "nn_spacing": spacing}
+
+
+def _base_train(path: Path) -> np.ndarray:
+    """The `train` array of a base dataset file, validated first (Euclidean files only: the noise is Euclidean)."""
+    validate_file(path)
+    distance = with_file(path, lambda f: f.attrs["distance"])
+    distance = distance.decode() if isinstance(distance, bytes) else str(distance)
+    if distance != "euclidean":
+        raise DatasetError(f"corrupted: base file {path}: attribute 'distance': expected 'euclidean', found {distance!r}")
+    return with_file(path, lambda f: np.asarray(f["train"][:], dtype=np.float32))
+
+
 #: generator kinds a dataset entry (harness/data/datasets.yaml) may name, with its arguments
-GENERATORS: dict[str, Callable[..., tuple[np.ndarray, np.ndarray]]] = {
+GENERATORS: dict[str, Callable[..., tuple[Any, ...]]] = {
     "blobs": blobs,
+    "blobs-norms": blobs_norms,
     "uniform-note": uniform_note,
+    "corrupted": corrupted,
 }
 
 
@@ -100,9 +180,16 @@ def write_ann_hdf5(
     distances: np.ndarray,
     distance: str,
     point_type: str = "float",
+    extras: Mapping[str, Any] | None = None,
 ) -> None:
-    """Write arrays in the ann-benchmarks layout (no atomicity: callers write to a temp name)."""
+    """Write arrays in the ann-benchmarks layout (no atomicity: callers write to a temp name);
+    `extras`: arrays become further datasets, scalars attributes (a generator's own facts)."""
     with h5py.File(path, "w") as f:
+        for key, value in (extras or {}).items():
+            if isinstance(value, np.ndarray):
+                f.create_dataset(key, data=value)
+            else:
+                f.attrs[key] = value
         f.attrs["type"] = "dense"
         f.attrs["distance"] = distance
         f.attrs["dimension"] = int(train.shape[1])
@@ -121,8 +208,9 @@ def generate(info: DatasetInfo, path: Path, progress: bool = True) -> Path:
         raise DatasetError(f"dataset {info.name} cannot be generated locally; it has to be downloaded")
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    train, test = GENERATORS[kind](**recipe)
+    train, test, *rest = GENERATORS[kind](**recipe)
+    extras = rest[0] if rest else None
     # Ground truth is computed on the float32 values actually stored, so it is exact for the file.
     train, test = train.astype(np.float32), test.astype(np.float32)
     neighbors, distances = ground_truth(info.distance, train, test, progress=progress, label=info.name)
-    return atomic_write(path, lambda tmp: write_ann_hdf5(tmp, train, test, neighbors, distances, info.distance))
+    return atomic_write(path, lambda tmp: write_ann_hdf5(tmp, train, test, neighbors, distances, info.distance, extras=extras))

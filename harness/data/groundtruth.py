@@ -67,14 +67,15 @@ def _check_row(path: Path, row: int, stored: np.ndarray, recomputed: np.ndarray,
             f"{where}: `distances` column {j} is {stored[j]:.6g}, but the distance to the point `neighbors` names "
             f"there is {recomputed[j]:.6g} ({len(off)} of {len(stored)} columns differ: ground truth of another train "
             f"set, another metric, or distances that do not belong to their ids)", hint=TRUST_HINT)
-    if stored[0] > nearest + ABS_TOLERANCE + REL_TOLERANCE * nearest:
+    if stored[0] > nearest + ABS_TOLERANCE + REL_TOLERANCE * abs(nearest):
         raise DatasetError(
             f"{where}: the stored nearest neighbour is at {stored[0]:.6g}, but the exact nearest point of `train` is at "
             f"{nearest:.6g} (ground truth of another train set)", hint=TRUST_HINT)
 
 
 def _nearest_distance(metric: str, train: np.ndarray, queries: np.ndarray, block: int = 65536) -> np.ndarray:
-    """The exact nearest distance from each query to `train`, float64, in blocks of points."""
+    """The exact nearest distance from each query to `train`, float64, in blocks of points
+    (dot: the most negative -q.x, i.e. the largest inner product)."""
     q = np.asarray(queries, dtype=np.float64)
     if metric == "angular":
         q = q / np.maximum(np.linalg.norm(q, axis=1, keepdims=True), 1e-300)
@@ -84,6 +85,8 @@ def _nearest_distance(metric: str, train: np.ndarray, queries: np.ndarray, block
         if metric == "angular":
             x = x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-300)
             d = 1.0 - q @ x.T
+        elif metric == "dot":
+            d = -(q @ x.T)
         else:
             d = np.sqrt(np.maximum((x * x).sum(1)[None, :] - 2.0 * q @ x.T + (q * q).sum(1)[:, None], 0.0))
         best = np.minimum(best, d.min(1))

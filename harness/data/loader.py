@@ -24,7 +24,9 @@ import numpy as np
 from harness.data import groundtruth, sidefiles, train_copy
 from harness.data.distances import normalise
 from harness.data.download import download as download_file
-from harness.data.format import check_finite, check_values, read_arrays, redownload_hint, with_file
+from harness.data.format import (
+    check_distance_is, check_finite, check_values, read_arrays, redownload_hint, with_file,
+)
 from harness.data.generate import generate
 from harness.data.registry import DatasetInfo, dataset_path, default_data_dir, resolve
 from harness.errors import DatasetError
@@ -226,6 +228,7 @@ def open_dataset(
         info = resolve(spec)
         path = obtain(info, root, fetch=download, progress=progress, write=write)
         dataset = load_file(path, name=info.name, data_dir=root, write=write)
+        check_distance_is(path, dataset.distance, info.distance, info.name)
         _check_expected_checksum(info, dataset)
     dataset.ground_truth = _ground_truth_status(dataset, trust_ground_truth, write)
     return dataset

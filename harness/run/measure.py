@@ -141,7 +141,7 @@ def build_index(
     dataset: Dataset, spec: AlgorithmSpec, build_params: dict[str, Any], options: MeasureOptions, device: str
 ) -> tuple[Adapter, dict[str, Any]]:
     """Construct and fit the adapter; returns it with the build metrics."""
-    adapter = spec.make(device=device, threads=options.threads, seed=options.seed, **build_params)
+    adapter = spec.make(device=device, threads=options.threads, seed=options.seed, metric=dataset.distance, **build_params)
     gc.collect()
     rss_before = rss_bytes()
     (_, timing), peak = peak_rss_during(lambda: timed(lambda: adapter.fit(dataset.train), device))

@@ -51,9 +51,11 @@ def quality(
 
 def epsilon_hits(found: np.ndarray, true_distances: np.ndarray, k: int, eps: float, ids: np.ndarray) -> np.ndarray:
     """Per-query count of the first k returned points within (1 + eps) x the k-th true distance
-    (ann-benchmarks' epsilon recall), each point once."""
+    (ann-benchmarks' epsilon recall), each point once. A negative k-th distance (dot data: -q.x)
+    is loosened the same way, to d_k + eps |d_k| = (1 - eps) d_k."""
     found = np.asarray(found, dtype=np.float64)[:, :k]
-    threshold = np.asarray(true_distances, dtype=np.float64)[:, k - 1 : k] * (1.0 + eps)
+    kth = np.asarray(true_distances, dtype=np.float64)[:, k - 1 : k]
+    threshold = np.where(kth >= 0, kth * (1.0 + eps), kth * (1.0 - eps))
     with np.errstate(invalid="ignore"):
         hits = (np.nan_to_num(found, nan=np.inf) <= threshold) & first_occurrences(np.asarray(ids)[:, :k])
     return hits.sum(1)

@@ -271,17 +271,31 @@ def _check(entry: SweepEntry, spec: AlgorithmSpec, build: dict[str, Any], querie
 
 
 def check_configs(
-    configs: list[BuildConfig], k: int, n_train: int, dimension: int, drop_invalid: bool = False
+    configs: list[BuildConfig], k: int, n_train: int, dimension: int, drop_invalid: bool = False,
+    distance: str | None = None, named: bool = False,
 ) -> tuple[list[BuildConfig], list[str]]:
     """Run each adapter's `check_config` (k, dataset size) on every configuration, up front.
 
     A user's sweep with an impossible configuration (ef < k, nprobe > nlist) is refused with
     a ConfigError naming the entry. With `drop_invalid` (the built-in default sweep, which the
     user did not write for this k) such query configurations are left out instead, and the
-    returned notes say which and why.
+    returned notes say which and why. An algorithm that does not serve the dataset's `distance`
+    (its adapter's `metrics`) is left out with a note from the default sweep, and refused when
+    the user chose it (`named`: --algorithms) or wrote the sweep.
     """
     kept, notes = [], []
     for config in configs:
+        served = config.spec.adapter.metrics
+        if distance is not None and distance not in served:
+            label = config.entry if config.entry == config.spec.name else f"{config.entry} ({config.spec.name})"
+            why = f"does not serve the {distance!r} distance of this dataset (it serves {', '.join(served)})"
+            message = f"{label} {why}"
+            if drop_invalid and not named:
+                note = f"left out {label}: it {why}"
+                notes += [note] if note not in notes else []
+                continue
+            raise ConfigError(f"{config.source}: {message}",
+                              f"leave {config.entry} out, or run it on a {' or '.join(served)} dataset")
         queries = []
         for query in config.query_params:
             problem = _config_problem(config, query, k, n_train, dimension)
