@@ -141,8 +141,9 @@ def set_heading(entries: Sequence[Any], sizes: Sequence[int], size: int) -> str:
 
 def run_pass(dataset: Any, entries: Sequence[Any], size: int, args: argparse.Namespace, results_dir: Path, out: Tee) -> None:
     """Run the given sweep entries on the first `size` queries, in this process."""
-    from harness.run import provenance, sweeps
-    from harness.run.options import RunOptions
+    from harness.plan import sweeps
+    from harness.run import provenance
+    from harness.plan.options import RunOptions
     from harness.run.executors import run_sweep
 
     configs = sweeps.expand(list(entries), dataset.n_train)
@@ -330,8 +331,8 @@ def run_dataset(spec: str, args: argparse.Namespace, entries: list[Any], results
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     args = parse_args(argv)
-    from harness.run.sweeps import read_sweep_file
-    from harness.run.threads import set_threads
+    from harness.plan.sweeps import read_sweep_file
+    from harness.measure.threads import set_threads
 
     set_threads(args.threads)
     entries = read_sweep_file(args.sweep)

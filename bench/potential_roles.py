@@ -356,7 +356,7 @@ def report_dataset(records: Sequence[Record], answers: Answers, tune: np.ndarray
 def run_dataset(spec: str, args: argparse.Namespace, results_dir: Path, head: list[str], out: Tee) -> None:
     from harness.data.loader import open_dataset
     from harness.records import load_records, safe_component
-    from harness.run.sweeps import read_sweep_file
+    from harness.plan.sweeps import read_sweep_file
 
     dataset = open_dataset(ALIASES.get(spec, spec), args.data_dir, progress=False)
     sweep = args.sweep or SWEEPS.get(dataset.name, SWEEPS["siftsmall-128-euclidean"])
@@ -469,7 +469,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     import torch
 
-    from harness.run.threads import set_threads
+    from harness.measure.threads import set_threads
 
     set_threads(args.threads)
     torch.set_num_threads(args.threads)

@@ -22,7 +22,7 @@ from harness.errors import HarnessError
 from harness.run.runner import interrupt_code, sigterm_as_interrupt
 
 SUBCOMMANDS = ("run", "datasets", "list", "results", "plot", "report", "landscape", "compare")
-DEFAULT_CONFIG_BUDGET = 600.0  # seconds: harness.run.budget.DEFAULT_CONFIG_BUDGET_S, without importing the run layer here
+DEFAULT_CONFIG_BUDGET = 600.0  # seconds: harness.plan.budget.DEFAULT_CONFIG_BUDGET_S, without importing the run layer here
 EXAMPLES = """
 examples:
   python -m harness --dataset random-xs-20-euclidean          default sweep on a generated set
@@ -64,7 +64,7 @@ _positive_seconds = _number(float, lambda v: v > 0, "a positive number of second
 
 def _duration(text: str) -> float | None:
     """An argparse type: a duration (600, 90s, 10m, 2h, 1h30m), or none/off for no bound."""
-    from harness.run.cost import parse_duration
+    from harness.plan.cost import parse_duration
 
     if text.strip().lower() in ("none", "off"):
         return None
@@ -299,9 +299,9 @@ def _resolve_device(requested: str) -> str:
 
 def cmd_run(args: argparse.Namespace) -> int:
     from harness.data.loader import open_dataset
-    from harness.run import sweeps
-    from harness.run.plugins import load_plugins, plugin_list
-    from harness.run.threads import set_threads
+    from harness.plan import sweeps
+    from harness.measure.plugins import load_plugins, plugin_list
+    from harness.measure.threads import set_threads
 
     if args.ray_address and args.executor != "ray":
         raise HarnessError("--ray-address is only used with --executor ray", "add --executor ray, or drop --ray-address")
@@ -342,14 +342,14 @@ def _run(args: argparse.Namespace, dataset: Any, configs: list[Any], notes: list
     """Measure every configuration (locally, or on Ray when `ray` is the connected module),
     then report what was done."""
     from harness.data.loader import DatasetRef
-    from harness.run.options import RunOptions
+    from harness.plan.options import RunOptions
     from harness.run.executors import run_sweep
     from harness.run.lock import ResultsLock
     from harness.run.runner import RunSummary
-    from harness.run.worker import seed_everything
+    from harness.measure.worker import seed_everything
 
-    from harness.run.cost import probe
-    from harness.run.plan import make_plan
+    from harness.plan.cost import probe
+    from harness.plan.plan import make_plan
 
     options = RunOptions(
         k=args.count, runs=args.runs, queries=args.queries, threads=args.threads, device=device, mode=args.mode,
@@ -408,7 +408,7 @@ def _run(args: argparse.Namespace, dataset: Any, configs: list[Any], notes: list
 
 
 def _sweep_entries(args: argparse.Namespace) -> list[Any]:
-    from harness.run import sweeps
+    from harness.plan import sweeps
 
     names = [n.strip() for n in args.algorithms.split(",") if n.strip()] if args.algorithms else None
     if args.sweep is None:

@@ -35,7 +35,7 @@ def current_fingerprints(args: argparse.Namespace) -> dict[str, str]:
     (not judged)."""
     from algorithms import registry
     from algorithms.fingerprint import code_fingerprint
-    from harness.run.plugins import load_plugins, plugin_list
+    from harness.measure.plugins import load_plugins, plugin_list
 
     load_plugins(plugin_list(getattr(args, "plugins", None)))
     found: dict[str, set[str]] = {}
@@ -315,7 +315,7 @@ def _recall_metric(name: str) -> str:
 
 def cmd_list(args: argparse.Namespace) -> int:
     from algorithms import registry
-    from harness.run.plugins import load_plugins, plugin_list
+    from harness.measure.plugins import load_plugins, plugin_list
 
     load_plugins(plugin_list(getattr(args, "plugins", None)))
     for name, spec in registry.all_algorithms().items():

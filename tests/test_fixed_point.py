@@ -9,8 +9,8 @@ from algorithms import registry
 from algorithms.potential import Field, converged_onto_nn_rate, get_potential
 from algorithms.potential.note_reference import note_data
 from harness.errors import ParameterError
-from harness.run import sweeps
-from harness.run.measure import control_fields
+from harness.plan import sweeps
+from harness.measure.measure import control_fields
 
 HP1 = {"c": 1e8, "eps": 0.5, "clamp": 16.0}
 

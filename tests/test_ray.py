@@ -142,7 +142,8 @@ def test_ray_keeps_the_progress_log_and_the_estimates_as_the_local_executor_does
 def test_a_task_still_running_at_its_budget_deadline_is_cancelled_and_its_work_skipped(
     ray_instance, make_tiny_dataset, tmp_path, capsys, monkeypatch
 ):
-    from harness.run import budget, isolation
+    from harness.plan import budget
+    from harness.run import isolation
 
     monkeypatch.setattr(budget, "DEADLINE_MIN_SLACK_S", 0.0)
     monkeypatch.setattr(isolation, "DEADLINE_GRACE_S", 0.5)

@@ -23,7 +23,7 @@ from harness.data import format as data_format
 from harness.data import train_copy
 from harness.data.loader import load_file, open_dataset
 from harness.data.train_copy import TrainCopyWarning, copy_paths
-from harness.run.clocks import memory_breakdown
+from harness.measure.clocks import memory_breakdown
 
 
 def file_train(path: Path) -> np.ndarray:

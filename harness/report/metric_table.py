@@ -3,7 +3,7 @@
 A metric has a name (its key in a record's `metrics`), a label and unit for axes and tables,
 a direction (whether higher is better: it orients Pareto fronts and thresholds) and the axis
 scale it reads best on. `harness plot --x NAME --y NAME` takes any of them; adding a metric is
-one entry here (and its computation in `harness.run.metrics`).
+one entry here (and its computation in `harness.measure.metrics`).
 """
 from __future__ import annotations
 

@@ -2,7 +2,7 @@
 
 `executor_for(options)` picks one executor per run; `run_sweep` is the entry point that hands
 it the sweep. Every executor runs the same `BuildJob`s with the same worker code
-(`harness.run.worker`) and yields the same events, which the runner turns into records in this
+(`harness.measure.worker`) and yields the same events, which the runner turns into records in this
 process:
 
 - `InProcess` (`--isolation none`): the worker's code in this process, on the dataset in memory;
@@ -23,13 +23,14 @@ from tqdm import tqdm
 
 from harness.data.loader import Dataset, DatasetLike
 from harness.run import isolation
-from harness.run.measure import Event
-from harness.run.cost import Rates
-from harness.run.options import BuildJob, RunOptions
+from harness.measure.measure import Event
+from harness.plan.cost import Rates
+from harness.measure.job import BuildJob
+from harness.plan.options import RunOptions
 from harness.run.parallel import run_parallel
 from harness.run.runner import RunContext, RunSummary, run_builds
-from harness.run.sweeps import BuildConfig
-from harness.run.worker import job_events
+from harness.plan.sweeps import BuildConfig
+from harness.measure.worker import job_events
 
 
 class Executor(abc.ABC):

@@ -21,10 +21,10 @@ import time
 from typing import Any, Callable, Iterator, Sequence
 
 from harness.data.loader import DatasetLike
-from harness.run.measure import Event
-from harness.run.options import BuildJob
+from harness.measure.measure import Event
+from harness.measure.job import BuildJob
 from harness.run.runner import Recorder, RunContext, RunSummary, plan_build_config, start_progress
-from harness.run.sweeps import BuildConfig
+from harness.plan.sweeps import BuildConfig
 
 #: a job's events with a stop flag: `isolation.child_events` bound to the run's time limits
 StoppableEvents = Callable[[BuildJob, DatasetLike, threading.Event], Iterator[Event]]

@@ -1,6 +1,6 @@
 """The runner: decide what to (re)compute, measure each build configuration, write records.
 
-Data flows one way: the dataset goes into an adapter (fit, search), `harness.run.measure` times
+Data flows one way: the dataset goes into an adapter (fit, search), `harness.measure.measure` times
 the calls and scores the answers, and the runner writes one record per query configuration.
 It never plots; plots read the records.
 
@@ -26,11 +26,12 @@ from tqdm import tqdm
 
 from harness import records
 from harness.data.loader import DatasetLike
-from harness.run.budget import Allotment
-from harness.run.cost import Rates
-from harness.run.measure import WARMUP_QUERIES, BuildFailed, Built, Event, QueryDone, QueryFailed, run_query_config
-from harness.run.options import BuildJob, Deadline, RunOptions, job_for
-from harness.run.plan import (
+from harness.plan.budget import Allotment
+from harness.plan.cost import Rates
+from harness.measure.measure import WARMUP_QUERIES, BuildFailed, Built, Event, QueryDone, QueryFailed, run_query_config
+from harness.measure.job import BuildJob, Deadline
+from harness.plan.options import RunOptions, job_for
+from harness.plan.plan import (
     COMPUTE,
     REUSE,
     Query,
@@ -43,9 +44,9 @@ from harness.run.plan import (
     query_count,
     remove_leftovers,
 )
-from harness.run.progress import BUILD, Progress
+from harness.plan.progress import BUILD, Progress
 from harness.run.provenance import now_iso
-from harness.run.sweeps import BuildConfig
+from harness.plan.sweeps import BuildConfig
 
 log = logging.getLogger("harness")
 

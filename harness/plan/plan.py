@@ -1,7 +1,7 @@
 """What a run will do, decided before it starts: each query configuration's record identity,
 whether it is computed, reused or left as it is, and (`make_plan`) the run's plan: each build
-configuration's estimate (`harness.run.cost`) and query count under the budgets
-(`harness.run.budget`), printed before anything is built.
+configuration's estimate (`harness.plan.cost`) and query count under the budgets
+(`harness.plan.budget`), printed before anything is built.
 
 A budget chooses a query count from a grid, so a rerun with a little more or less time keeps
 its records: a whole record of the same configuration on at least the chosen count is reused.
@@ -22,9 +22,9 @@ from typing import Any, Sequence
 from algorithms.fingerprint import code_fingerprint
 from harness import records
 from harness.data.loader import DatasetLike
-from harness.run.budget import Allotment, Budget, allot, format_plan
-from harness.run.cost import Rates, default_rates, estimate_config, query_grid
-from harness.run.options import RunOptions
+from harness.plan.budget import Allotment, Budget, allot, format_plan
+from harness.plan.cost import Rates, default_rates, estimate_config, query_grid
+from harness.plan.options import RunOptions
 
 log = logging.getLogger("harness")
 

@@ -18,13 +18,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Callable, Sequence
 
-from harness.run.cost import ConfigEstimate, Sizing, format_duration, size_queries
-from harness.run.options import Deadline
+from harness.plan.cost import ConfigEstimate, Sizing, format_duration, size_queries
+from harness.measure.job import Deadline
 
 #: a default that keeps one configuration to a few minutes on a laptop
 DEFAULT_CONFIG_BUDGET_S = 600.0
 #: a configuration is stopped at this many times its budget (its estimate was that far off):
-#: what it has not done by then is recorded as skipped (`harness.run.options.Deadline`)
+#: what it has not done by then is recorded as skipped (`harness.measure.job.Deadline`)
 DEADLINE_FACTOR = 1.5
 #: ... and never sooner than this many seconds past its budget (small budgets, start-up noise)
 DEADLINE_MIN_SLACK_S = 30.0
@@ -51,7 +51,7 @@ class Allotment:
     """One build configuration's part of the plan: its estimate, the query configurations it
     computes (`todo`, indexes into its query parameters), and the count it runs them on."""
 
-    config: Any  # harness.run.sweeps.BuildConfig
+    config: Any  # harness.plan.sweeps.BuildConfig
     estimate: ConfigEstimate
     n_max: int
     todo: list[int]

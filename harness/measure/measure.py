@@ -21,9 +21,9 @@ from algorithms.base import Adapter, SearchStats, validate_params
 from algorithms.registry import AlgorithmSpec
 from harness.data.distances import row_distances
 from harness.data.loader import Dataset
-from harness.run import metrics
-from harness.run.clocks import QUERY_CLOCK, QUERY_CLOCK_S, Timing, peak_rss_during, rss_bytes, timed
-from harness.run.options import BuildJob, Deadline, MeasureOptions
+from harness.measure import metrics
+from harness.measure.clocks import QUERY_CLOCK, QUERY_CLOCK_S, Timing, peak_rss_during, rss_bytes, timed
+from harness.measure.job import BuildJob, Deadline, MeasureOptions
 
 if TYPE_CHECKING:
     pass
