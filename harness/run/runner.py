@@ -31,19 +31,7 @@ from harness.plan.cost import Rates
 from harness.measure.measure import WARMUP_QUERIES, BuildFailed, Built, Event, QueryDone, QueryFailed, run_query_config
 from harness.measure.job import BuildJob, Deadline
 from harness.plan.options import RunOptions, job_for
-from harness.plan.plan import (
-    COMPUTE,
-    REUSE,
-    Query,
-    RunPlan,
-    choose,
-    current_fingerprint,
-    device_for,
-    identity,
-    make_plan,
-    query_count,
-    remove_leftovers,
-)
+from harness.plan.plan import COMPUTE, REUSE, Query, RunPlan, device_for, make_plan, query_count, remove_leftovers
 from harness.plan.progress import BUILD, Progress
 from harness.run.provenance import now_iso
 from harness.plan.sweeps import BuildConfig
@@ -176,28 +164,25 @@ class PlannedBuild:
 
 
 def plan_build_config(context: RunContext, config: BuildConfig) -> PlannedBuild | None:
-    """The query configurations of `config` not yet on disk (None: nothing to do); records to
-    reuse or skip are noted in the context's summary. Under a plan, the count is the budget's
-    (chosen again with what the run has measured so far), and a configuration that does not
-    fit gets a `skipped` record per query configuration, saying why."""
+    """Act on the plan's decision for `config` (`RunPlan.decide`: the runner decides nothing
+    itself): note the records reused or left as they are in the context's summary, move the
+    stale ones about to be replaced aside, remove what gives way, and return the query
+    configurations to compute (None: nothing to do). The count is the budget's, chosen again
+    with what the run has measured so far; a configuration that does not fit gets a `skipped`
+    record per query configuration, saying why."""
     dataset, options, summary = context.dataset, context.options, context.summary
-    allotment = context.plan.of(config) if context.plan is not None else None
+    plan = context.plan if context.plan is not None else ensure_plan(context, [config])
+    allotment = plan.of(config)
     if allotment is not None and context.progress is not None:
-        context.progress.resize(allotment, context.plan.budget.min_queries)
-    n_max = query_count(dataset, options, config)
-    n_queries = allotment.n_queries if allotment is not None else n_max
-    device = device_for(config, options.device)
-    skipping = allotment is not None and allotment.skipped
-    at_least = allotment.sizing.minimum - 1 if skipping else n_queries
-    fingerprint = current_fingerprint(config)
+        context.progress.resize(allotment, plan.budget.min_queries)
+    decided = plan.decide(config)
+    n_queries, device, skipping = decided.n_queries, decided.device, decided.skipping
     todo, indexes, stale = [], [], []
-    for index, params in enumerate(config.query_params):
-        choice = choose(dataset, config, params, options, n_queries, at_least, n_max, device, fingerprint)
+    for index, choice in enumerate(decided.choices):
         remove_leftovers(choice.query)
-        if choice.action == COMPUTE and not skipping:
-            # a `skipped` record on the full count (an earlier run with less time) gives way
-            # to the record on fewer queries now on its way, or found
-            _drop_skipped(identity(dataset, config, params, options, n_max, device).path)
+        if choice.gives_way is not None:
+            _drop(choice.gives_way)
+            plan.seen.forget(choice.gives_way)
         if choice.action == REUSE:
             summary.reused.append(choice.reused)
             if choice.stale_kept:
@@ -211,9 +196,9 @@ def plan_build_config(context: RunContext, config: BuildConfig) -> PlannedBuild 
     if stale:
         _supersede(context, config, stale)
     if not todo:
-        _drop(context, allotment)
+        _drop_progress(context, allotment)
         return None
-    base = _base_document(dataset, config, options, context.provenance, n_queries, device, fingerprint)
+    base = _base_document(dataset, config, options, context.provenance, n_queries, device, decided.fingerprint)
     if allotment is not None:
         base.update(estimated_build_s=allotment.build_seconds(), budget_note=allotment.note(),
                     warmup_queries=None if skipping else allotment.sizing.warmup)
@@ -221,7 +206,7 @@ def plan_build_config(context: RunContext, config: BuildConfig) -> PlannedBuild 
                            allotment.sizing.warmup if allotment is not None else WARMUP_QUERIES)
     if skipping:
         _write_skipped(planned, summary, context.report)
-        _drop(context, allotment)
+        _drop_progress(context, allotment)
         return None
     if n_queries < dataset.n_test:
         context.report(f"  note: {config.entry} runs on the first {n_queries} of {dataset.n_test} test queries")
@@ -231,28 +216,24 @@ def plan_build_config(context: RunContext, config: BuildConfig) -> PlannedBuild 
 def _supersede(context: RunContext, config: BuildConfig, stale: list[Path]) -> None:
     """Move the stale records about to be replaced into `superseded/` beside them, and say where."""
     moved = [records.supersede(path) for path in dict.fromkeys(stale) if path.exists()]
+    if context.plan is not None:
+        for path in stale:
+            context.plan.seen.forget(path)
     context.summary.superseded += moved
     if moved:
         context.report(f"  {len(moved)} stale record(s) of {config.entry} (made by code that changed since) moved to "
                        f"{moved[0].parent}; recomputing them")
 
 
-def _drop(context: RunContext, allotment: Allotment | None) -> None:
+def _drop_progress(context: RunContext, allotment: Allotment | None) -> None:
     if allotment is not None and context.progress is not None:
         context.progress.drop(allotment)
 
 
-def _drop_skipped(path: Path) -> None:
-    """Remove the record at `path` if it is a `skipped` one."""
-    if not path.exists():
-        return
-    try:
-        status = records.read_record(path, verify=False).get("status")
-    except (records.IncompleteRecord, records.UnknownSchema):
-        return
-    if status == "skipped":
-        path.unlink(missing_ok=True)
-        path.with_suffix(".h5").unlink(missing_ok=True)
+def _drop(path: Path) -> None:
+    """Remove the record at `path` (a `skipped` one giving way to a record on fewer queries)."""
+    path.unlink(missing_ok=True)
+    path.with_suffix(".h5").unlink(missing_ok=True)
 
 
 class Recorder:
