@@ -149,7 +149,7 @@ def run_pass(dataset: Any, entries: Sequence[Any], size: int, args: argparse.Nam
     configs = sweeps.expand(list(entries), dataset.n_train)
     configs, _ = sweeps.check_configs(configs, 10, dataset.n_train, dataset.dimension)
     options = RunOptions(k=10, runs=args.runs, queries=size, threads=args.threads, results_dir=results_dir,
-                         progress=False, isolation="none")
+                         progress=False, workers=0)
     info = provenance.collect(args.threads, str(dataset.path), dataset.checksum)
     out(f"-- pass on {size} queries: {len(configs)} index builds")
     done = run_sweep(dataset, configs, options, info, report=out)

@@ -241,7 +241,7 @@ def report(args: argparse.Namespace, argv: Sequence[str], run: dict[str, Any], p
 
 def harness_argv(args: argparse.Namespace, dataset: Path, results: Path) -> list[str]:
     argv = ["--dataset", str(dataset), "--results-dir", str(results), "--threads", str(args.threads),
-            "--parallel", str(args.parallel), "--no-plots", "--no-progress"]
+            "--workers", str(args.parallel), "--no-plots", "--no-progress"]
     for flag, value in (("--budget", args.budget), ("--config-budget", args.config_budget), ("--algorithms", args.algorithms)):
         if value:
             argv += [flag, value]

@@ -296,7 +296,7 @@ def _harness(*argv: str) -> subprocess.CompletedProcess:
 
 def _run_plugin(plugin: Path, results: Path, *extra: str) -> str:
     return _harness("--dataset", str(SIFT), "--algorithms", "potential-imq", "--plugins", str(plugin), "--queries", "20",
-                    "--runs", "1", "--isolation", "none", "--no-plots", "--no-progress", "--results-dir", str(results),
+                    "--runs", "1", "--workers", "0", "--no-plots", "--no-progress", "--results-dir", str(results),
                     *extra).stdout
 
 

@@ -1,10 +1,10 @@
 """Measuring one build configuration: build the index, run its query configurations, score.
 
-This is the part of the runner that touches an adapter. It reports what happened as a stream
+This is the only part of a run that touches an adapter. It reports what happened as a stream
 of events (`Built`, `BuildFailed`, `QueryDone`, `QueryFailed`) instead of writing records, so
-that the same code runs in the harness's own process (`--isolation none`) and in a child
-process (`--isolation process`, see `harness.run.isolation`) and in a Ray task (`--executor ray`,
-see `harness.run.ray_executor`), where each event is sent to the parent or driver as soon as it
+that the same code runs in the harness's own process (`--workers 0`), in a child process
+(`--workers N`, see `harness.run.isolation`) and in a Ray task (`--ray`, see
+`harness.run.ray_executor`), where each event is sent to the parent or driver as soon as it
 exists. Records are written by whoever consumes the events: the runner, always in the
 parent process.
 """

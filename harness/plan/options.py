@@ -18,17 +18,18 @@ if TYPE_CHECKING:
 class RunOptions:
     """What the user chose on the command line, shared by every configuration of a run.
 
-    `isolation` defaults to "none" here because a caller from Python hands over a dataset
-    already in memory; the command line defaults to "process". `timeout` bounds the build
-    phase of a build configuration (child start, dataset load, fit), `query_timeout` each
-    query configuration, both in seconds, under process isolation and on Ray. `executor` is
-    "local" (this machine, per `isolation`) or "ray" (`harness.run.ray_executor`), where a build
-    configuration whose worker or node died is resubmitted up to `retries` times.
+    Where build configurations run: `workers` child processes at once on this machine, each
+    measuring one build configuration (`0`: in this process, for debugging: no protection from
+    a crashing adapter and no time limits; the default here because a caller from Python hands
+    over a dataset already in memory, the command line's is 1), or, with `ray`, as Ray tasks on
+    the Ray instance this process is connected to (`harness.run.ray_executor`), where a build
+    configuration whose worker or node died is resubmitted up to `retries` times. `timeout`
+    bounds the build phase of a build configuration (child start, dataset load, fit),
+    `query_timeout` each query configuration, both in seconds, in a child process and on Ray.
 
-    Budgets (`harness.run.budget`, seconds, None: unbounded): `config_budget` bounds one build
+    Budgets (`harness.plan.budget`, seconds, None: unbounded): `config_budget` bounds one build
     configuration's estimated time, `budget` the whole run's; a configuration over its budget
-    runs on fewer queries or is skipped with a note. `parallel` build configurations run at
-    once on the local executor (each in its own child process, with `threads` each).
+    runs on fewer queries or is skipped with a note.
     """
 
     k: int = 10
@@ -41,24 +42,52 @@ class RunOptions:
     force: bool = False
     results_dir: Path = Path("results")
     progress: bool = True
-    isolation: str = "none"
+    workers: int = 0
+    ray: bool = False
     timeout: float = 3600.0
     query_timeout: float = 900.0
     retry_failed: bool = False
     plugins: tuple[str, ...] = ()
-    executor: str = "local"
     retries: int = 0
     config_budget: float | None = None
     budget: float | None = None
-    parallel: int = 1
     #: reuse records made by code that changed since (stale, `algorithms.fingerprint`) as if
     #: current, instead of recomputing them; the report marks them
     reuse_stale: bool = False
 
+    @classmethod
+    def from_args(cls, args: Any, device: str, plugins: tuple[str, ...]) -> RunOptions:
+        """The options of the command line's parsed arguments (`harness.cli.run_parser`), with
+        the device and plugins as resolved for this run; `args.workers` and `args.ray` as the
+        command resolved them from the flags (the deprecated ones included)."""
+        return cls(
+            k=args.count, runs=args.runs, queries=args.queries, threads=args.threads, device=device, mode=args.mode,
+            seed=args.seed, force=args.force, results_dir=args.results_dir, progress=args.progress,
+            workers=args.workers, ray=args.ray is not None, timeout=args.timeout, query_timeout=args.query_timeout,
+            retry_failed=args.retry_failed, plugins=plugins, retries=args.retries, config_budget=args.config_budget,
+            budget=args.budget, reuse_stale=args.reuse_stale,
+        )
+
+    @property
+    def isolation(self) -> str:
+        """How a build configuration is kept apart (the records' `isolation`): "none" in this
+        process (`workers` 0), "process" in a child process or a Ray worker."""
+        return "none" if self.workers == 0 and not self.ray else "process"
+
+    @property
+    def executor(self) -> str:
+        """Where build configurations run (the records' `executor`): "local" or "ray"."""
+        return "ray" if self.ray else "local"
+
+    @property
+    def parallel(self) -> int:
+        """How many build configurations this machine measures at once (the records'
+        provenance `parallel`; on Ray, the cluster schedules its tasks itself: 1)."""
+        return 1 if self.ray else max(1, self.workers)
+
     def measuring(self) -> MeasureOptions:
         """The part of these options that measuring a build configuration reads."""
         return MeasureOptions(k=self.k, runs=self.runs, threads=self.threads, mode=self.mode, seed=self.seed)
-
 
 
 def job_for(

@@ -57,7 +57,7 @@ from harness.measure.worker import job_events
 STOP_GRACE_S = 5.0
 #: how long past its deadline a child is left to finish by itself (the worker keeps to it)
 DEADLINE_GRACE_S = 10.0
-#: how often a child's relay looks at its `stop` flag (parallel runs: Ctrl-C in the main thread)
+#: how often a child's relay looks at its `stop` flag (`harness.run.local`: Ctrl-C in the main thread)
 STOP_POLL_S = 0.5
 _CONTEXT = multiprocessing.get_context("spawn")
 
@@ -76,7 +76,7 @@ class _Ended:
 def child_events(job: BuildJob, timeout: float, query_timeout: float, stop: Any = None) -> Iterator[Event]:
     """Run `job` in a fresh child process and yield its events; crashes and hangs become failures.
 
-    `stop` (a threading.Event, for a relay in a thread of a parallel run): when set, the child
+    `stop` (a threading.Event, for a relay thread of `harness.run.local`): when set, the child
     is stopped within STOP_POLL_S and its work reads as interrupted."""
     receiver, sender = _CONTEXT.Pipe(duplex=False)
     # Not a daemon, so that an adapter may start processes of its own; `_stop` always reaps it.

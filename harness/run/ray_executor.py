@@ -1,4 +1,4 @@
-"""The Ray executor (`--executor ray`): each build configuration is one Ray task.
+"""The Ray executor (`--ray [ADDRESS]`): each build configuration is one Ray task.
 
 Why Ray: a sweep of many index builds spreads over every core of one machine, or over the
 nodes of a cluster, while each timed run still gets the cores (and the GPU) it asked for.
@@ -7,8 +7,9 @@ so Ray never runs two tasks on the same logical core or GPU at once.
 
 What stays as with the local executor:
 
-- The runner decides what has work left (`harness.run.runner.plan_build_config`: reuse, skip,
-  recompute), before anything is submitted, so a rerun resumes the same way.
+- The plan decides what has work left (`harness.plan.plan.RunPlan.decide`: reuse, skip,
+  recompute), and the runner acts on it (`harness.run.runner.plan_build_config`) before anything
+  is submitted, so a rerun resumes the same way.
 - The task runs the very worker code of the process-isolation child
   (`harness.measure.worker.job_events`: plugins, adapter lookup, seeding, `harness.measure.measure`).
 - Records are written by this process (the driver) only, atomically, by the runner's own
@@ -72,7 +73,7 @@ def require_ray() -> Any:
     try:
         import ray
     except ImportError as exc:
-        raise HarnessError(f"--executor ray needs Ray, which is not installed here ({exc})", INSTALL_HINT) from None
+        raise HarnessError(f"--ray needs Ray, which is not installed here ({exc})", INSTALL_HINT) from None
     return ray
 
 
@@ -100,8 +101,8 @@ def ray_session(address: str | None = None) -> Iterator[Any]:
         where = f"the Ray cluster at {address}" if address else "a local Ray instance"
         raise HarnessError(
             f"cannot connect to {where}: {reason_of(exc)}",
-            "start the head with `ray start --head --port=6379` and pass --ray-address HEAD:6379 (or auto)"
-            if address else "check `ray start` works here, or pass --ray-address of a running cluster",
+            "start the head with `ray start --head --port=6379` and pass --ray HEAD:6379 (or --ray auto)"
+            if address else "check `ray start` works here, or pass --ray ADDRESS of a running cluster",
         ) from None
     _restore_sigterm(on_sigterm)
     try:

@@ -1,16 +1,15 @@
-"""The runner: decide what to (re)compute, measure each build configuration, write records.
+"""The runner: act on the plan's decision for each build configuration, write its records.
 
-Data flows one way: the dataset goes into an adapter (fit, search), `harness.measure.measure` times
-the calls and scores the answers, and the runner writes one record per query configuration.
-It never plots; plots read the records.
+Data flows one way: the dataset goes into an adapter (fit, search), `harness.measure.measure`
+times the calls and scores the answers, and the runner writes one record per query
+configuration. It never plots; plots read the records.
 
-Each build configuration is measured either in this process (`isolation="none"`) or in a
-child process (`isolation="process"`, `harness.run.isolation`), which turns a segfault, an
-out-of-memory kill or a hang of an adapter into a failure record instead of the end of the
-sweep; or as a Ray task (`harness.run.ray_executor`) on this machine or a cluster. Every way, the
-decision of what to compute is taken here (`plan_build_config`), the events come back here,
-and records are written by this process only (`Recorder`), atomically, one per finished
-query configuration, as soon as it is finished.
+Wherever a build configuration is measured (in this process, a child process or a Ray task:
+`harness.run.executors`), what to compute was decided once by the plan
+(`harness.plan.plan.RunPlan.decide`), the runner acts on that decision (`plan_build_config`:
+reuse, leave, move aside, or hand on as a `PlannedBuild`), the events come back here, and
+records are written by this process only (`Recorder`), atomically, one per finished query
+configuration, as soon as it is finished.
 """
 from __future__ import annotations
 
@@ -28,10 +27,10 @@ from harness import records
 from harness.data.loader import DatasetLike
 from harness.plan.budget import Allotment
 from harness.plan.cost import Rates
-from harness.measure.measure import WARMUP_QUERIES, BuildFailed, Built, Event, QueryDone, QueryFailed, run_query_config
+from harness.measure.measure import WARMUP_QUERIES, BuildFailed, Built, Event, QueryDone, QueryFailed
 from harness.measure.job import BuildJob, Deadline
 from harness.plan.options import RunOptions, job_for
-from harness.plan.plan import COMPUTE, REUSE, Query, RunPlan, device_for, make_plan, query_count, remove_leftovers
+from harness.plan.plan import COMPUTE, REUSE, Query, RunPlan, make_plan, remove_leftovers
 from harness.plan.progress import BUILD, Progress
 from harness.run.provenance import now_iso
 from harness.plan.sweeps import BuildConfig
@@ -39,8 +38,8 @@ from harness.plan.sweeps import BuildConfig
 log = logging.getLogger("harness")
 
 __all__ = [
-    "PlannedBuild", "Recorder", "RunContext", "RunSummary", "Terminated", "device_for", "interrupt_code",
-    "plan_build_config", "query_count", "run_build_config", "run_builds", "run_query_config", "sigterm_as_interrupt",
+    "PlannedBuild", "Recorder", "RunContext", "RunSummary", "Terminated", "interrupt_code", "plan_build_config",
+    "sigterm_as_interrupt", "start_progress",
 ]
 
 @dataclass
@@ -77,10 +76,6 @@ class RunContext:
     progress: Progress | None = None
 
 
-#: how a build job is run: a BuildJob and the dataset -> its events (an executor's `events`)
-JobEvents = Callable[[BuildJob, DatasetLike], Iterator[Event]]
-
-
 def ensure_plan(context: RunContext, configs: Sequence[BuildConfig]) -> RunPlan:
     """The run's plan (made and printed once): estimates, query counts, what is skipped."""
     if context.plan is None:
@@ -102,34 +97,11 @@ def start_progress(context: RunContext, configs: Sequence[BuildConfig], parallel
     return context.progress
 
 
-def run_builds(context: RunContext, configs: Sequence[BuildConfig], events: JobEvents) -> RunSummary:
-    """Run every build configuration in turn through `events`; returns what was written,
-    reused, failed, skipped (the context's summary, filled as the run goes)."""
-    progress = start_progress(context, configs)
-    try:
-        for config in configs:
-            run_build_config(context, config, events)
-    finally:
-        progress.close()
-    return context.summary
-
-
-def run_build_config(context: RunContext, config: BuildConfig, events: JobEvents) -> None:
-    """Build one index, then run and record each of its query configurations not yet on disk."""
-    planned = plan_build_config(context, config)
-    if planned is None:
-        return
-    recorder = Recorder(planned, context.summary, context.report, context.progress)
-    for event in events(planned.job(context.options), planned.dataset):
-        recorder.handle(event)
-    recorder.close()
-
-
 @dataclass
 class PlannedBuild:
     """A build configuration with work left: the query configurations to compute, and the part
-    of their records known before measuring. Made by the runner for every executor, so that
-    reuse, skip and recompute are decided the same way wherever the measuring happens."""
+    of their records known before measuring. Made by the runner from the plan's decision for
+    every executor, so that what is computed is the same wherever the measuring happens."""
 
     dataset: DatasetLike
     config: BuildConfig
@@ -372,7 +344,7 @@ def _base_document(
         "threads": options.threads,
         "seed": options.seed,
         "runs": options.runs,
-        "isolation": "process" if options.executor == "ray" else options.isolation,
+        "isolation": options.isolation,
         "executor": options.executor,
         "code_fingerprint": fingerprint,
         "metrics": {},
