@@ -14,7 +14,7 @@ FAISS and hnswlib allocate little per query; they run under the same setting, wh
 record's provenance names (`allocator`). GPNN_MALLOC=default leaves glibc's defaults alone
 (to measure the difference). Importing `algorithms` changes nothing: the setting is applied once
 per process by whoever measures, explicitly (the harness's worker before it builds an index,
-`harness.run.worker.job_events`; the benchmarks at their start).
+`harness.measure.worker.job_events`; the benchmarks at their start).
 """
 from __future__ import annotations
 

@@ -1,7 +1,7 @@
 """Work formulas several adapters' cost hints share (`algorithms.base.Cost`), in distance
 computations. The constants were fitted once on the reference machine (2-core AMD EPYC, 1
 thread, 50k-100k x 128 points) against the probe's units; the harness corrects the remaining
-error as it measures (harness/run/cost.py, harness/run/progress.py).
+error as it measures (harness/plan/cost.py, harness/plan/progress.py).
 """
 from __future__ import annotations
 

@@ -216,7 +216,7 @@ COST_KINDS = ("matmul", "scan", "pointwise")
 @dataclass(frozen=True)
 class Cost:
     """An adapter's own description of its work, from which the harness estimates, before a
-    run, how long a configuration takes (harness/run/cost.py times each kind on the machine).
+    run, how long a configuration takes (harness/plan/cost.py times each kind on the machine).
 
     Work is counted by kind, in units the probe measures:
     - "matmul": a distance of `dimension` floats inside a blocked matrix product (brute force,
@@ -424,7 +424,7 @@ class Adapter(abc.ABC):
 
         A control is the same configuration with the part under test switched off, so that a
         number the method reaches can be compared with what it reaches without that part.
-        The sweep runs every control beside every configuration (`harness.run.sweeps.expand`).
+        The sweep runs every control beside every configuration (`harness.plan.sweeps.expand`).
         """
         if cls.is_control(query):
             return []

@@ -11,7 +11,7 @@ The rule, for a registered `AlgorithmSpec`:
 2. Transitively, every *project* module a root or another project module imports (anywhere in
    its body, lazy imports and `TYPE_CHECKING` blocks included): `algorithms` and
    `algorithms.*`, and plugin modules loaded from a file (named `gpnn_plugin_*` by
-   `harness.run.plugins`). Other libraries (torch, numpy, the harness's own errors) are not
+   `harness.measure.plugins`). Other libraries (torch, numpy, the harness's own errors) are not
    hashed: their versions are in every record's provenance.
 3. Each module's source is parsed and normalised: docstrings (module, class, function) are
    removed and the tree is dumped with `ast.dump` (no line numbers, no comments, which the
@@ -37,7 +37,7 @@ import sys
 import types
 from typing import Any, Iterable
 
-#: the prefix `harness.run.plugins` gives a plugin module loaded from a .py file
+#: the prefix `harness.measure.plugins` gives a plugin module loaded from a .py file
 PLUGIN_PREFIX = "gpnn_plugin_"
 #: digits of the fingerprint kept in records (64 bits: ample to tell versions of one code apart)
 DIGITS = 16

@@ -38,7 +38,7 @@ from typing import Any, Callable
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from harness.run.threads import set_env_threads  # noqa: E402
+from harness.measure.threads import set_env_threads  # noqa: E402
 
 CASES = {
     # name: (build params, query params)
@@ -128,8 +128,8 @@ def single_mode(args: argparse.Namespace, argv: list[str]) -> int:
     from algorithms import registry
     from harness.data.loader import open_dataset
     from harness.run import provenance
-    from harness.run.measure import run_query_config
-    from harness.run.options import MeasureOptions
+    from harness.measure.measure import run_query_config
+    from harness.measure.job import MeasureOptions
 
     dataset = open_dataset(args.dataset or SINGLE_DATASET, progress=False)
     Q, k = dataset.test, args.count
@@ -210,7 +210,7 @@ def main() -> int:
     if args.mode == "single":
         args.rounds = args.rounds or 15
         from algorithms import tune_malloc
-        from harness.run.threads import set_threads
+        from harness.measure.threads import set_threads
 
         set_threads(args.threads)
         tune_malloc()
@@ -222,9 +222,9 @@ def main() -> int:
     from algorithms import registry, tune_malloc
     from harness.data.loader import open_dataset
     from harness.run import provenance
-    from harness.run.measure import run_query_config
-    from harness.run.options import MeasureOptions
-    from harness.run.threads import set_threads
+    from harness.measure.measure import run_query_config
+    from harness.measure.job import MeasureOptions
+    from harness.measure.threads import set_threads
 
     set_threads(args.threads)
     tune_malloc()  # as every measuring process of the harness does

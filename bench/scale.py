@@ -191,7 +191,7 @@ def eta_error(progress: list[dict[str, Any]], fraction: float) -> dict[str, floa
 def report(args: argparse.Namespace, argv: Sequence[str], run: dict[str, Any], progress: list[dict[str, Any]],
            found: list[dict[str, Any]], plan_lines: list[str]) -> list[str]:
     from harness.run import provenance
-    from harness.run.cost import format_duration
+    from harness.plan.cost import format_duration
 
     commit, dirty = run["git"]  # as the run started: a child imports the code on disk when it starts
     versions = provenance.library_versions()
@@ -241,7 +241,7 @@ def report(args: argparse.Namespace, argv: Sequence[str], run: dict[str, Any], p
 
 def harness_argv(args: argparse.Namespace, dataset: Path, results: Path) -> list[str]:
     argv = ["--dataset", str(dataset), "--results-dir", str(results), "--threads", str(args.threads),
-            "--parallel", str(args.parallel), "--no-plots", "--no-progress"]
+            "--workers", str(args.parallel), "--no-plots", "--no-progress"]
     for flag, value in (("--budget", args.budget), ("--config-budget", args.config_budget), ("--algorithms", args.algorithms)):
         if value:
             argv += [flag, value]

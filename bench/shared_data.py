@@ -8,7 +8,7 @@ ann-benchmarks layout into a scratch folder, deleted at the end, then measures w
    `<file>.train.npy` and hashes it whole) and keeps only metadata;
 2. CHILDREN processes open it as a worker does (`load_file(full_check=False)`: cheap checks, a
    read-only map), build ALGORITHM on the mapped vectors and read every vector; while all of
-   them are alive each reports its memory from /proc smaps (`harness.run.clocks.memory_breakdown`);
+   them are alive each reports its memory from /proc smaps (`harness.measure.clocks.memory_breakdown`);
 3. with --compare-private, the same again with each child reading a private copy from the HDF5
    file, as every child did before the shared copy (skipped when memory is short).
 
@@ -86,7 +86,7 @@ def child(path: str, algorithm: str, private: bool, barrier: Any, results: Any) 
     from algorithms.registry import get
     from harness.data.loader import load_file
     from harness.data.train_copy import copy_paths
-    from harness.run.clocks import memory_breakdown
+    from harness.measure.clocks import memory_breakdown
 
     tune_malloc()  # as every measuring process of the harness
     get(algorithm)  # the libraries imported before the clock starts
@@ -123,7 +123,7 @@ def available_bytes() -> int:
 def measure(path: Path, args: argparse.Namespace, private: bool) -> list[dict[str, Any]]:
     """Start the children, collect their reports while all are alive, and the parent's own."""
     from harness.data.train_copy import copy_paths
-    from harness.run.clocks import memory_breakdown
+    from harness.measure.clocks import memory_breakdown
 
     context = multiprocessing.get_context("spawn")
     barrier, results = context.Barrier(args.children + 1), context.Queue()

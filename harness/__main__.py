@@ -17,7 +17,7 @@ def _prescan_threads(argv: list[str]) -> int:
 
 
 if __name__ == "__main__":
-    from harness.run.threads import set_env_threads
+    from harness.measure.threads import set_env_threads
 
     set_env_threads(_prescan_threads(sys.argv[1:]))
     from harness.cli import main

@@ -5,6 +5,7 @@
     python -m harness list                                 algorithms and their parameters
     python -m harness results --dataset X --format csv     one row per record
     python -m harness plot|report --dataset X              figures / HTML report from records
+    python -m harness landscape | compare --dataset X    the potentials' pictures; two result sets side by side
 
 User errors end in one message and a non-zero exit; `--debug` shows the traceback.
 """
@@ -22,22 +23,25 @@ from harness.errors import HarnessError
 from harness.run.runner import interrupt_code, sigterm_as_interrupt
 
 SUBCOMMANDS = ("run", "datasets", "list", "results", "plot", "report", "landscape", "compare")
-DEFAULT_CONFIG_BUDGET = 600.0  # seconds: harness.run.budget.DEFAULT_CONFIG_BUDGET_S, without importing the run layer here
+DEFAULT_CONFIG_BUDGET = 600.0  # seconds: harness.plan.budget.DEFAULT_CONFIG_BUDGET_S, without importing the run layer here
 EXAMPLES = """
 examples:
   python -m harness --dataset random-xs-20-euclidean          default sweep on a generated set
   python -m harness --dataset sift-128 --algorithms hnswlib,faiss-ivf --threads 2
   python -m harness --dataset tests/data/siftsmall-128-euclidean.hdf5 --algorithms potential-gaussian
   python -m harness --dataset uniform-64-euclidean --sweep my-sweep.yaml --runs 5
-  python -m harness --dataset sift-128 --executor ray --ray-address HEAD:6379   on a Ray cluster (docs/cluster.md)
+  python -m harness --dataset sift-128 --workers 2                 two build configurations at once
+  python -m harness --dataset sift-128 --ray HEAD:6379             on a Ray cluster (docs/cluster.md)
 
 subcommands (python -m harness SUBCOMMAND --help):
+  run --dataset X               measure a sweep (the default command: `run` may be left out)
   datasets list|download NAME   the registry of ann-benchmarks and generated datasets
   list                          registered algorithms and their build/query parameters
   results --dataset X           records as a table or CSV (--format), --summary for the best QPS
   plot --dataset X              Pareto figures from the records (never reruns anything)
   report --dataset X            a self-contained HTML report from the records (and its figures)
   landscape                     the seed note's pictures from the real potentials (cross points, ...)
+  compare --dataset X           two result sets side by side: q/s ratios at each recall threshold
 """
 
 
@@ -64,7 +68,7 @@ _positive_seconds = _number(float, lambda v: v > 0, "a positive number of second
 
 def _duration(text: str) -> float | None:
     """An argparse type: a duration (600, 90s, 10m, 2h, 1h30m), or none/off for no bound."""
-    from harness.run.cost import parse_duration
+    from harness.plan.cost import parse_duration
 
     if text.strip().lower() in ("none", "off"):
         return None
@@ -151,20 +155,27 @@ def run_parser() -> argparse.ArgumentParser:
     parser.add_argument("--reuse-stale", action="store_true",
                         help="reuse records made by code that changed since they were made (stale: their code "
                         "fingerprint differs) as they are, instead of recomputing them; the report marks them")
-    parser.add_argument("--isolation", choices=("process", "none"), default="process",
-                        help="local executor: run each build configuration in a child process (default; a crash or "
-                        "hang becomes a failed record) or in this process (none: faster start, no protection)")
-    parser.add_argument("--executor", choices=("local", "ray"), default="local",
-                        help="where build configurations run: on this machine (default, see --isolation), or as "
-                        "Ray tasks on a local Ray instance or the cluster at --ray-address (pip install 'gpnn-harness[ray]')")
-    parser.add_argument("--ray-address", default=None,
-                        help="address of a running Ray cluster (HEAD:6379 or auto); default: start a local instance")
+    parser.add_argument("--workers", type=_non_negative_int, default=None, metavar="N",
+                        help="measure N build configurations at once on this machine, each in its own child process "
+                        "with --threads (default 1: serial, the cleanest timings; N > 1 share memory bandwidth); a crash "
+                        "or hang of an adapter becomes a failed record. 0: in this process, for debugging (no protection, "
+                        "no time limits)")
+    parser.add_argument("--ray", nargs="?", const="", default=None, metavar="ADDRESS",
+                        help="run build configurations as Ray tasks: on the Ray cluster at ADDRESS (HEAD:6379 or auto), "
+                        "or without ADDRESS on a local Ray instance (pip install 'gpnn-harness[ray]'; docs/cluster.md)")
+    # deprecated for one release: each says what to use instead (commands.where_it_runs)
+    parser.add_argument("--isolation", choices=("process", "none"), default=None,
+                        help="deprecated: --isolation none is --workers 0, --isolation process the default")
+    parser.add_argument("--executor", choices=("local", "ray"), default=None,
+                        help="deprecated: --executor ray is --ray, --executor local the default")
+    parser.add_argument("--ray-address", default=None, metavar="ADDRESS", help="deprecated: use --ray ADDRESS")
+    parser.add_argument("--parallel", type=_positive_int, default=None, metavar="N", help="deprecated: use --workers N")
     parser.add_argument("--retries", type=_non_negative_int, default=0,
-                        help="Ray executor: resubmit a build configuration whose worker or node died up to N times (default 0)")
+                        help="with --ray: resubmit a build configuration whose worker or node died up to N times (default 0)")
     parser.add_argument("--timeout", type=_positive_seconds, default=3600.0,
-                        help="seconds allowed for the build phase of a build configuration (default 3600; process isolation, Ray)")
+                        help="seconds allowed for the build phase of a build configuration (default 3600; in a child process or on Ray)")
     parser.add_argument("--query-timeout", type=_positive_seconds, default=900.0,
-                        help="seconds allowed for each query configuration (default 900; process isolation, Ray)")
+                        help="seconds allowed for each query configuration (default 900; in a child process or on Ray)")
     parser.add_argument("--plugins", default=None,
                         help="comma-separated modules or .py files that register extra algorithms (also $GPNN_PLUGINS)")
     parser.add_argument("--budget", type=_duration, default=None, metavar="DURATION",
@@ -173,9 +184,6 @@ def run_parser() -> argparse.ArgumentParser:
     parser.add_argument("--config-budget", type=_duration, default=DEFAULT_CONFIG_BUDGET, metavar="DURATION",
                         help="estimated time for one build configuration (start-up, build, all its query "
                         "configurations; default 10m; 'none' for no bound)")
-    parser.add_argument("--parallel", type=_positive_int, default=1, metavar="N",
-                        help="run N build configurations at once, each in its own child process with --threads "
-                        "(default 1: serial, the cleanest timings; parallel runs share memory bandwidth)")
     parser.add_argument("--plan-only", action="store_true",
                         help="print the plan (configurations, queries, estimated time each and in total) and exit")
     parser.add_argument("--no-plots", dest="plots", action="store_false", help="do not write figures and the report at the end")
@@ -280,186 +288,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return interrupt_code(exc)
 
 
-def _resolve_device(requested: str) -> str:
-    """The device to run on; asks through NVML so that this process never initialises CUDA."""
-    from harness.run.provenance import cuda_available
-
-    if requested == "cpu":
-        return requested
-    available = cuda_available()
-    if requested == "auto":
-        return "cuda" if available else "cpu"
-    if not available:
-        raise HarnessError(
-            "--device cuda was asked for, but no CUDA GPU is available (torch.cuda.is_available() is False)",
-            "use --device cpu or --device auto, or install a CUDA build of torch on a machine with a GPU",
-        )
-    return requested
-
-
-def cmd_run(args: argparse.Namespace) -> int:
-    from harness.data.loader import open_dataset
-    from harness.run import sweeps
-    from harness.run.plugins import load_plugins, plugin_list
-    from harness.run.threads import set_threads
-
-    if args.ray_address and args.executor != "ray":
-        raise HarnessError("--ray-address is only used with --executor ray", "add --executor ray, or drop --ray-address")
-    if args.parallel > 1 and args.executor == "ray":
-        raise HarnessError("--parallel is for the local executor; Ray runs as many configurations as the cluster has "
-                           "CPUs for (--threads each)", "drop --parallel, or use --executor local")
-    if args.parallel > 1 and args.isolation != "process":
-        raise HarnessError("--parallel N runs each configuration in its own child process, so it needs --isolation process",
-                           "drop --isolation none, or --parallel")
-    if args.executor == "ray":
-        from harness.run.ray_executor import require_ray
-
-        require_ray()  # before any work: a missing extra is said at once
-    plugins = plugin_list(args.plugins)
-    load_plugins(plugins)
-    device = _resolve_device(args.device) if args.executor == "local" else args.device
-    set_threads(args.threads)
-    entries = _sweep_entries(args)
-    dataset = open_dataset(
-        args.dataset, args.data_dir, download=True, progress=args.progress, trust_ground_truth=args.trust_ground_truth
-    )
-    _check_count(args.count, dataset)
-    configs = sweeps.expand(entries, dataset.n_train, dataset.name)
-    configs, notes = sweeps.check_configs(
-        configs, args.count, dataset.n_train, dataset.dimension, drop_invalid=args.sweep is None,
-        distance=dataset.distance, named=bool(args.algorithms),
-    )
-    _check_writable(args.results_dir)
-    if args.executor == "ray":
-        from harness.run.ray_executor import ray_session, resolve_device
-
-        with ray_session(args.ray_address) as ray:
-            return _run(args, dataset, configs, notes, plugins, resolve_device(ray, device), ray)
-    return _run(args, dataset, configs, notes, plugins, device, None)
-
-
-def _run(args: argparse.Namespace, dataset: Any, configs: list[Any], notes: list[str], plugins: tuple[str, ...],
-         device: str, ray: Any) -> int:
-    """Measure every configuration (locally, or on Ray when `ray` is the connected module),
-    then report what was done."""
-    from harness.data.loader import DatasetRef
-    from harness.run.options import RunOptions
-    from harness.run.executors import run_sweep
-    from harness.run.lock import ResultsLock
-    from harness.run.runner import RunSummary
-    from harness.run.worker import seed_everything
-
-    from harness.run.cost import probe
-    from harness.run.plan import make_plan
-
-    options = RunOptions(
-        k=args.count, runs=args.runs, queries=args.queries, threads=args.threads, device=device, mode=args.mode,
-        seed=args.seed, force=args.force, results_dir=args.results_dir, progress=args.progress,
-        isolation=args.isolation, timeout=args.timeout, query_timeout=args.query_timeout,
-        retry_failed=args.retry_failed, plugins=plugins, executor=args.executor, retries=args.retries,
-        config_budget=args.config_budget, budget=args.budget, parallel=args.parallel, reuse_stale=args.reuse_stale,
-    )
-    where_run = f"executor: ray ({args.ray_address or 'local instance'})" if ray is not None else f"isolation: {args.isolation}"
-    at_once = f", {args.parallel} at once" if args.parallel > 1 else ""
-    print(f"{dataset.name}: {dataset.n_train} train x {dataset.dimension} dims, {dataset.n_test} queries, "
-          f"{dataset.distance}; {len(configs)} index builds on {device}, {args.threads} thread(s){at_once}, {where_run}")
-    for note in notes:
-        print(f"  note: {note}")
-    # the cost model's units on this machine: about half a second, a sixth of that for a small
-    # dataset (whose whole sweep takes minutes, so a rougher estimate costs little)
-    rates = probe(dataset.dimension, args.threads, seconds=0.6 if dataset.n_train * dataset.dimension >= 10**7 else 0.1)
-    if args.plan_only:
-        plan = make_plan(dataset, configs, options, rates)
-        print("\n".join(plan.lines(dataset.n_test, dataset.dimension)))
-        return 0
-    info = _provenance("process" if ray is not None else args.isolation, args.threads, dataset)
-    if args.isolation == "process" and ray is None:
-        dataset = DatasetRef.of(dataset)  # children load the file themselves; free the arrays here
-    elif ray is None:
-        seed_everything(args.seed)
-    summary = RunSummary()
-    where = args.results_dir / dataset.name
-    try:
-        with ResultsLock(args.results_dir, dataset.name, wait=not args.no_wait):
-            run_sweep(dataset, configs, options, info, summary=summary, rates=rates)
-    except KeyboardInterrupt as exc:
-        print(f"\ninterrupted: {len(summary.written) + len(summary.failed)} records written this run, "
-              f"{len(summary.reused)} reused, kept under {where}; rerun the same command to resume", file=sys.stderr)
-        if args.debug:
-            raise
-        return interrupt_code(exc)
-    print(f"records: {len(summary.written)} written, {len(summary.reused)} reused, {len(summary.failed)} failed "
-          f"-> {where}")
-    if summary.superseded:
-        folders = sorted({str(path.parent) for path in summary.superseded})
-        print(f"moved {len(summary.superseded)} stale record(s) (made by code that changed since) into "
-              f"{', '.join(folders)}; this run replaced them")
-    if summary.stale_kept:
-        print(f"kept {len(summary.stale_kept)} stale record(s) as they are (--reuse-stale): made by code that "
-              "changed since; the report marks them")
-    if summary.skipped:
-        print(f"skipped {len(summary.skipped)} configuration(s) whose earlier record failed or timed out "
-              f"(kept as they are); rerun with --retry-failed to try them again")
-    if summary.budget_skipped:
-        print(f"skipped {len(summary.budget_skipped)} query configuration(s) that do not fit the budget (reasons in "
-              f"the plan above and the report's Skipped table); a larger --config-budget or --budget runs them")
-    if args.plots:
-        commands.plot_and_report(dataset.name, args)
-    return 1 if summary.failed else 0
-
-
-def _sweep_entries(args: argparse.Namespace) -> list[Any]:
-    from harness.run import sweeps
-
-    names = [n.strip() for n in args.algorithms.split(",") if n.strip()] if args.algorithms else None
-    if args.sweep is None:
-        return sweeps.default_entries(names)
-    entries = sweeps.read_sweep_file(args.sweep)
-    return sweeps.select(entries, names) if names else entries
-
-
-def _provenance(isolation: str, threads: int, dataset: Any) -> dict[str, Any]:
-    """The provenance block of every record; under process isolation, CUDA stays out of this
-    process: reading the GPU's name initialises CUDA, so on a GPU machine a child reads it."""
-    from harness.run import provenance
-    from harness.run.isolation import call_in_child
-    from harness.run.provenance import cuda_available
-
-    if isolation == "process" and cuda_available():
-        facts = call_in_child(provenance.collect, threads, str(dataset.path), dataset.checksum)
-    else:
-        facts = provenance.collect(threads, str(dataset.path), dataset.checksum)
-    return {**facts, "ground_truth": dataset.ground_truth}
-
-
-def _check_count(k: int, dataset: Any) -> None:
-    if k > dataset.n_train:
-        raise HarnessError(
-            f"--count {k} is larger than the number of points in {dataset.path} ({dataset.n_train})",
-            f"use --count {dataset.n_train} or less",
-        )
-    if k > dataset.neighbors.shape[1]:
-        raise HarnessError(
-            f"--count {k} is larger than the ground truth of {dataset.path} ({dataset.neighbors.shape[1]} neighbours per query)",
-            f"use --count {dataset.neighbors.shape[1]} or less",
-        )
-
-
-def _check_writable(directory: Path) -> None:
-    try:
-        directory.mkdir(parents=True, exist_ok=True)
-        probe = directory / ".write-test"
-        probe.write_text("")
-        probe.unlink()
-    except OSError as exc:
-        raise HarnessError(
-            f"cannot write into the results directory {directory}: {exc.strerror or exc}",
-            "choose a writable directory with --results-dir",
-        ) from None
-
-
 HANDLERS: dict[str, Callable[[argparse.Namespace], int]] = {
-    "run": cmd_run,
+    "run": commands.cmd_run,
     "datasets": commands.cmd_datasets,
     "list": commands.cmd_list,
     "results": commands.cmd_results,

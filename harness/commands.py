@@ -1,7 +1,10 @@
-"""The subcommands that read: records, registries and figures (`python -m harness SUBCOMMAND`).
+"""The subcommands (`python -m harness SUBCOMMAND`), each a `cmd_*` function of the parsed
+arguments (`harness.cli` parses and dispatches).
 
-None of them runs an algorithm: `results`, `plot` and `report` read records only, `list` and
-`datasets` read the registries, and `landscape` draws the potentials themselves.
+`run` (the default) measures a sweep: it settles where builds run (`where_it_runs`), builds the
+options once (`RunOptions.from_args`) and hands the sweep to `harness.run.executors.run_sweep`.
+The others run no algorithm: `results`, `plot`, `report` and `compare` read records only, `list`
+and `datasets` read the registries, and `landscape` draws the potentials themselves.
 """
 from __future__ import annotations
 
@@ -9,7 +12,7 @@ import argparse
 import json
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Sequence, TextIO
+from typing import TYPE_CHECKING, Any, Sequence, TextIO
 
 from harness.errors import HarnessError
 
@@ -35,7 +38,7 @@ def current_fingerprints(args: argparse.Namespace) -> dict[str, str]:
     (not judged)."""
     from algorithms import registry
     from algorithms.fingerprint import code_fingerprint
-    from harness.run.plugins import load_plugins, plugin_list
+    from harness.measure.plugins import load_plugins, plugin_list
 
     load_plugins(plugin_list(getattr(args, "plugins", None)))
     found: dict[str, set[str]] = {}
@@ -268,6 +271,7 @@ def _dataset_file(checksum: str, dataset: str, recorded: list[str], data_dir: Pa
     """The dataset file with `checksum`: at a recorded path, or where the registry keeps `dataset`."""
     from harness.data.loader import file_checksum
     from harness.data.registry import dataset_path, default_data_dir, resolve
+    from harness.data.sidefiles import side_dir
 
     root = Path(data_dir) if data_dir is not None else default_data_dir()
     candidates = [Path(p) for p in recorded]
@@ -276,7 +280,7 @@ def _dataset_file(checksum: str, dataset: str, recorded: list[str], data_dir: Pa
     except HarnessError:
         candidates.append(root / f"{dataset}.hdf5")
     for candidate in candidates:
-        if candidate.is_file() and file_checksum(candidate) == checksum:
+        if candidate.is_file() and file_checksum(candidate, side_dir(candidate, root)) == checksum:
             return candidate, []
     return None, [str(c) for c in candidates]
 
@@ -315,7 +319,7 @@ def _recall_metric(name: str) -> str:
 
 def cmd_list(args: argparse.Namespace) -> int:
     from algorithms import registry
-    from harness.run.plugins import load_plugins, plugin_list
+    from harness.measure.plugins import load_plugins, plugin_list
 
     load_plugins(plugin_list(getattr(args, "plugins", None)))
     for name, spec in registry.all_algorithms().items():
@@ -383,3 +387,227 @@ def cmd_compare(args: argparse.Namespace) -> int:
     figure = draw_comparison(rows, args.plots_dir / dataset / "compare.png", f"{dataset}: {title}")
     print(f"figure: {figure}", file=sys.stderr)
     return 0
+
+
+# --- run: measure a sweep (the default command) ------------------------------------------------
+
+#: the deprecated flags of where a run happens, kept for one release (`where_it_runs`)
+_OLD_FLAGS = ("isolation", "executor", "ray_address", "parallel")
+
+
+def where_it_runs(args: argparse.Namespace) -> None:
+    """Settle `args.workers` (child processes at once; 0: this process) and `args.ray` (None: this
+    machine; "" a local Ray instance; else a cluster's address) from --workers and --ray, or from
+    the flags they replace (--isolation, --parallel, --executor, --ray-address), which still work
+    for one release, each with a one-line note on stderr saying what to use instead."""
+    old = {name: getattr(args, name, None) for name in _OLD_FLAGS}
+    if old["isolation"] is not None:
+        instead = "--workers 0" if old["isolation"] == "none" else "--workers N (a child process each: the default)"
+        _deprecated(f"--isolation {old['isolation']}", instead)
+    if old["parallel"] is not None:
+        _deprecated(f"--parallel {old['parallel']}", f"--workers {old['parallel']}")
+    if old["executor"] is not None or old["ray_address"] is not None:
+        given = " ".join(part for part in (f"--executor {old['executor']}" if old["executor"] else "",
+                                          f"--ray-address {old['ray_address']}" if old["ray_address"] else "") if part)
+        if old["ray_address"] is not None and old["executor"] != "ray":
+            raise HarnessError("--ray-address is only used with --executor ray (both deprecated)",
+                               f"use --ray {old['ray_address']}")
+        _deprecated(given, f"--ray {old['ray_address']}" if old["ray_address"] else
+                    ("--ray" if old["executor"] == "ray" else "no flag (this machine is the default)"))
+        if old["executor"] == "ray" and args.ray is None:
+            args.ray = old["ray_address"] or ""
+    if old["isolation"] == "none" and (old["parallel"] or 1) > 1:
+        raise HarnessError("--parallel N runs each configuration in its own child process, so it needs --isolation process",
+                           f"use --workers {old['parallel']}")
+    workers = args.workers
+    if workers is None:
+        workers = 0 if old["isolation"] == "none" else old["parallel"] or 1
+    elif old["isolation"] == "none" and workers > 0 or (old["parallel"] is not None and old["parallel"] != workers):
+        raise HarnessError(f"--workers {workers} and {' '.join(f'--{n} {v}' for n, v in old.items() if v is not None)} "
+                           "disagree", "give --workers only")
+    if args.ray is not None and (args.workers is not None or old["parallel"] is not None or old["isolation"] is not None):
+        raise HarnessError("--workers is for this machine; on Ray the cluster runs as many build configurations as it "
+                           "has CPUs for (--threads each)", "drop --workers, or --ray")
+    args.workers = workers
+
+
+def _deprecated(given: str, instead: str) -> None:
+    print(f"note: {given} is deprecated and goes in the next release; use {instead}", file=sys.stderr)
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    """Measure the sweep on the dataset (on this machine or on Ray), then plot and report."""
+    from harness.data.loader import open_dataset
+    from harness.measure.plugins import load_plugins, plugin_list
+    from harness.measure.threads import set_threads
+    from harness.plan import sweeps
+
+    where_it_runs(args)
+    if args.ray is not None:
+        from harness.run.ray_executor import require_ray
+
+        require_ray()  # before any work: a missing extra is said at once
+    plugins = plugin_list(args.plugins)
+    load_plugins(plugins)
+    device = _resolve_device(args.device) if args.ray is None else args.device
+    set_threads(args.threads)
+    entries = _sweep_entries(args)
+    dataset = open_dataset(  # a plan is only printed: nothing may be written for it
+        args.dataset, args.data_dir, download=True, progress=args.progress, trust_ground_truth=args.trust_ground_truth,
+        write=not args.plan_only,
+    )
+    _check_count(args.count, dataset)
+    configs = sweeps.expand(entries, dataset.n_train, dataset.name)
+    configs, notes = sweeps.check_configs(
+        configs, args.count, dataset.n_train, dataset.dimension, drop_invalid=args.sweep is None,
+        distance=dataset.distance, named=bool(args.algorithms),
+    )
+    if not args.plan_only:
+        _check_writable(args.results_dir)
+    if args.ray is not None:
+        from harness.run.ray_executor import ray_session, resolve_device
+
+        with ray_session(args.ray or None) as ray:
+            return _run(args, dataset, configs, notes, plugins, resolve_device(ray, device))
+    return _run(args, dataset, configs, notes, plugins, device)
+
+
+def _run(args: argparse.Namespace, dataset: Any, configs: list[Any], notes: list[str], plugins: tuple[str, ...],
+         device: str) -> int:
+    """Measure every configuration where the options say (this process connected to Ray when
+    they say Ray), then report what was done."""
+    from harness.data.loader import DatasetRef
+    from harness.measure.worker import seed_everything
+    from harness.plan.cost import probe
+    from harness.plan.options import RunOptions
+    from harness.plan.plan import make_plan
+    from harness.run.executors import run_sweep
+    from harness.run.lock import ResultsLock
+    from harness.run.runner import RunSummary, interrupt_code
+
+    options = RunOptions.from_args(args, device, plugins)
+    print(f"{dataset.name}: {dataset.n_train} train x {dataset.dimension} dims, {dataset.n_test} queries, "
+          f"{dataset.distance}; {len(configs)} index builds on {device}, {args.threads} thread(s), {_where(options, args)}")
+    for note in notes:
+        print(f"  note: {note}")
+    # the cost model's units on this machine: about half a second, a sixth of that for a small
+    # dataset (whose whole sweep takes minutes, so a rougher estimate costs little)
+    rates = probe(dataset.dimension, args.threads, seconds=0.6 if dataset.n_train * dataset.dimension >= 10**7 else 0.1)
+    if args.plan_only:
+        print("\n".join(make_plan(dataset, configs, options, rates).lines(dataset.n_test, dataset.dimension)))
+        return 0
+    info = _provenance(options.isolation, args.threads, dataset)
+    if options.isolation == "process" and not options.ray:
+        dataset = DatasetRef.of(dataset)  # children load the file themselves; free the arrays here
+    elif not options.ray:
+        seed_everything(args.seed)
+    summary = RunSummary()
+    where = args.results_dir / dataset.name
+    try:
+        with ResultsLock(args.results_dir, dataset.name, wait=not args.no_wait):
+            run_sweep(dataset, configs, options, info, summary=summary, rates=rates)
+    except KeyboardInterrupt as exc:
+        print(f"\ninterrupted: {len(summary.written) + len(summary.failed)} records written this run, "
+              f"{len(summary.reused)} reused, kept under {where}; rerun the same command to resume", file=sys.stderr)
+        if args.debug:
+            raise
+        return interrupt_code(exc)
+    _print_run_summary(summary, where)
+    if args.plots:
+        plot_and_report(dataset.name, args)
+    return 1 if summary.failed else 0
+
+
+def _where(options: Any, args: argparse.Namespace) -> str:
+    """Where the run happens, in the words of its flags (the first line of a run)."""
+    if options.ray:
+        return f"on Ray ({args.ray or 'a local instance'})"
+    if options.workers == 0:
+        return "in this process (--workers 0)"
+    return f"{options.workers} child process(es) at once" if options.workers > 1 else "in a child process"
+
+
+def _print_run_summary(summary: Any, where: Path) -> None:
+    """What the run did with each record, and what to do about what it left."""
+    print(f"records: {len(summary.written)} written, {len(summary.reused)} reused, {len(summary.failed)} failed "
+          f"-> {where}")
+    if summary.superseded:
+        folders = sorted({str(path.parent) for path in summary.superseded})
+        print(f"moved {len(summary.superseded)} stale record(s) (made by code that changed since) into "
+              f"{', '.join(folders)}; this run replaced them")
+    if summary.stale_kept:
+        print(f"kept {len(summary.stale_kept)} stale record(s) as they are (--reuse-stale): made by code that "
+              "changed since; the report marks them")
+    if summary.skipped:
+        print(f"skipped {len(summary.skipped)} configuration(s) whose earlier record failed or timed out "
+              f"(kept as they are); rerun with --retry-failed to try them again")
+    if summary.budget_skipped:
+        print(f"skipped {len(summary.budget_skipped)} query configuration(s) that do not fit the budget (reasons in "
+              f"the plan above and the report's Skipped table); a larger --config-budget or --budget runs them")
+
+
+def _resolve_device(requested: str) -> str:
+    """The device to run on; asks through NVML so that this process never initialises CUDA."""
+    from harness.run.provenance import cuda_available
+
+    if requested == "cpu":
+        return requested
+    available = cuda_available()
+    if requested == "auto":
+        return "cuda" if available else "cpu"
+    if not available:
+        raise HarnessError(
+            "--device cuda was asked for, but no CUDA GPU is available (torch.cuda.is_available() is False)",
+            "use --device cpu or --device auto, or install a CUDA build of torch on a machine with a GPU",
+        )
+    return requested
+
+
+def _sweep_entries(args: argparse.Namespace) -> list[Any]:
+    from harness.plan import sweeps
+
+    names = [n.strip() for n in args.algorithms.split(",") if n.strip()] if args.algorithms else None
+    if args.sweep is None:
+        return sweeps.default_entries(names)
+    entries = sweeps.read_sweep_file(args.sweep)
+    return sweeps.select(entries, names) if names else entries
+
+
+def _provenance(isolation: str, threads: int, dataset: Any) -> dict[str, Any]:
+    """The provenance block of every record; under process isolation, CUDA stays out of this
+    process: reading the GPU's name initialises CUDA, so on a GPU machine a child reads it."""
+    from harness.run import provenance
+    from harness.run.isolation import call_in_child
+    from harness.run.provenance import cuda_available
+
+    if isolation == "process" and cuda_available():
+        facts = call_in_child(provenance.collect, threads, str(dataset.path), dataset.checksum)
+    else:
+        facts = provenance.collect(threads, str(dataset.path), dataset.checksum)
+    return {**facts, "ground_truth": dataset.ground_truth}
+
+
+def _check_count(k: int, dataset: Any) -> None:
+    if k > dataset.n_train:
+        raise HarnessError(
+            f"--count {k} is larger than the number of points in {dataset.path} ({dataset.n_train})",
+            f"use --count {dataset.n_train} or less",
+        )
+    if k > dataset.neighbors.shape[1]:
+        raise HarnessError(
+            f"--count {k} is larger than the ground truth of {dataset.path} ({dataset.neighbors.shape[1]} neighbours per query)",
+            f"use --count {dataset.neighbors.shape[1]} or less",
+        )
+
+
+def _check_writable(directory: Path) -> None:
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        probe = directory / ".write-test"
+        probe.write_text("")
+        probe.unlink()
+    except OSError as exc:
+        raise HarnessError(
+            f"cannot write into the results directory {directory}: {exc.strerror or exc}",
+            "choose a writable directory with --results-dir",
+        ) from None

@@ -2,7 +2,7 @@
 
 Recall follows ann-benchmarks' definition, which counts ties by distance rather than by id: a
 returned point counts for recall@k when its true distance to the query is within the k-th true
-distance + EPSILON. `harness.run.metrics` scores a run with these functions; the report
+distance + EPSILON. `harness.measure.metrics` scores a run with these functions; the report
 (`harness.report.paired`) recomputes the per-query hits of stored answers with the same ones, so
 that the mean of a record's per-query hits is its stored recall.
 """

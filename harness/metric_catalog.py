@@ -2,7 +2,7 @@
 unit, which way is better, how its uncertainty is known, how it reads best on an axis, and
 whether it is a column of `harness results`.
 
-The measuring code writes these keys (`harness.run.metrics`, `harness.run.measure`'s build and
+The measuring code writes these keys (`harness.measure.metrics`, `harness.measure.measure`'s build and
 query metrics; `adapter_stats`, the adapter's own counters, aside); the report derives from this
 table the results columns and their intervals (`harness.report.summary`), the metrics any figure
 axis can show (`harness.report.metric_table`, `harness plot --x/--y`), the static figures' axis

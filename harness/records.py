@@ -86,7 +86,7 @@ FIELDS: tuple[Field, ...] = (
           "adapter's module and the project modules it imports, or the plugin file); null: made before fingerprints, "
           "so stale", None),
     Field("estimated_s", (float, _NONE), "the cost model's estimate of this query configuration's seconds "
-          "(warm-up, timed runs, scoring), made before it ran (harness/run/cost.py)", None),
+          "(warm-up, timed runs, scoring), made before it ran (harness/plan/cost.py)", None),
     Field("measured_s", (float, _NONE), "the seconds this query configuration took, as the harness saw them", None),
     Field("estimated_build_s", (float, _NONE), "the estimate of the build configuration's start-up and build", None),
     Field("warmup_queries", (int, _NONE), "queries searched once before the timed runs", None),

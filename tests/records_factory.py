@@ -169,7 +169,7 @@ def write_answered(
     """Write `document` with per-query `arrays` (ids, distances, optionally dist_comps), its
     quality metrics scored from them as the run scores them and its provenance naming
     `dataset_file` = (path, sha256); return the JSON path."""
-    from harness.run import metrics as run_metrics
+    from harness.measure import metrics as run_metrics
 
     document = dict(document)
     n, k = document["n_queries"], document["k"]

@@ -31,7 +31,7 @@ def earlier_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     dataset = write_tiny_dataset(root / "tiny-8-euclidean.hdf5", n_train=200, n_test=10)
     results = root / "results"
     argv = ["--dataset", str(dataset), "--algorithms", "faiss-flat,faiss-ivf", "--sweep", str(_ivf_sweep(root)),
-            "--runs", "1", "--isolation", "none", "--no-plots", "--no-progress", "--results-dir", str(results)]
+            "--runs", "1", "--workers", "0", "--no-plots", "--no-progress", "--results-dir", str(results)]
     assert main(argv) == 0
     return dataset, results
 
@@ -209,8 +209,8 @@ def test_default_sweep_leaves_out_settings_that_cannot_work_for_k(case, capsys):
     """Not a bad input: the built-in sweep was not written for every k, so a setting it holds
     that cannot work (ef=10 with --count 20) is left out with a note rather than refused."""
     dataset, _ = case
-    code = main(["--dataset", str(dataset), "--algorithms", "hnswlib", "--count", "20", "--runs", "1", "--isolation",
-                 "none", "--no-plots", "--no-progress", "--results-dir", str(dataset.parent / "default-sweep")])
+    code = main(["--dataset", str(dataset), "--algorithms", "hnswlib", "--count", "20", "--runs", "1", "--workers",
+                 "0", "--no-plots", "--no-progress", "--results-dir", str(dataset.parent / "default-sweep")])
     out = capsys.readouterr().out
     assert code == 0 and out.count("note: left out hnswlib {'ef': 10}: hnswlib: ef = 10 is smaller than k = 20") == 1
     assert "records: 10 written" in out
@@ -257,7 +257,7 @@ def test_ground_truth_that_does_not_belong_to_the_file_is_refused(case, tmp_path
 def test_trusted_ground_truth_runs_and_says_so_in_the_records(tmp_path, capsys):
     path = _with_ground_truth(tmp_path, "reversed")
     results = tmp_path / "results"
-    argv = ["--dataset", path, "--algorithms", "faiss-flat", "--runs", "1", "--isolation", "none",
+    argv = ["--dataset", path, "--algorithms", "faiss-flat", "--runs", "1", "--workers", "0",
             "--trust-ground-truth", "--no-plots", "--no-progress", "--results-dir", str(results)]
     assert main(argv) == 0
     [record] = records.load_records(results)

@@ -98,13 +98,13 @@ def test_bad_count_is_refused(make_tiny_dataset, dirs, capsys):
 @pytest.mark.slow
 def test_plot_report_and_landscape_subcommands(make_tiny_dataset, dirs, tmp_path, capsys):
     path = make_tiny_dataset(n_train=300, n_test=10)
-    assert main(["--dataset", str(path), "--algorithms", "faiss-flat", "--runs", "1", "--isolation", "none",
+    assert main(["--dataset", str(path), "--algorithms", "faiss-flat", "--runs", "1", "--workers", "0",
                  "--no-plots", "--no-progress", *dirs]) == 0
     assert main(["plot", "--dataset", str(path), *dirs]) == 0
     plots = tmp_path / "plots" / path.stem
     assert (plots / "recall1-qps.png").is_file() and not (plots / "index.html").exists()
     other = make_tiny_dataset("other-8-euclidean.hdf5", n_train=300, n_test=10)
-    assert main(["--dataset", str(other), "--algorithms", "faiss-flat", "--runs", "1", "--isolation", "none",
+    assert main(["--dataset", str(other), "--algorithms", "faiss-flat", "--runs", "1", "--workers", "0",
                  "--no-plots", "--no-progress", *dirs]) == 0
     assert main(["report", "--dataset", str(path), *dirs]) == 0
     assert (plots / "index.html").is_file()

@@ -18,12 +18,13 @@ from harness import records
 from harness.data.loader import open_dataset
 from harness.report.page import write_report
 from harness.report.summary import results_table, skipped_rows
-from harness.run import budget, cost, provenance, sweeps
-from harness.run.budget import Allotment, Budget, allot, makespan
-from harness.run.cost import ConfigEstimate, Rates, estimate_config, parse_duration, query_grid, size_queries
+from harness.plan import budget, cost, sweeps
+from harness.run import provenance
+from harness.plan.budget import Allotment, Budget, allot, makespan
+from harness.plan.cost import ConfigEstimate, Rates, estimate_config, parse_duration, query_grid, size_queries
 from harness.run.executors import run_sweep
-from harness.run.options import RunOptions
-from harness.run.progress import Progress
+from harness.plan.options import RunOptions
+from harness.plan.progress import Progress
 
 #: one unit of pointwise work = 1 ms: a test adapter's work reads as milliseconds
 MS_RATES = Rates(matmul=1e-9, scan=1e-9, pointwise=1e-3)

@@ -57,7 +57,7 @@ def test_dot_distance_is_the_negative_inner_product_and_ranks_largest_first() ->
 
 
 def test_recall_rules_hold_for_negative_distances() -> None:
-    from harness.run.metrics import quality
+    from harness.measure.metrics import quality
 
     train, test = varied_norms(500, 6, 4), varied_norms(20, 6, 5)
     ids, dists = exact_knn("dot", train, test, 11)

@@ -9,9 +9,9 @@ from algorithms import registry
 from algorithms.potential import Field, get_potential
 from algorithms.potential.note_reference import note_data
 from harness.errors import ParameterError
-from harness.run import sweeps
-from harness.run.measure import control_fields
-from harness.run.metrics import position_to_true_nn  # the distance the record's converged_onto_nn_rate thresholds
+from harness.plan import sweeps
+from harness.measure.measure import control_fields
+from harness.measure.metrics import position_to_true_nn  # the distance the record's converged_onto_nn_rate thresholds
 
 HP1 = {"c": 1e8, "eps": 0.5, "clamp": 16.0}
 

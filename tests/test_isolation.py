@@ -11,9 +11,9 @@ from harness import records
 from harness.cli import main
 from harness.run import isolation
 from harness.run.isolation import child_events, describe_exit
-from harness.run.options import BuildJob, Deadline, MeasureOptions
-from harness.run.measure import BuildFailed, Built
-from harness.run.plugins import plugin_list
+from harness.measure.job import BuildJob, Deadline, MeasureOptions
+from harness.measure.measure import BuildFailed, Built
+from harness.measure.plugins import plugin_list
 
 pytestmark = pytest.mark.slow  # child processes: segfaults, hangs, signals
 

@@ -15,7 +15,7 @@ import pytest
 
 from algorithms.registry import get
 from harness.errors import ParameterError
-from harness.run import sweeps
+from harness.plan import sweeps
 
 SIFTSMALL = Path(__file__).parent / "data" / "siftsmall-128-euclidean.hdf5"
 K = 10

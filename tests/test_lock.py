@@ -84,7 +84,7 @@ def test_two_runs_started_together_give_the_records_of_one(tmp_path, make_tiny_d
     plugin = tmp_path / "slow_build.py"
     plugin.write_text(SLOW_BUILD)  # the first run holds the lock long enough for the second to meet it
     argv = [sys.executable, "-m", "harness", "--dataset", str(dataset), "--algorithms", "lock-test-slow-build,faiss-ivf",
-            "--plugins", str(plugin), "--runs", "1", "--isolation", "none", "--no-plots", "--no-progress", "--results-dir"]
+            "--plugins", str(plugin), "--runs", "1", "--workers", "0", "--no-plots", "--no-progress", "--results-dir"]
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     first = subprocess.Popen([*argv, str(tmp_path / "shared")], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                              text=True, env=env)

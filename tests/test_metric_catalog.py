@@ -19,8 +19,8 @@ from harness.report import metric_table
 from harness.report.interactive import figure_data, hover_text
 from harness.report.plots import FIGURES, plot_all, plot_metrics
 from harness.report.summary import RESULT_COLUMNS
-from harness.run.measure import build_index, run_query_config
-from harness.run.options import MeasureOptions
+from harness.measure.measure import build_index, run_query_config
+from harness.measure.job import MeasureOptions
 
 N_QUERIES = 20
 #: one method that moves a point (positions, iterations) and one exact baseline

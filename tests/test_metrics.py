@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from harness.run import metrics
+from harness.measure import metrics
 
 
 def test_recall_counts_ties_by_distance_not_id():

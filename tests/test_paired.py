@@ -260,7 +260,7 @@ def test_end_to_end_a_potential_ivf_run_then_the_csv_summary_has_the_paired_colu
     results = tmp_path / "results"
     env = {"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"}
     run = [sys.executable, "-m", "harness", "--dataset", str(dataset), "--algorithms", "potential-gaussian-ivf",
-           "--sweep", str(sweep), "--queries", "50", "--runs", "1", "--isolation", "none", "--no-plots",
+           "--sweep", str(sweep), "--queries", "50", "--runs", "1", "--workers", "0", "--no-plots",
            "--no-progress", "--results-dir", str(results)]
     done = subprocess.run(run, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr

@@ -1,4 +1,4 @@
-"""`--parallel N`: N build configurations at once, records through the one parent, Ctrl-C stops
+"""`--workers N`: N build configurations at once, records through the one parent, Ctrl-C stops
 every child; and the command line's budget options. Child processes: the slow lane, except the
 refusals, which stop before anything runs."""
 from __future__ import annotations
@@ -38,7 +38,7 @@ def test_parallel_runs_write_the_records_a_serial_run_writes(make_tiny_dataset, 
     sweep = tmp_path / "sweep.yaml"
     sweep.write_text(SMALL_SWEEP)
     assert main(_argv(dataset, sweep, tmp_path / "serial")) == 0
-    assert main(_argv(dataset, sweep, tmp_path / "parallel", "--parallel", "2")) == 0
+    assert main(_argv(dataset, sweep, tmp_path / "parallel", "--workers", "2")) == 0
     serial, parallel = _outcomes(tmp_path / "serial"), _outcomes(tmp_path / "parallel")
     assert len(serial) == SMALL_SWEEP_RECORDS and parallel == serial
     found = records.load_records(tmp_path / "parallel")
@@ -55,7 +55,7 @@ def test_ctrl_c_in_a_parallel_run_stops_every_child(make_tiny_dataset, tmp_path)
     sweep = tmp_path / "hang.yaml"
     sweep.write_text("a:\n  algorithm: crash-hang\n  query: {fail: [true]}\nb:\n  algorithm: crash-hang\n  query: {fail: [true]}\n")
     argv = ["--dataset", str(make_tiny_dataset()), "--sweep", str(sweep), "--plugins", CRASH_PLUGIN, "--runs", "1",
-            "--no-plots", "--no-progress", "--results-dir", str(tmp_path / "results"), "--parallel", "2"]
+            "--no-plots", "--no-progress", "--results-dir", str(tmp_path / "results"), "--workers", "2"]
     run = subprocess.Popen([sys.executable, "-m", "harness", *argv], cwd=ROOT, stdout=subprocess.PIPE,
                            stderr=subprocess.PIPE, text=True, start_new_session=True)
     try:
@@ -73,12 +73,12 @@ def test_ctrl_c_in_a_parallel_run_stops_every_child(make_tiny_dataset, tmp_path)
     assert not list((tmp_path / "results").rglob("*.json"))  # nothing finished, nothing recorded as failed
 
 
-def test_parallel_needs_child_processes_and_the_local_executor(make_tiny_dataset, tmp_path, capsys):
-    base = ["--dataset", str(make_tiny_dataset()), "--results-dir", str(tmp_path), "--parallel", "2"]
-    assert main([*base, "--isolation", "none"]) == 2
+def test_several_workers_need_child_processes_and_this_machine(make_tiny_dataset, tmp_path, capsys):
+    base = ["--dataset", str(make_tiny_dataset()), "--results-dir", str(tmp_path)]
+    assert main([*base, "--parallel", "2", "--isolation", "none"]) == 2
     assert "--isolation process" in capsys.readouterr().err
-    assert main([*base, "--executor", "ray"]) == 2
-    assert "local executor" in capsys.readouterr().err
+    assert main([*base, "--workers", "2", "--ray"]) == 2
+    assert "drop --workers, or --ray" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("flag", ["--budget", "--config-budget"])

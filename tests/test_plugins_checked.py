@@ -89,7 +89,7 @@ def test_a_broken_plugin_stops_the_run_before_any_build_or_record(tmp_path, text
     results = tmp_path / "results"
     algorithm = "potential-imq" if text is MISNAMED else "potential-cauchy"
     done = _harness("--dataset", str(SIFTSMALL), "--algorithms", algorithm, "--plugins", str(plugin),
-                    "--queries", "10", "--runs", "1", "--isolation", "none", "--no-plots", "--no-progress",
+                    "--queries", "10", "--runs", "1", "--workers", "0", "--no-plots", "--no-progress",
                     "--results-dir", str(results))
     assert done.returncode == 2, done.stdout + done.stderr
     errors = [line for line in done.stderr.splitlines() if line.startswith("error:")]

@@ -6,7 +6,7 @@ import pytest
 
 from algorithms import registry
 from harness.errors import ParameterError
-from harness.run.metrics import position_to_true_nn  # the distance the record's converged_onto_nn_rate thresholds
+from harness.measure.metrics import position_to_true_nn  # the distance the record's converged_onto_nn_rate thresholds
 
 
 def _separated(seed: int = 0, n: int = 60, d: int = 8, nq: int = 40) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

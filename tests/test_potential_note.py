@@ -13,7 +13,7 @@ import torch
 
 from algorithms import registry
 from algorithms.potential.note_reference import note_ascent, note_data
-from harness.run.metrics import position_to_true_nn  # the distance the record's converged_onto_nn_rate thresholds
+from harness.measure.metrics import position_to_true_nn  # the distance the record's converged_onto_nn_rate thresholds
 
 pytestmark = pytest.mark.slow  # the note's 200-step climbs, twice
 

@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from algorithms.potential.scale import SAMPLE, Units, estimate_scale
-from harness.run.clocks import peak_rss_during, rss_bytes
+from harness.measure.clocks import peak_rss_during, rss_bytes
 
 
 def _reference(X: np.ndarray, sample: int, seed: int) -> float:

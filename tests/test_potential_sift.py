@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from algorithms import registry
-from harness.run.metrics import position_to_true_nn  # the distance the record's converged_onto_nn_rate thresholds
+from harness.measure.metrics import position_to_true_nn  # the distance the record's converged_onto_nn_rate thresholds
 
 DATA = Path(__file__).parent / "data" / "siftsmall-128-euclidean.hdf5"
 BETA = 200.0

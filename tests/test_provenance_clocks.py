@@ -5,7 +5,8 @@ import time
 import pytest
 import torch
 
-from harness.run import clocks, provenance, threads
+from harness.measure import clocks, threads
+from harness.run import provenance
 
 
 def test_provenance_names_machine_libraries_and_commit():

@@ -58,9 +58,9 @@ class ExitInSearch(Adapter):
 
 def test_without_ray_the_message_says_how_to_install_it(make_tiny_dataset, tmp_path, monkeypatch, capsys):
     monkeypatch.setitem(sys.modules, "ray", None)  # `import ray` now fails as if it were not installed
-    code = main(["--dataset", str(make_tiny_dataset()), "--executor", "ray", "--no-plots", "--results-dir", str(tmp_path)])
+    code = main(["--dataset", str(make_tiny_dataset()), "--ray", "--no-plots", "--results-dir", str(tmp_path)])
     err = capsys.readouterr().err
-    assert code == 2 and "--executor ray needs Ray, which is not installed" in err
+    assert code == 2 and "--ray needs Ray, which is not installed" in err
     assert "pip install 'gpnn-harness[ray]'" in err and "Traceback" not in err
     assert not list(tmp_path.rglob("*.json"))
 
@@ -95,7 +95,7 @@ def case(tmp_path_factory: pytest.TempPathFactory, ray_instance) -> dict[str, Pa
     case = {"dataset": dataset, "sweep": sweep, "local": root / "local", "ray": root / "ray"}
     assert main(_argv(dataset, sweep, case["local"])) == 0
     started = time.monotonic()
-    assert main([*_argv(dataset, sweep, case["ray"]), "--executor", "ray"]) == 0
+    assert main([*_argv(dataset, sweep, case["ray"]), "--ray"]) == 0
     print(f"ray sweep of {N_RECORDS} records: {time.monotonic() - started:.1f} s")
     return case
 
@@ -142,13 +142,14 @@ def test_ray_keeps_the_progress_log_and_the_estimates_as_the_local_executor_does
 def test_a_task_still_running_at_its_budget_deadline_is_cancelled_and_its_work_skipped(
     ray_instance, make_tiny_dataset, tmp_path, capsys, monkeypatch
 ):
-    from harness.run import budget, isolation
+    from harness.plan import budget
+    from harness.run import isolation
 
     monkeypatch.setattr(budget, "DEADLINE_MIN_SLACK_S", 0.0)
     monkeypatch.setattr(isolation, "DEADLINE_GRACE_S", 0.5)
     sweep = tmp_path / "hang.yaml"
     sweep.write_text("crash-hang:\n  query: {fail: [false, true]}\n")
-    argv = ["--dataset", str(make_tiny_dataset()), "--sweep", str(sweep), "--executor", "ray", "--plugins", CRASH_PLUGIN,
+    argv = ["--dataset", str(make_tiny_dataset()), "--sweep", str(sweep), "--ray", "--plugins", CRASH_PLUGIN,
             "--runs", "1", "--config-budget", "6s", "--no-plots", "--no-progress", "--results-dir", str(tmp_path / "r")]
     assert main(argv) == 0
     out = capsys.readouterr().out
@@ -169,7 +170,7 @@ def test_a_rerun_recomputes_only_the_deleted_record(case, tmp_path, capsys):
     victim.unlink()
     victim.with_suffix(".h5").unlink()
     capsys.readouterr()
-    assert main([*_argv(case["dataset"], case["sweep"], results), "--executor", "ray"]) == 0
+    assert main([*_argv(case["dataset"], case["sweep"], results), "--ray"]) == 0
     assert f"records: 1 written, {N_RECORDS - 1} reused, 0 failed" in capsys.readouterr().out
     assert before == {p: p.read_bytes() for p in results.rglob("*") if kept(p)}
     assert _outcomes(results) == _outcomes(case["ray"])
@@ -191,7 +192,7 @@ def test_dying_workers_and_hangs_become_failure_records(ray_instance, exit_plugi
     sweep = tmp_path / "crashes.yaml"
     sweep.write_text(CRASH_SWEEP)
     results = tmp_path / "results"
-    argv = ["--dataset", str(make_tiny_dataset(n_train=300, n_test=20)), "--sweep", str(sweep), "--executor", "ray",
+    argv = ["--dataset", str(make_tiny_dataset(n_train=300, n_test=20)), "--sweep", str(sweep), "--ray",
             "--plugins", f"{CRASH_PLUGIN},{exit_plugin}", "--runs", "1", "--query-timeout", "3", "--no-plots",
             "--no-progress", "--results-dir", str(results)]
     assert main(argv) == 1
@@ -216,7 +217,7 @@ def test_dying_workers_and_hangs_become_failure_records(ray_instance, exit_plugi
 def test_retries_resubmit_only_what_has_no_record(ray_instance, exit_plugin, make_tiny_dataset, tmp_path, capsys):
     sweep = tmp_path / "exit.yaml"
     sweep.write_text("ray-test-exit:\n  query: {fail: [false, true]}\n")
-    argv = ["--dataset", str(make_tiny_dataset()), "--sweep", str(sweep), "--executor", "ray", "--retries", "1",
+    argv = ["--dataset", str(make_tiny_dataset()), "--sweep", str(sweep), "--ray", "--retries", "1",
             "--plugins", str(exit_plugin), "--runs", "1", "--no-plots", "--no-progress", "--results-dir", str(tmp_path / "r")]
     assert main(argv) == 1
     out = capsys.readouterr().out
@@ -225,7 +226,7 @@ def test_retries_resubmit_only_what_has_no_record(ray_instance, exit_plugin, mak
 
 
 def test_threads_beyond_the_largest_node_are_refused(ray_instance, make_tiny_dataset, tmp_path, capsys):
-    argv = ["--dataset", str(make_tiny_dataset()), "--algorithms", "faiss-flat", "--executor", "ray", "--threads", "3",
+    argv = ["--dataset", str(make_tiny_dataset()), "--algorithms", "faiss-flat", "--ray", "--threads", "3",
             "--no-plots", "--results-dir", str(tmp_path)]
     assert main(argv) == 2
     err = capsys.readouterr().err
@@ -236,7 +237,7 @@ def test_ctrl_c_cancels_the_tasks_and_keeps_the_records(ray_instance, make_tiny_
     sweep = tmp_path / "hang.yaml"
     sweep.write_text("crash-hang:\n  query: {fail: [false, true]}\n")
     results = tmp_path / "results"
-    argv = ["--dataset", str(make_tiny_dataset()), "--sweep", str(sweep), "--executor", "ray", "--plugins",
+    argv = ["--dataset", str(make_tiny_dataset()), "--sweep", str(sweep), "--ray", "--plugins",
             CRASH_PLUGIN, "--runs", "1", "--no-plots", "--no-progress", "--results-dir", str(results)]
 
     def interrupt_after_the_first_record() -> None:
@@ -263,7 +264,7 @@ def test_a_signal_stops_the_tasks_and_the_local_instance(ray_instance, make_tiny
     sweep = tmp_path / "hang.yaml"
     sweep.write_text("crash-hang:\n  query: {fail: [false, true]}\n")
     results = tmp_path / "results"
-    argv = ["--dataset", str(make_tiny_dataset()), "--sweep", str(sweep), "--executor", "ray", "--plugins",
+    argv = ["--dataset", str(make_tiny_dataset()), "--sweep", str(sweep), "--ray", "--plugins",
             CRASH_PLUGIN, "--runs", "1", "--no-plots", "--no-progress", "--results-dir", str(results)]
     env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
     run = subprocess.Popen([sys.executable, "-m", "harness", *argv], cwd=ROOT, env=env, stdout=subprocess.PIPE,

@@ -71,8 +71,9 @@ def test_device_and_threads_are_part_of_the_identity():
 # -- the declared schema and its migrations ----------------------------------------------------
 def _tiny_run(make_tiny_dataset, results_dir, names=("bruteforce",)):
     from harness.data.loader import open_dataset
-    from harness.run import provenance, sweeps
-    from harness.run.options import RunOptions
+    from harness.plan import sweeps
+    from harness.run import provenance
+    from harness.plan.options import RunOptions
     from harness.run.executors import run_sweep
 
     dataset = open_dataset(str(make_tiny_dataset(n_train=300, n_test=10)), progress=False)

@@ -119,7 +119,7 @@ def test_failed_records_are_kept_unless_retry_failed(make_tiny_dataset, tmp_path
     sweep = tmp_path / "raise.yaml"
     sweep.write_text("crash-raise-build: {}\nfaiss-flat: {}\n")
     argv = ["--dataset", str(make_tiny_dataset()), "--sweep", str(sweep), "--plugins", CRASH_PLUGIN, "--runs", "1",
-            "--isolation", "none", "--no-plots", "--no-progress", "--results-dir", str(tmp_path)]
+            "--workers", "0", "--no-plots", "--no-progress", "--results-dir", str(tmp_path)]
     assert main(argv) == 1
     [failed] = [r for r in records.load_records(tmp_path) if r["status"] != "ok"]
     before = Path(failed["_path"]).read_bytes()

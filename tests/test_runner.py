@@ -8,8 +8,9 @@ from algorithms import registry
 from algorithms.base import Adapter, Param, SearchStats
 from harness import records
 from harness.data.loader import open_dataset
-from harness.run import provenance, sweeps
-from harness.run.options import RunOptions
+from harness.plan import sweeps
+from harness.run import provenance
+from harness.plan.options import RunOptions
 from harness.run.executors import run_sweep
 
 

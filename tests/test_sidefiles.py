@@ -177,3 +177,15 @@ def test_a_dataset_copied_in_keeps_working_when_its_folder_is_locked_later(tmp_p
         dataset = open_dataset(str(path), tmp_path / "data")
         assert dataset.side_dir.parent == (tmp_path / "data" / sidefiles.SIDE_FOLDER).absolute()
         assert dataset.train_mapped
+
+
+def test_plan_only_writes_nothing_but_what_it_prints(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from harness.cli import main
+
+    path = write_tiny_dataset(tmp_path / "data" / "tiny-euclidean.hdf5")
+    before = sorted(p for p in tmp_path.rglob("*"))
+    argv = ["--dataset", str(path), "--algorithms", "faiss-ivf", "--results-dir", str(tmp_path / "results"),
+            "--data-dir", str(tmp_path / "datadir"), "--plots-dir", str(tmp_path / "plots"), "--plan-only"]
+    assert main(argv) == 0
+    assert "total:" in capsys.readouterr().out  # the plan was printed
+    assert sorted(p for p in tmp_path.rglob("*")) == before  # no cache, result folder, lock or log

@@ -15,8 +15,8 @@ import pytest
 import algorithms._threads as threads_module
 from algorithms import registry
 from harness.data.loader import Dataset, open_dataset
-from harness.run.measure import run_query_config
-from harness.run.options import MeasureOptions
+from harness.measure.measure import run_query_config
+from harness.measure.job import MeasureOptions
 
 N_QUERIES, RUNS, WARMUP = 30, 2, 5
 

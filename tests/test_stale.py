@@ -19,10 +19,11 @@ from algorithms.registry import AlgorithmSpec
 from harness import records
 from harness.data.loader import open_dataset
 from harness.report.summary import mark_stale, provenance_warnings, results_table, stale_warnings, summary_rows
-from harness.run import provenance, sweeps
+from harness.plan import sweeps
+from harness.run import provenance
 from harness.run.executors import run_sweep
-from harness.run.options import RunOptions
-from harness.run.plan import choose, current_fingerprint, make_plan
+from harness.plan.options import RunOptions
+from harness.plan.plan import choose, current_fingerprint, make_plan
 from records_factory import make_document, write_one
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -295,7 +296,7 @@ def _harness(*argv: str) -> subprocess.CompletedProcess:
 
 def _run_plugin(plugin: Path, results: Path, *extra: str) -> str:
     return _harness("--dataset", str(SIFT), "--algorithms", "potential-imq", "--plugins", str(plugin), "--queries", "20",
-                    "--runs", "1", "--isolation", "none", "--no-plots", "--no-progress", "--results-dir", str(results),
+                    "--runs", "1", "--workers", "0", "--no-plots", "--no-progress", "--results-dir", str(results),
                     *extra).stdout
 
 

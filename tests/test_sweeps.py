@@ -6,7 +6,7 @@ import pytest
 from algorithms import registry
 from algorithms.base import Adapter, Control, Param, positive
 from harness.errors import ConfigError
-from harness.run import sweeps
+from harness.plan import sweeps
 
 
 class _Toy(Adapter):

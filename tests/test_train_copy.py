@@ -23,7 +23,7 @@ from harness.data import format as data_format
 from harness.data import train_copy
 from harness.data.loader import load_file, open_dataset
 from harness.data.train_copy import TrainCopyWarning, copy_paths
-from harness.run.clocks import memory_breakdown
+from harness.measure.clocks import memory_breakdown
 
 
 def file_train(path: Path) -> np.ndarray:
@@ -259,7 +259,7 @@ def test_the_parent_of_an_isolated_run_never_maps_the_vectors(
     mapped: list[Path] = []
     real = train_copy.map_copy
     monkeypatch.setattr(train_copy, "map_copy", lambda *a, **k: mapped.append(a[0]) or real(*a, **k))
-    code = main(["--dataset", str(path), "--algorithms", "faiss-flat", "--isolation", "process", "--runs", "1",
+    code = main(["--dataset", str(path), "--algorithms", "faiss-flat", "--workers", "1", "--runs", "1",
                  "--results-dir", str(tmp_path / "results"), "--no-plots"])
     assert code == 0 and list((tmp_path / "results").rglob("*.json"))  # the children mapped it and measured
     assert mapped == []

@@ -3,7 +3,7 @@
 Each declared metric that is one number per record (the per-run lists aside) is a `Metric`: its
 declaration (name, label, unit, direction, interval kind, scale) plus how the report reads its
 value and interval from a record. `harness plot --x NAME --y NAME` takes any of them; adding a
-metric is one `MetricSpec` in `harness/metric_catalog.py` (and its computation in the measuring code).
+metric is one `MetricSpec` in `harness/metric_catalog.py` (and its computation in `harness.measure.metrics`).
 """
 from __future__ import annotations
 

@@ -1,1 +1,2 @@
-"""Measuring: sweeps, options, clocks, metrics, provenance, measuring, executors, the runner."""
+"""Running a sweep, on the parent side: the executors (this process, child processes, Ray), the
+runner and its recorder, isolation, the results lock and provenance."""

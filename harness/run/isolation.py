@@ -10,7 +10,7 @@ The protocol (multiprocessing "spawn" context, one child per build configuration
 1. The parent starts the child with a `BuildJob`: plain data only, no arrays. The child
    loads the dataset itself from `dataset_path` (the file the parent validated), imports
    the plugin modules and the adapter's module, and seeds the random generators.
-2. The child builds the index and runs the query configurations (`harness.run.measure`),
+2. The child builds the index and runs the query configurations (`harness.measure.measure`),
    sending each event down a one-way pipe as soon as it exists: `Built`, then one
    `QueryDone` (record content: metrics document + per-query numpy arrays) or `QueryFailed`
    per query configuration; or `BuildFailed`. It never writes a file.
@@ -27,7 +27,7 @@ The protocol (multiprocessing "spawn" context, one child per build configuration
    and, on Linux, dies with its parent (PR_SET_PDEATHSIG), so `kill -9` of the harness
    leaves no orphan running on.
 
-The child's work (`harness.run.worker.job_events`) and the failure events made up for a dead
+The child's work (`harness.measure.worker.job_events`) and the failure events made up for a dead
 worker (`failure_events`) are shared with the Ray executor (`harness.run.ray_executor`), whose tasks
 do the same work on a dataset handed over through Ray's object store.
 
@@ -50,14 +50,14 @@ from dataclasses import dataclass
 from multiprocessing.connection import Connection, wait
 from typing import Any, Callable, Generator, Iterator
 
-from harness.run.measure import BuildFailed, Built, Event, QueryDone, QueryFailed, reason_of
-from harness.run.options import BuildJob
-from harness.run.worker import job_events
+from harness.measure.measure import BuildFailed, Built, Event, QueryDone, QueryFailed, reason_of
+from harness.measure.job import BuildJob
+from harness.measure.worker import job_events
 
 STOP_GRACE_S = 5.0
 #: how long past its deadline a child is left to finish by itself (the worker keeps to it)
 DEADLINE_GRACE_S = 10.0
-#: how often a child's relay looks at its `stop` flag (parallel runs: Ctrl-C in the main thread)
+#: how often a child's relay looks at its `stop` flag (`harness.run.local`: Ctrl-C in the main thread)
 STOP_POLL_S = 0.5
 _CONTEXT = multiprocessing.get_context("spawn")
 
@@ -76,7 +76,7 @@ class _Ended:
 def child_events(job: BuildJob, timeout: float, query_timeout: float, stop: Any = None) -> Iterator[Event]:
     """Run `job` in a fresh child process and yield its events; crashes and hangs become failures.
 
-    `stop` (a threading.Event, for a relay in a thread of a parallel run): when set, the child
+    `stop` (a threading.Event, for a relay thread of `harness.run.local`): when set, the child
     is stopped within STOP_POLL_S and its work reads as interrupted."""
     receiver, sender = _CONTEXT.Pipe(duplex=False)
     # Not a daemon, so that an adapter may start processes of its own; `_stop` always reaps it.

@@ -1,4 +1,4 @@
-"""The Ray executor (`--executor ray`): each build configuration is one Ray task.
+"""The Ray executor (`--ray [ADDRESS]`): each build configuration is one Ray task.
 
 Why Ray: a sweep of many index builds spreads over every core of one machine, or over the
 nodes of a cluster, while each timed run still gets the cores (and the GPU) it asked for.
@@ -7,10 +7,11 @@ so Ray never runs two tasks on the same logical core or GPU at once.
 
 What stays as with the local executor:
 
-- The runner decides what has work left (`harness.run.runner.plan_build_config`: reuse, skip,
-  recompute), before anything is submitted, so a rerun resumes the same way.
+- The plan decides what has work left (`harness.plan.plan.RunPlan.decide`: reuse, skip,
+  recompute), and the runner acts on it (`harness.run.runner.plan_build_config`) before anything
+  is submitted, so a rerun resumes the same way.
 - The task runs the very worker code of the process-isolation child
-  (`harness.run.worker.job_events`: plugins, adapter lookup, seeding, `harness.run.measure`).
+  (`harness.measure.worker.job_events`: plugins, adapter lookup, seeding, `harness.measure.measure`).
 - Records are written by this process (the driver) only, atomically, by the runner's own
   `Recorder`, into the driver's `--results-dir`; a record gains the node it was measured on
   (hostname, platform, CPU, GPU, Ray node id) in its provenance.
@@ -18,7 +19,7 @@ What stays as with the local executor:
 How data and events travel: the driver loads the dataset once and puts it into Ray's object
 store once (`ray.put`); every task receives that reference, so a node fetches the arrays at
 most once, and no worker downloads or reads a file. A task is a Ray generator: it yields
-`WorkerStarted` (the node's facts), then the events of `harness.run.measure` one by one, which
+`WorkerStarted` (the node's facts), then the events of `harness.measure.measure` one by one, which
 the driver writes as records as they arrive: a crash later keeps what came before.
 
 Failures become records or retries, never a hung driver: the driver waits with `ray.wait`
@@ -32,7 +33,7 @@ unseen by the driver, whose deadlines would then count the retry against one que
 A job under a budget has a deadline (`options.Deadline`): the worker keeps to it between query
 configurations, and the driver cancels a task still running `isolation.DEADLINE_GRACE_S` past
 it, recording what it did not do as skipped. The progress (bar, ETA, `progress.jsonl`) is the
-local executor's (`harness.run.progress`), with a task counted from its start, not its time
+local executor's (`harness.plan.progress`), with a task counted from its start, not its time
 in Ray's queue, and the cluster's task slots as the parallelism.
 Ctrl-C cancels every outstanding task and keeps the records written.
 """
@@ -54,11 +55,12 @@ import numpy as np
 from harness.data.loader import Dataset, DatasetRef
 from harness.errors import HarnessError
 from harness.run import isolation, provenance
-from harness.run.measure import BuildFailed, Built, Event, QueryDone, QueryFailed, reason_of
-from harness.run.options import BuildJob, Deadline, RunOptions
+from harness.measure.measure import BuildFailed, Built, Event, QueryDone, QueryFailed, reason_of
+from harness.measure.job import BuildJob, Deadline
+from harness.plan.options import RunOptions
 from harness.run.runner import PlannedBuild, Recorder, RunContext, RunSummary, plan_build_config, start_progress
-from harness.run.sweeps import BuildConfig
-from harness.run.worker import job_events
+from harness.plan.sweeps import BuildConfig
+from harness.measure.worker import job_events
 
 log = logging.getLogger("harness")
 
@@ -71,7 +73,7 @@ def require_ray() -> Any:
     try:
         import ray
     except ImportError as exc:
-        raise HarnessError(f"--executor ray needs Ray, which is not installed here ({exc})", INSTALL_HINT) from None
+        raise HarnessError(f"--ray needs Ray, which is not installed here ({exc})", INSTALL_HINT) from None
     return ray
 
 
@@ -99,8 +101,8 @@ def ray_session(address: str | None = None) -> Iterator[Any]:
         where = f"the Ray cluster at {address}" if address else "a local Ray instance"
         raise HarnessError(
             f"cannot connect to {where}: {reason_of(exc)}",
-            "start the head with `ray start --head --port=6379` and pass --ray-address HEAD:6379 (or auto)"
-            if address else "check `ray start` works here, or pass --ray-address of a running cluster",
+            "start the head with `ray start --head --port=6379` and pass --ray HEAD:6379 (or --ray auto)"
+            if address else "check `ray start` works here, or pass --ray ADDRESS of a running cluster",
         ) from None
     _restore_sigterm(on_sigterm)
     try:
@@ -151,7 +153,7 @@ def worker_task(job: BuildJob, dataset: Dataset) -> Iterator[WorkerStarted | Eve
     through the object store instead of a file path."""
     yield WorkerStarted(_node_facts())
     try:
-        from harness.run.threads import set_threads
+        from harness.measure.threads import set_threads
 
         set_threads(job.options.threads)  # a reused worker may have run a task with other threads
         dataset = _writable(dataset)

@@ -1,16 +1,15 @@
-"""The runner: decide what to (re)compute, measure each build configuration, write records.
+"""The runner: act on the plan's decision for each build configuration, write its records.
 
-Data flows one way: the dataset goes into an adapter (fit, search), `harness.run.measure` times
-the calls and scores the answers, and the runner writes one record per query configuration.
-It never plots; plots read the records.
+Data flows one way: the dataset goes into an adapter (fit, search), `harness.measure.measure`
+times the calls and scores the answers, and the runner writes one record per query
+configuration. It never plots; plots read the records.
 
-Each build configuration is measured either in this process (`isolation="none"`) or in a
-child process (`isolation="process"`, `harness.run.isolation`), which turns a segfault, an
-out-of-memory kill or a hang of an adapter into a failure record instead of the end of the
-sweep; or as a Ray task (`harness.run.ray_executor`) on this machine or a cluster. Every way, the
-decision of what to compute is taken here (`plan_build_config`), the events come back here,
-and records are written by this process only (`Recorder`), atomically, one per finished
-query configuration, as soon as it is finished.
+Wherever a build configuration is measured (in this process, a child process or a Ray task:
+`harness.run.executors`), what to compute was decided once by the plan
+(`harness.plan.plan.RunPlan.decide`), the runner acts on that decision (`plan_build_config`:
+reuse, leave, move aside, or hand on as a `PlannedBuild`), the events come back here, and
+records are written by this process only (`Recorder`), atomically, one per finished query
+configuration, as soon as it is finished.
 """
 from __future__ import annotations
 
@@ -26,32 +25,21 @@ from tqdm import tqdm
 
 from harness import records
 from harness.data.loader import DatasetLike
-from harness.run.budget import Allotment
-from harness.run.cost import Rates
-from harness.run.measure import WARMUP_QUERIES, BuildFailed, Built, Event, QueryDone, QueryFailed, run_query_config
-from harness.run.options import BuildJob, Deadline, RunOptions, job_for
-from harness.run.plan import (
-    COMPUTE,
-    REUSE,
-    Query,
-    RunPlan,
-    choose,
-    current_fingerprint,
-    device_for,
-    identity,
-    make_plan,
-    query_count,
-    remove_leftovers,
-)
-from harness.run.progress import BUILD, Progress
+from harness.plan.budget import Allotment
+from harness.plan.cost import Rates
+from harness.measure.measure import WARMUP_QUERIES, BuildFailed, Built, Event, QueryDone, QueryFailed
+from harness.measure.job import BuildJob, Deadline
+from harness.plan.options import RunOptions, job_for
+from harness.plan.plan import COMPUTE, REUSE, Query, RunPlan, make_plan, remove_leftovers
+from harness.plan.progress import BUILD, Progress
 from harness.run.provenance import now_iso
-from harness.run.sweeps import BuildConfig
+from harness.plan.sweeps import BuildConfig
 
 log = logging.getLogger("harness")
 
 __all__ = [
-    "PlannedBuild", "Recorder", "RunContext", "RunSummary", "Terminated", "device_for", "interrupt_code",
-    "plan_build_config", "query_count", "run_build_config", "run_builds", "run_query_config", "sigterm_as_interrupt",
+    "PlannedBuild", "Recorder", "RunContext", "RunSummary", "Terminated", "interrupt_code", "plan_build_config",
+    "sigterm_as_interrupt", "start_progress",
 ]
 
 @dataclass
@@ -88,10 +76,6 @@ class RunContext:
     progress: Progress | None = None
 
 
-#: how a build job is run: a BuildJob and the dataset -> its events (an executor's `events`)
-JobEvents = Callable[[BuildJob, DatasetLike], Iterator[Event]]
-
-
 def ensure_plan(context: RunContext, configs: Sequence[BuildConfig]) -> RunPlan:
     """The run's plan (made and printed once): estimates, query counts, what is skipped."""
     if context.plan is None:
@@ -113,34 +97,11 @@ def start_progress(context: RunContext, configs: Sequence[BuildConfig], parallel
     return context.progress
 
 
-def run_builds(context: RunContext, configs: Sequence[BuildConfig], events: JobEvents) -> RunSummary:
-    """Run every build configuration in turn through `events`; returns what was written,
-    reused, failed, skipped (the context's summary, filled as the run goes)."""
-    progress = start_progress(context, configs)
-    try:
-        for config in configs:
-            run_build_config(context, config, events)
-    finally:
-        progress.close()
-    return context.summary
-
-
-def run_build_config(context: RunContext, config: BuildConfig, events: JobEvents) -> None:
-    """Build one index, then run and record each of its query configurations not yet on disk."""
-    planned = plan_build_config(context, config)
-    if planned is None:
-        return
-    recorder = Recorder(planned, context.summary, context.report, context.progress)
-    for event in events(planned.job(context.options), planned.dataset):
-        recorder.handle(event)
-    recorder.close()
-
-
 @dataclass
 class PlannedBuild:
     """A build configuration with work left: the query configurations to compute, and the part
-    of their records known before measuring. Made by the runner for every executor, so that
-    reuse, skip and recompute are decided the same way wherever the measuring happens."""
+    of their records known before measuring. Made by the runner from the plan's decision for
+    every executor, so that what is computed is the same wherever the measuring happens."""
 
     dataset: DatasetLike
     config: BuildConfig
@@ -175,28 +136,25 @@ class PlannedBuild:
 
 
 def plan_build_config(context: RunContext, config: BuildConfig) -> PlannedBuild | None:
-    """The query configurations of `config` not yet on disk (None: nothing to do); records to
-    reuse or skip are noted in the context's summary. Under a plan, the count is the budget's
-    (chosen again with what the run has measured so far), and a configuration that does not
-    fit gets a `skipped` record per query configuration, saying why."""
+    """Act on the plan's decision for `config` (`RunPlan.decide`: the runner decides nothing
+    itself): note the records reused or left as they are in the context's summary, move the
+    stale ones about to be replaced aside, remove what gives way, and return the query
+    configurations to compute (None: nothing to do). The count is the budget's, chosen again
+    with what the run has measured so far; a configuration that does not fit gets a `skipped`
+    record per query configuration, saying why."""
     dataset, options, summary = context.dataset, context.options, context.summary
-    allotment = context.plan.of(config) if context.plan is not None else None
+    plan = context.plan if context.plan is not None else ensure_plan(context, [config])
+    allotment = plan.of(config)
     if allotment is not None and context.progress is not None:
-        context.progress.resize(allotment, context.plan.budget.min_queries)
-    n_max = query_count(dataset, options, config)
-    n_queries = allotment.n_queries if allotment is not None else n_max
-    device = device_for(config, options.device)
-    skipping = allotment is not None and allotment.skipped
-    at_least = allotment.sizing.minimum - 1 if skipping else n_queries
-    fingerprint = current_fingerprint(config)
+        context.progress.resize(allotment, plan.budget.min_queries)
+    decided = plan.decide(config)
+    n_queries, device, skipping = decided.n_queries, decided.device, decided.skipping
     todo, indexes, stale = [], [], []
-    for index, params in enumerate(config.query_params):
-        choice = choose(dataset, config, params, options, n_queries, at_least, n_max, device, fingerprint)
+    for index, choice in enumerate(decided.choices):
         remove_leftovers(choice.query)
-        if choice.action == COMPUTE and not skipping:
-            # a `skipped` record on the full count (an earlier run with less time) gives way
-            # to the record on fewer queries now on its way, or found
-            _drop_skipped(identity(dataset, config, params, options, n_max, device).path)
+        if choice.gives_way is not None:
+            _drop(choice.gives_way)
+            plan.seen.forget(choice.gives_way)
         if choice.action == REUSE:
             summary.reused.append(choice.reused)
             if choice.stale_kept:
@@ -210,9 +168,9 @@ def plan_build_config(context: RunContext, config: BuildConfig) -> PlannedBuild 
     if stale:
         _supersede(context, config, stale)
     if not todo:
-        _drop(context, allotment)
+        _drop_progress(context, allotment)
         return None
-    base = _base_document(dataset, config, options, context.provenance, n_queries, device, fingerprint)
+    base = _base_document(dataset, config, options, context.provenance, n_queries, device, decided.fingerprint)
     if allotment is not None:
         base.update(estimated_build_s=allotment.build_seconds(), budget_note=allotment.note(),
                     warmup_queries=None if skipping else allotment.sizing.warmup)
@@ -220,7 +178,7 @@ def plan_build_config(context: RunContext, config: BuildConfig) -> PlannedBuild 
                            allotment.sizing.warmup if allotment is not None else WARMUP_QUERIES)
     if skipping:
         _write_skipped(planned, summary, context.report)
-        _drop(context, allotment)
+        _drop_progress(context, allotment)
         return None
     if n_queries < dataset.n_test:
         context.report(f"  note: {config.entry} runs on the first {n_queries} of {dataset.n_test} test queries")
@@ -230,28 +188,24 @@ def plan_build_config(context: RunContext, config: BuildConfig) -> PlannedBuild 
 def _supersede(context: RunContext, config: BuildConfig, stale: list[Path]) -> None:
     """Move the stale records about to be replaced into `superseded/` beside them, and say where."""
     moved = [records.supersede(path) for path in dict.fromkeys(stale) if path.exists()]
+    if context.plan is not None:
+        for path in stale:
+            context.plan.seen.forget(path)
     context.summary.superseded += moved
     if moved:
         context.report(f"  {len(moved)} stale record(s) of {config.entry} (made by code that changed since) moved to "
                        f"{moved[0].parent}; recomputing them")
 
 
-def _drop(context: RunContext, allotment: Allotment | None) -> None:
+def _drop_progress(context: RunContext, allotment: Allotment | None) -> None:
     if allotment is not None and context.progress is not None:
         context.progress.drop(allotment)
 
 
-def _drop_skipped(path: Path) -> None:
-    """Remove the record at `path` if it is a `skipped` one."""
-    if not path.exists():
-        return
-    try:
-        status = records.read_record(path, verify=False).get("status")
-    except (records.IncompleteRecord, records.UnknownSchema):
-        return
-    if status == "skipped":
-        path.unlink(missing_ok=True)
-        path.with_suffix(".h5").unlink(missing_ok=True)
+def _drop(path: Path) -> None:
+    """Remove the record at `path` (a `skipped` one giving way to a record on fewer queries)."""
+    path.unlink(missing_ok=True)
+    path.with_suffix(".h5").unlink(missing_ok=True)
 
 
 class Recorder:
@@ -390,7 +344,7 @@ def _base_document(
         "threads": options.threads,
         "seed": options.seed,
         "runs": options.runs,
-        "isolation": "process" if options.executor == "ray" else options.isolation,
+        "isolation": options.isolation,
         "executor": options.executor,
         "code_fingerprint": fingerprint,
         "metrics": {},

@@ -1,7 +1,7 @@
 """The cost model: how long a build configuration will take, estimated before it runs.
 
 Why: on a dataset of sift-128's size a default sweep takes hours, and a slow method on all
-10,000 queries alone can take more. The plan (`harness.run.budget`) sizes each configuration's
+10,000 queries alone can take more. The plan (`harness.plan.budget`) sizes each configuration's
 query subset from these estimates and the progress bar counts estimated work, not builds.
 
 The model, kept simple on purpose:
@@ -19,7 +19,7 @@ elementwise chain ("pointwise"). Seconds = work x the probe's seconds per unit.
 
 What the model does not know (a library's constant factors on this CPU, how many iterations a
 climb takes, other processes on the machine) is learned as the run goes: the progress tracker
-(`harness.run.progress`) keeps the ratio of measured to estimated time per algorithm and
+(`harness.plan.progress`) keeps the ratio of measured to estimated time per algorithm and
 applies it to what is left.
 """
 from __future__ import annotations
@@ -32,7 +32,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Mapping, Sequence
 
 from algorithms.base import COST_KINDS, Cost, validate_params
-from harness.run.measure import WARMUP_QUERIES
+from harness.measure.measure import WARMUP_QUERIES
 
 #: fixed costs of one build configuration under process isolation: spawn the child, import the
 #: libraries (torch alone takes about a second), let it exit (about 1 s, measured), and read the
@@ -146,7 +146,7 @@ class ConfigEstimate:
     described: bool = True  # False: the adapter gave no Cost (the generic form was used)
     #: the kind of work that takes most of the build's time ("startup" when starting the child
     #: does) and of the queries': how far off the probe was for one kind says something of the
-    #: other configurations dominated by it (harness/run/progress.py)
+    #: other configurations dominated by it (harness/plan/progress.py)
     kinds: dict[str, str] = field(default_factory=lambda: {"build": "startup", "query": "matmul"})
 
     def warmup(self, n: int) -> int:
@@ -206,7 +206,7 @@ def estimate_config(
     config: Any, n_train: int, dimension: int, k: int, rates: Rates, isolated: bool = True, mode: str = "batch",
     query_params: Sequence[Mapping[str, Any]] | None = None,
 ) -> ConfigEstimate:
-    """Estimate a build configuration (`harness.run.sweeps.BuildConfig`) on a dataset of
+    """Estimate a build configuration (`harness.plan.sweeps.BuildConfig`) on a dataset of
     `n_train` x `dimension` points. `isolated`: its own child process (start-up and dataset
     load are paid per configuration). In single mode a query is one call: the products of a
     batch become matrix-vector products, charged at the scan rate."""

@@ -1,7 +1,7 @@
 """What a run will do, decided before it starts: each query configuration's record identity,
 whether it is computed, reused or left as it is, and (`make_plan`) the run's plan: each build
-configuration's estimate (`harness.run.cost`) and query count under the budgets
-(`harness.run.budget`), printed before anything is built.
+configuration's estimate (`harness.plan.cost`) and query count under the budgets
+(`harness.plan.budget`), printed before anything is built.
 
 A budget chooses a query count from a grid, so a rerun with a little more or less time keeps
 its records: a whole record of the same configuration on at least the chosen count is reused.
@@ -10,7 +10,13 @@ A record knows the code that made it (`code_fingerprint`, `algorithms.fingerprin
 record whose fingerprint differs from the code loaded now, or that has none (made before
 fingerprints), is stale: it is never reused silently. It is recomputed, after it is moved into
 `superseded/` beside it (`records.supersede`), or kept as it is under --reuse-stale; the plan
-counts both apart. `choose` is the one rule the plan and the runner both follow.
+counts both apart.
+
+The plan decides once: `make_plan` reads each record it looks at once (its checksum verified
+once, `RecordsSeen`) and keeps, per build configuration, a `BuildDecision`: what to do with
+each query configuration and why. The runner (and the Ray driver) take that decision from the
+plan (`RunPlan.decide`); when the run's measurements change a configuration's query count
+before it starts, the plan decides that configuration again from what it has already read.
 """
 from __future__ import annotations
 
@@ -22,9 +28,9 @@ from typing import Any, Sequence
 from algorithms.fingerprint import code_fingerprint
 from harness import records
 from harness.data.loader import DatasetLike
-from harness.run.budget import Allotment, Budget, allot, format_plan
-from harness.run.cost import Rates, default_rates, estimate_config, query_grid
-from harness.run.options import RunOptions
+from harness.plan.budget import Allotment, Budget, allot, format_plan
+from harness.plan.cost import Rates, default_rates, estimate_config, query_grid
+from harness.plan.options import RunOptions
 
 log = logging.getLogger("harness")
 
@@ -88,6 +94,25 @@ def found_at(path: Path) -> Found:
     return Found(document.get("status"), document.get("code_fingerprint"))
 
 
+class RecordsSeen:
+    """What lies at each record path a run looked at, read once: a record is read and its
+    checksum verified once per run, however many decisions look at it. The runner says when
+    it moved or removed one (`forget`); the records it writes are at paths no later decision
+    of the run looks at (one build configuration's identities are its own)."""
+
+    def __init__(self) -> None:
+        self._found: dict[Path, Found] = {}
+
+    def at(self, path: Path) -> Found:
+        if path not in self._found:
+            self._found[path] = found_at(path)
+        return self._found[path]
+
+    def forget(self, path: Path) -> None:
+        """The record at `path` was moved aside or removed by this run: nothing is there now."""
+        self._found[path] = Found(None)
+
+
 def current_fingerprint(config: Any) -> str:
     """The fingerprint of the code of `config`'s algorithm as loaded now (plugins included)."""
     return code_fingerprint(config.spec)
@@ -132,6 +157,11 @@ class Choice:
     stale: list[Path] = field(default_factory=list)
     #: how many of `stale` were made before records had fingerprints
     predating: int = 0
+    #: why, in words (the plan's debug log says it per query configuration)
+    reason: str = ""
+    #: a `skipped` record on the full count (an earlier run with less time) that gives way to
+    #: the record on fewer queries computed now, or found
+    gives_way: Path | None = None
 
     @property
     def stale_kept(self) -> bool:
@@ -139,38 +169,45 @@ class Choice:
 
 
 def choose(dataset: DatasetLike, config: Any, params: dict[str, Any], options: RunOptions, n_queries: int,
-           at_least: int, n_max: int, device: str, fingerprint: str | None) -> Choice:
+           at_least: int, n_max: int, device: str, fingerprint: str | None, seen: RecordsSeen | None = None) -> Choice:
     """What to do with one query configuration measured on `n_queries` queries: the exact
     record's `decision`, else a whole ok record on more than `at_least` queries of the grid
-    (the largest first); the runner and the plan both ask this, so they agree."""
+    (the largest first). `seen` holds what the run has read already (default: read afresh)."""
+    seen = seen if seen is not None else RecordsSeen()
     query = identity(dataset, config, params, options, n_queries, device)
-    found = found_at(query.path)
+    found = seen.at(query.path)
     if options.force:  # computed again whatever is there; one of other code is moved aside all the same
         other_code = found.status == "ok" and fingerprint is not None and found.fingerprint != fingerprint
-        return _with_stale(Choice(query, COMPUTE), [(query.path, found)] if other_code else [])
+        return _with_stale(Choice(query, COMPUTE, reason="--force"), [(query.path, found)] if other_code else [])
     verdict = decision(found, options, fingerprint)
     if verdict in (REUSE, REUSE_STALE):
-        return _with_stale(Choice(query, REUSE, query.path), [(query.path, found)] if verdict == REUSE_STALE else [])
+        why = "a whole ok record" + (" of code changed since, kept (--reuse-stale)" if verdict == REUSE_STALE else "")
+        return _with_stale(Choice(query, REUSE, query.path, reason=why), [(query.path, found)] if verdict == REUSE_STALE else [])
     if verdict == SKIP:
-        return Choice(query, SKIP)
+        why = "a record of a newer harness" if found.status == "newer" else f"an earlier {found.status} record, kept (--retry-failed)"
+        return Choice(query, SKIP, reason=why)
     stale = [(query.path, found)] if verdict == STALE else []
     for count in reversed([c for c in query_grid(n_max) if c > at_least and c != n_queries]):
         path = identity(dataset, config, params, options, count, device).path
-        larger = found_at(path)
+        larger = seen.at(path)
         verdict = decision(larger, options, fingerprint)
         if verdict == REUSE:
-            return Choice(query, REUSE, path)
+            return Choice(query, REUSE, path, reason=f"a whole ok record on {count} queries")
         if verdict == REUSE_STALE:
-            return _with_stale(Choice(query, REUSE, path), [(path, larger)])
+            return _with_stale(Choice(query, REUSE, path, reason=f"a record on {count} queries of code changed since, "
+                                      "kept (--reuse-stale)"), [(path, larger)])
         if verdict == STALE:
             stale.append((path, larger))
     for count in query_grid(n_max):  # stale ones on fewer queries go too: they would stand beside the new one
         path = identity(dataset, config, params, options, count, device).path
         if count <= at_least and count != n_queries and path.exists():
-            smaller = found_at(path)
+            smaller = seen.at(path)
             if decision(smaller, options, fingerprint) == STALE:
                 stale.append((path, smaller))
-    return _with_stale(Choice(query, COMPUTE), stale)
+    why = "no whole record" if found.status in (None, "skipped") else f"an earlier {found.status} record (--retry-failed)"
+    if stale:
+        why = f"{why}; {len(stale)} record(s) of code changed since, moved aside"
+    return _with_stale(Choice(query, COMPUTE, reason=why), stale)
 
 
 def _with_stale(choice: Choice, stale: list[tuple[Path, Found]]) -> Choice:
@@ -186,17 +223,66 @@ def remove_leftovers(query: Query) -> None:
         leftover.unlink(missing_ok=True)
 
 
+@dataclass
+class BuildDecision:
+    """The plan's decision for one build configuration: the count its query configurations run
+    on, and what to do with each (`choices`, in the order of its query parameters). Pure: it
+    reads records (once, through `RecordsSeen`) and changes no file; the runner acts on it."""
+
+    config: Any
+    n_queries: int
+    n_max: int
+    device: str
+    fingerprint: str
+    #: the whole configuration does not fit its budget: what it would compute gets `skipped` records
+    skipping: bool
+    choices: list[Choice]
+
+    @property
+    def compute(self) -> list[int]:
+        """The indexes (into the configuration's query parameters) of what is computed."""
+        return [index for index, choice in enumerate(self.choices) if choice.action == COMPUTE]
+
+
+def decide(dataset: DatasetLike, config: Any, options: RunOptions, allotment: Allotment | None,
+           seen: RecordsSeen) -> BuildDecision:
+    """Decide every query configuration of `config` at its allotment's count (without one: every
+    query the options allow). A configuration skipped for its budget keeps any whole record on
+    at least the smallest count worth running; the rest is computed, reused or left as it is."""
+    n_max = query_count(dataset, options, config)
+    n_queries = allotment.n_queries if allotment is not None else n_max
+    skipping = allotment is not None and allotment.skipped
+    at_least = allotment.sizing.minimum - 1 if skipping else n_queries
+    device = device_for(config, options.device)
+    fingerprint = current_fingerprint(config)
+    full = n_max if n_max != n_queries else None
+    choices = []
+    for params in config.query_params:
+        choice = choose(dataset, config, params, options, n_queries, at_least, n_max, device, fingerprint, seen)
+        if choice.action == COMPUTE and not skipping:
+            path = choice.query.path if full is None else identity(dataset, config, params, options, full, device).path
+            if seen.at(path).status == "skipped":
+                choice.gives_way = path
+        choices.append(choice)
+    return BuildDecision(config, n_queries, n_max, device, fingerprint, skipping, choices)
+
+
 # --- the run's plan --------------------------------------------------------------------------
 
 
 @dataclass
 class RunPlan:
-    """Every build configuration's allotment, in sweep order, and what they were made from."""
+    """Every build configuration's allotment and decision, in sweep order, and what they were
+    made from; the records read to make them (`seen`), each once."""
 
     allotments: list[Allotment]
     budget: Budget
     rates: Rates
     by_config: dict[int, Allotment]
+    dataset: Any = None
+    options: RunOptions | None = None
+    seen: RecordsSeen = field(default_factory=RecordsSeen)
+    decisions: dict[int, BuildDecision] = field(default_factory=dict)
 
     def of(self, config: Any) -> Allotment | None:
         return self.by_config.get(id(config))
@@ -204,10 +290,26 @@ class RunPlan:
     def lines(self, n_test: int, dimension: int) -> list[str]:
         return format_plan(self.allotments, self.budget, self.rates.describe(dimension), n_test)
 
+    def decide(self, config: Any) -> BuildDecision:
+        """The plan's decision for `config`: the one made with the plan, unless the run has
+        since chosen another count for it (`Progress.resize`): then decided again at that
+        count, from the records already read."""
+        allotment = self.of(config)
+        made = self.decisions.get(id(config))
+        if made is not None and allotment is not None and (made.n_queries, made.skipping) == (allotment.n_queries, allotment.skipped):
+            return made
+        if made is not None and allotment is None:
+            return made
+        made = decide(self.dataset, config, self.options, allotment, self.seen)
+        self.decisions[id(config)] = made
+        for choice in made.choices:
+            log.debug("%s %s: %s (%s)", config.entry, choice.query.params, choice.action, choice.reason)
+        return made
+
 
 def make_plan(dataset: DatasetLike, configs: Sequence[Any], options: RunOptions, rates: Rates | None = None) -> RunPlan:
     """Estimate every build configuration, leave out the query configurations whose records
-    are reused, and size the rest under the options' budgets."""
+    are reused, size the rest under the options' budgets, and decide each configuration."""
     rates = rates or default_rates(options.threads)
     budget = Budget(options.config_budget, options.budget, options.parallel)
     isolated = options.isolation == "process" or options.executor == "ray"
@@ -217,30 +319,25 @@ def make_plan(dataset: DatasetLike, configs: Sequence[Any], options: RunOptions,
         n_max = query_count(dataset, options, config)
         todo = list(range(len(config.query_params)))
         allotments.append(Allotment(config, estimate, n_max, todo, options.runs))
+    plan = RunPlan(allotments, budget, rates, {id(a.config): a for a in allotments}, dataset, options)
     allot(allotments, Budget(budget.config_s, None, budget.parallel, budget.min_queries))
     for item in allotments:  # the records a first sizing would reuse cost nothing: size the rest
-        item.todo = _left(dataset, item, options)
+        _left(plan, item)
     allot(allotments, budget)
     for item in allotments:
-        item.todo = _left(dataset, item, options)
-    return RunPlan(allotments, budget, rates, {id(a.config): a for a in allotments})
+        _left(plan, item)
+    return plan
 
 
-def _left(dataset: DatasetLike, item: Allotment, options: RunOptions) -> list[int]:
-    """The query configurations of `item` that need computing (`choose`: no whole record of the
-    current code on at least its count, any worth keeping when it is skipped, and no earlier
-    failure to keep); counts the stale records on the allotment."""
-    device = device_for(item.config, options.device)
-    at_least = item.sizing.minimum - 1 if item.skipped else item.n_queries
-    fingerprint = current_fingerprint(item.config)
-    left = []
-    for index in item.todo:
-        params = item.config.query_params[index]
-        choice = choose(dataset, item.config, params, options, item.n_queries, at_least, item.n_max, device, fingerprint)
-        item.stale_found.pop(index, None)  # judged again at this count
-        if choice.action == COMPUTE:
-            left.append(index)
+def _left(plan: RunPlan, item: Allotment) -> None:
+    """Decide `item` at its count: its `todo` becomes the query configurations that need
+    computing (no whole record of the current code on at least its count, any worth keeping
+    when it is skipped, and no earlier failure to keep); counts the stale records found."""
+    made = decide(plan.dataset, item.config, plan.options, item, plan.seen)
+    plan.decisions[id(item.config)] = made
+    item.todo = made.compute
+    item.stale_found.clear()
+    item.kept_found.clear()
+    for index, choice in enumerate(made.choices):
         if choice.stale:
-            # a kept one leaves `todo`: the next sizing does not see it again
             (item.kept_found if choice.stale_kept else item.stale_found)[index] = choice.predating > 0
-    return left

@@ -3,7 +3,7 @@
 Two budgets bound a run. The per-configuration budget (`--config-budget`, DEFAULT_CONFIG_BUDGET_S)
 bounds one build configuration's estimated time: start-up, build and all its query
 configurations. The run budget (`--budget`, none by default) bounds the whole sweep's estimated
-wall time, with `--parallel` configurations at once. A configuration whose estimate exceeds
+wall time, with `--workers` configurations at once. A configuration whose estimate exceeds
 its budget on all its queries runs on the first n test queries instead, n the largest of
 `cost.query_grid` that fits (recorded as n_queries of n_queries_total); one that does not fit
 even on `min_queries` queries (its build alone may be too long) is skipped, with the reason in
@@ -18,13 +18,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Callable, Sequence
 
-from harness.run.cost import ConfigEstimate, Sizing, format_duration, size_queries
-from harness.run.options import Deadline
+from harness.plan.cost import ConfigEstimate, Sizing, format_duration, size_queries
+from harness.measure.job import Deadline
 
 #: a default that keeps one configuration to a few minutes on a laptop
 DEFAULT_CONFIG_BUDGET_S = 600.0
 #: a configuration is stopped at this many times its budget (its estimate was that far off):
-#: what it has not done by then is recorded as skipped (`harness.run.options.Deadline`)
+#: what it has not done by then is recorded as skipped (`harness.measure.job.Deadline`)
 DEADLINE_FACTOR = 1.5
 #: ... and never sooner than this many seconds past its budget (small budgets, start-up noise)
 DEADLINE_MIN_SLACK_S = 30.0
@@ -51,7 +51,7 @@ class Allotment:
     """One build configuration's part of the plan: its estimate, the query configurations it
     computes (`todo`, indexes into its query parameters), and the count it runs them on."""
 
-    config: Any  # harness.run.sweeps.BuildConfig
+    config: Any  # harness.plan.sweeps.BuildConfig
     estimate: ConfigEstimate
     n_max: int
     todo: list[int]
@@ -138,7 +138,7 @@ CONFIG_REASON = "the per-configuration budget (--config-budget)"
 
 
 def run_reason(run_s: float, parallel: int) -> str:
-    return f"each configuration's share of --budget {format_duration(run_s)}" + (f" at --parallel {parallel}" if parallel > 1 else "")
+    return f"each configuration's share of --budget {format_duration(run_s)}" + (f" at --workers {parallel}" if parallel > 1 else "")
 
 
 def makespan(durations: Sequence[float], parallel: int, busy: Sequence[float] = ()) -> float:
@@ -212,7 +212,7 @@ def format_plan(allotments: Sequence[Allotment], budget: Budget, rates_line: str
     skipped = sum(1 for a in allotments if a.skipped)
     total = f"total: {running} configuration(s) to run, {skipped} skipped; estimated {format_duration(sum(durations))}"
     if budget.parallel > 1:
-        total += f" of work, {format_duration(makespan(durations, budget.parallel))} at --parallel {budget.parallel}"
+        total += f" of work, {format_duration(makespan(durations, budget.parallel))} at --workers {budget.parallel}"
     limits = [f"--config-budget {format_duration(budget.config_s)}" if budget.config_s else "",
               f"--budget {format_duration(budget.run_s)}" if budget.run_s else ""]
     limits = [text for text in limits if text]

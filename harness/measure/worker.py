@@ -1,6 +1,6 @@
 """The worker's part of a build job, wherever it runs (this process, a child process, a Ray
 task): import the plugins, find the adapter, load the dataset unless it was handed over, seed
-the generators, then measure (`harness.run.measure`), yielding events.
+the generators, then measure (`harness.measure.measure`), yielding events.
 """
 from __future__ import annotations
 
@@ -14,9 +14,9 @@ from typing import Any, Iterator
 from algorithms import tune_malloc
 from harness.data.loader import Dataset, load_file
 from harness.errors import ConfigError
-from harness.run.measure import BuildFailed, Event, build_events, reason_of
-from harness.run.options import BuildJob
-from harness.run.plugins import PLUGINS_ENV, load_plugins
+from harness.measure.measure import BuildFailed, Event, build_events, reason_of
+from harness.measure.job import BuildJob
+from harness.measure.plugins import PLUGINS_ENV, load_plugins
 
 
 def job_events(job: BuildJob, dataset: Dataset | None = None) -> Iterator[Event]:
@@ -30,7 +30,8 @@ def job_events(job: BuildJob, dataset: Dataset | None = None) -> Iterator[Event]
         spec = _find_spec(job)
         if dataset is None:
             # the parent verified the shared copy of the vectors this run: map it after the cheap checks
-            dataset = load_file(Path(job.dataset_path), name=job.dataset_name, full_check=False)
+            dataset = load_file(Path(job.dataset_path), name=job.dataset_name, full_check=False,
+                                side_dir=Path(job.side_dir) if job.side_dir else None)
         seed_everything(job.options.seed)
     except Exception as exc:  # noqa: BLE001 - reported as the build's failure
         yield BuildFailed(f"child process could not start the build: {reason_of(exc)}")

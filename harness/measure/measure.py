@@ -1,10 +1,10 @@
 """Measuring one build configuration: build the index, run its query configurations, score.
 
-This is the part of the runner that touches an adapter. It reports what happened as a stream
+This is the only part of a run that touches an adapter. It reports what happened as a stream
 of events (`Built`, `BuildFailed`, `QueryDone`, `QueryFailed`) instead of writing records, so
-that the same code runs in the harness's own process (`--isolation none`) and in a child
-process (`--isolation process`, see `harness.run.isolation`) and in a Ray task (`--executor ray`,
-see `harness.run.ray_executor`), where each event is sent to the parent or driver as soon as it
+that the same code runs in the harness's own process (`--workers 0`), in a child process
+(`--workers N`, see `harness.run.isolation`) and in a Ray task (`--ray`, see
+`harness.run.ray_executor`), where each event is sent to the parent or driver as soon as it
 exists. Records are written by whoever consumes the events: the runner, always in the
 parent process.
 """
@@ -21,9 +21,9 @@ from algorithms.base import Adapter, SearchStats, validate_params
 from algorithms.registry import AlgorithmSpec
 from harness.data.distances import row_distances
 from harness.data.loader import Dataset
-from harness.run import metrics
-from harness.run.clocks import QUERY_CLOCK, QUERY_CLOCK_S, Timing, peak_rss_during, rss_bytes, timed
-from harness.run.options import BuildJob, Deadline, MeasureOptions
+from harness.measure import metrics
+from harness.measure.clocks import QUERY_CLOCK, QUERY_CLOCK_S, Timing, peak_rss_during, rss_bytes, timed
+from harness.measure.job import BuildJob, Deadline, MeasureOptions
 
 if TYPE_CHECKING:
     pass

@@ -1,6 +1,6 @@
 """Progress over estimated work, and an ETA that learns from what the run measures.
 
-The bar counts the plan's estimated seconds (`harness.run.budget`), not builds: a build of
+The bar counts the plan's estimated seconds (`harness.plan.budget`), not builds: a build of
 HNSW on a million points and one of brute force are not the same step. Each finished part (a
 build with its start-up, or a query configuration) tells how far the model was off: the ratio
 of measured to estimated seconds is kept per algorithm and part (build, queries) and applied
@@ -27,8 +27,8 @@ from typing import Any, Callable, TypeVar
 
 from tqdm import tqdm
 
-from harness.run.budget import MIN_QUERIES, Allotment, makespan
-from harness.run.cost import format_duration, size_queries
+from harness.plan.budget import MIN_QUERIES, Allotment, makespan
+from harness.plan.cost import format_duration, size_queries
 
 PRIOR_S = 30.0
 INNER_BAR_S = 60.0

@@ -105,7 +105,7 @@ def read_sweep_file(path: Path) -> list[SweepEntry]:
             f"fix the YAML at that place; the form to follow is in {DEFAULT_SWEEP_FILE}",
         ) from None
     if document is None:
-        raise ConfigError(f"sweep file {source} is empty", "it needs one entry per algorithm, see harness/run/sweeps/default.yaml")
+        raise ConfigError(f"sweep file {source} is empty", "it needs one entry per algorithm, see harness/plan/sweeps/default.yaml")
     if not isinstance(document, dict):
         raise ConfigError(f"sweep file {source}: the top level must be a mapping of entry names to entries")
     return [_parse_entry(name, body, document, source) for name, body in document.items()]
