@@ -177,44 +177,63 @@ def _tuning(args: argparse.Namespace) -> tuple[float, int] | None:
 
 
 def _print_summary(found: list[dict], args: argparse.Namespace) -> None:
-    """The best-q/s table (with the held-out columns under --tune-fraction) and the control table."""
+    """The best-q/s table (with the held-out columns under --tune-fraction) and the control table;
+    `--columns` chooses the metric columns of both (text, Markdown, LaTeX: compact labels, units)."""
     from harness.report.summary import (
-        CONTROL_COLUMNS, PAIRED_LEGEND, SUMMARY_COLUMNS, TUNED_COLUMNS, control_notes, control_rows, format_controls,
-        format_summary, heldout_columns, split_header, summary_rows,
+        CONTROL_COLUMNS, PAIRED_LEGEND, SUMMARY_COLUMNS, TUNED_COLUMNS, check_columns, control_columns_for, control_notes,
+        control_rows, format_controls, format_summary, heldout_columns, split_header, summary_columns_for,
+        summary_heading, summary_rows,
     )
 
     metric = _recall_metric(args.metric)
-    rows = summary_rows(found, _thresholds(args.thresholds), metric)
+    try:
+        chosen = check_columns(args.columns) if getattr(args, "columns", None) else []
+    except ValueError as exc:
+        raise HarnessError(str(exc), "any metric of harness/metric_catalog.py, comma-separated") from None
+    rows = summary_rows(found, _thresholds(args.thresholds), metric, columns=chosen)
     answers = _answers(found, args)
-    columns, header, notes = list(SUMMARY_COLUMNS), None, []
+    extra = [c for c in chosen if c not in SUMMARY_COLUMNS]
+    columns, header, notes = list(SUMMARY_COLUMNS) + extra, None, []
+    shown = summary_columns_for(chosen, stale=any(r.get("stale") for r in rows))
+    if len({r["dataset"] for r in rows}) > 1:
+        shown = ["dataset", *shown]
     tuning = _tuning(args)
     if tuning is not None:
         notes = heldout_columns(rows, found, answers, *tuning)
         columns, header = columns + list(TUNED_COLUMNS), split_header(found, *tuning)
-    controls = control_rows(found, answers)
+        shown = shown + list(TUNED_COLUMNS)
+    controls = control_rows(found, answers, metrics=chosen)
+    control_data = [*CONTROL_COLUMNS[:3], "method", *CONTROL_COLUMNS[3:]]
+    control_data += [c for name in chosen if name not in CONTROL_COLUMNS for c in (name, f"control_{name}")
+                     if c in controls[0]] if controls else []
+    control_shown = control_columns_for(chosen)
+    heading = summary_heading(found, metric)
     caption = f"Best queries per second reaching each {args.metric} threshold"
     climb = "What the climb adds: each method configuration beside each of its controls"
     if args.format == "json":
-        print(json.dumps({"split": _split_json(found, tuning, header), "summary": rows, "controls": controls,
-                          "notes": notes + control_notes(controls)}, indent=1))
+        print(json.dumps({"split": _split_json(found, tuning, header), "heading": heading, "summary": rows,
+                          "controls": controls, "notes": notes + control_notes(controls)}, indent=1))
     elif args.format == "table":
-        print("\n".join([*([header] if header else []), *notes, format_summary(rows) if tuning is None
-                         else _table_of(rows, columns)]))
+        print("\n".join([*heading, *([header] if header else []), *notes, format_summary(rows, shown)]))
         if controls:
-            print(format_controls(controls))
+            print(format_controls(controls, control_shown))
     else:
         comment = {"csv": "# ", "latex": "% ", "markdown": ""}[args.format]
-        for line in ([header] if header else []) + notes:
-            print(f"{comment}{line}")
-        _print_rows(rows, columns, args.format, caption)
+        end = "  " if args.format == "markdown" else ""
+        for line in heading + ([header] if header else []) + notes:
+            print(f"{comment}{line}{end}")
+        if args.format == "markdown":
+            print()
+        table_columns = columns if args.format == "csv" else shown
+        _print_rows(rows, table_columns, args.format, caption)
         if controls or args.format == "csv":
             print()
             print({"csv": f"# {climb[0].lower()}{climb[1:]}", "latex": f"% {climb}", "markdown": f"**{climb}**  "}[args.format])
             for line in [PAIRED_LEGEND, *control_notes(controls)]:
-                print(f"{comment}{line}" + ("  " if args.format == "markdown" else ""))
+                print(f"{comment}{line}{end}")
             if args.format == "markdown":
                 print()
-            _print_rows(controls, CONTROL_COLUMNS, args.format, climb)
+            _print_rows(controls, control_data if args.format == "csv" else control_shown, args.format, climb)
 
 
 def _table_of(rows: list[dict], columns: Sequence[str]) -> str:
