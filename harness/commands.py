@@ -373,7 +373,7 @@ def cmd_datasets(args: argparse.Namespace) -> int:
 def cmd_compare(args: argparse.Namespace) -> int:
     """`harness compare`: two results directories, or two series of one, per recall threshold."""
     from harness.records import load_records
-    from harness.report.compare import COMPARE_COLUMNS, compare_notes, compare_rows, draw_comparison
+    from harness.report.compare import COMPARE_COLUMNS, compare_notes, compare_rows, draw_comparison, figure_name, suggest
     from harness.report.summary import series_name
 
     dataset = _dataset_key(args.dataset)
@@ -388,17 +388,24 @@ def cmd_compare(args: argparse.Namespace) -> int:
         if not common:
             raise HarnessError(f"{args.results_dir} and {args.against} have no series in common for {dataset}")
         pairs, title = [(s, s) for s in common], f"A = {args.results_dir}, B = {args.against}"
+        names = [Path(args.results_dir).name, Path(args.against).name]
     else:
         names = [n.strip() for n in args.series.split(",") if n.strip()]
         known = {series_name(r) for r in side_a}
-        if len(names) != 2 or not set(names) <= known:
+        if len(names) != 2:
             raise HarnessError(f"--series {args.series!r}: expected two series of the records", f"series: {', '.join(sorted(known))}")
+        for name in names:
+            if name not in known:
+                raise HarnessError(f"--series: no series {name!r} in the records of {dataset}", suggest(name, sorted(known)))
         side_b, pairs, title = side_a, [(names[0], names[1])], f"A = {names[0]}, B = {names[1]}"
     rows = compare_rows(side_a, side_b, pairs, _thresholds(args.thresholds), _recall_metric(args.metric),
                         answers=_answers(side_a + (side_b if side_b is not side_a else []), args))
     _print_rows(rows, COMPARE_COLUMNS, args.format, f"q/s ratio A/B per {args.metric} threshold ({title})")
     for note in compare_notes(rows):
         print(f"note: paired test: {note}", file=sys.stderr)
-    figure = draw_comparison(rows, args.plots_dir / dataset / "compare.png", f"{dataset}: {title}")
-    print(f"figure: {figure}", file=sys.stderr)
+    figure = draw_comparison(rows, args.plots_dir / dataset / figure_name(*names), f"{dataset}: {title}")
+    if figure is None:
+        print("no figure: no threshold is reached by both sides, so there is no ratio to draw", file=sys.stderr)
+    else:
+        print(f"figure: {figure}", file=sys.stderr)
     return 0
