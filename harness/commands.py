@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import textwrap
 from pathlib import Path
 from typing import TYPE_CHECKING, Sequence, TextIO
 
@@ -180,7 +181,7 @@ def _print_summary(found: list[dict], args: argparse.Namespace) -> None:
     """The best-q/s table (with the held-out columns under --tune-fraction) and the control table;
     `--columns` chooses the metric columns of both (text, Markdown, LaTeX: compact labels, units)."""
     from harness.report.summary import (
-        CONTROL_COLUMNS, PAIRED_LEGEND, SUMMARY_COLUMNS, TUNED_COLUMNS, check_columns, control_columns_for, control_notes,
+        CONTROL_COLUMNS, PAIRED_LEGEND, SUMMARY_COLUMNS, TEXT_WIDTH, TUNED_COLUMNS, check_columns, control_columns_for, control_notes,
         control_rows, format_controls, format_summary, heldout_columns, split_header, summary_columns_for,
         summary_heading, summary_rows,
     )
@@ -206,7 +207,7 @@ def _print_summary(found: list[dict], args: argparse.Namespace) -> None:
     control_data = [*CONTROL_COLUMNS[:3], "method", *CONTROL_COLUMNS[3:]]
     control_data += [c for name in chosen if name not in CONTROL_COLUMNS for c in (name, f"control_{name}")
                      if c in controls[0]] if controls else []
-    control_shown = control_columns_for(chosen)
+    control_shown = control_columns_for(chosen, narrow=args.format == "table")
     heading = summary_heading(found, metric)
     caption = f"Best queries per second reaching each {args.metric} threshold"
     climb = "What the climb adds: each method configuration beside each of its controls"
@@ -214,13 +215,15 @@ def _print_summary(found: list[dict], args: argparse.Namespace) -> None:
         print(json.dumps({"split": _split_json(found, tuning, header), "heading": heading, "summary": rows,
                           "controls": controls, "notes": notes + control_notes(controls)}, indent=1))
     elif args.format == "table":
-        print("\n".join([*heading, *([header] if header else []), *notes, format_summary(rows, shown)]))
+        wrapped = [part for line in heading for part in textwrap.wrap(line, TEXT_WIDTH)]
+        wrapped += [part for line in ([header] if header else []) + notes for part in textwrap.wrap(line, TEXT_WIDTH)]
+        print("\n".join([*wrapped, format_summary(rows, shown)]))
         if controls:
             print(format_controls(controls, control_shown))
     else:
         comment = {"csv": "# ", "latex": "% ", "markdown": ""}[args.format]
         end = "  " if args.format == "markdown" else ""
-        for line in heading + ([header] if header else []) + notes:
+        for line in ([] if args.format == "csv" else heading) + ([header] if header else []) + notes:
             print(f"{comment}{line}{end}")
         if args.format == "markdown":
             print()

@@ -26,7 +26,7 @@ from harness.report.interactive import figures_html
 from harness.report.paired import Answers
 from harness.report.plots import FIGURE_TITLES, FIGURES, figure_caption, left_out_reason
 from harness.report.summary import (
-    CONTROL_SHOWN,
+    CONTROL_SHOWN_WIDE,
     PAIRED_LEGEND,
     SKIPPED_COLUMNS,
     TUNED_COLUMNS,
@@ -251,9 +251,9 @@ def _controls_section(records: Sequence[Record], answers: Answers | None = None)
     labels = {str(r.get("label")): details_text(r) for r in records if r.get("status") == "ok"}
     for row in rows:
         row["details"] = labels.get(str(row.get("label")))
-    table = _table(rows, list(CONTROL_SHOWN), titles={"method": "details"})
-    note += ("<p>Shown: the recall gain with its interval, McNemar's p, the distance ratio and both q/s; every "
-             "column (recall@k, converged rate, the discordant counts, the ratio's interval) is in "
+    table = _table(rows, list(CONTROL_SHOWN_WIDE), titles={"method": "details"})
+    note += ("<p>Shown: the recall gain and the distance ratio with their intervals, McNemar's p and both q/s; "
+             "every column (recall@k, converged rate, the discordant counts) is in "
              "<code>harness results --summary --format csv</code>.</p>")
     return [_section("What the climb adds: each configuration beside its control", note + table)]
 

@@ -59,8 +59,10 @@ SUMMARY_SHOWN: tuple[str, ...] = (
 #: counts, the ratio's interval) stays in CSV and JSON
 CONTROL_SHOWN: tuple[str, ...] = (
     "method", "control", "n_queries", "recall_at_1", "control_recall_at_1", "recall_gain", "recall_gain_low",
-    "recall_gain_high", "mcnemar_p", "dist_ratio", "qps", "control_qps",
+    "recall_gain_high", "mcnemar_p", "dist_ratio", "dist_ratio_low", "dist_ratio_high",
 )
+#: where width is no object (Markdown, LaTeX, HTML): both q/s beside
+CONTROL_SHOWN_WIDE: tuple[str, ...] = (*CONTROL_SHOWN, "qps", "control_qps")
 #: with a tuning split (`heldout_columns`): the configuration chosen on the tuning queries and its
 #: recall on the held-out ones, beside the in-sample choice of SUMMARY_COLUMNS
 TUNED_COLUMNS: tuple[str, ...] = (
@@ -551,13 +553,14 @@ PAIRED_LEGEND = (
 )
 
 
-def control_columns_for(columns: Sequence[str] = ()) -> list[str]:
+def control_columns_for(columns: Sequence[str] = (), narrow: bool = False) -> list[str]:
     """The control table's columns as people read it: `CONTROL_SHOWN`, or with `columns` (the
     summary's `--columns`) each chosen metric beside its control's, then what the pairing says
     (the recall gain with its interval, the discordant counts and McNemar's p; the distance ratio
-    with its interval when distance computations are among the columns)."""
+    with its interval when distance computations are among the columns). `narrow`: the default
+    for a text table within `TEXT_WIDTH` (no q/s)."""
     if not columns:
-        return list(CONTROL_SHOWN)
+        return list(CONTROL_SHOWN if narrow else CONTROL_SHOWN_WIDE)
     chosen = [c for c in columns if c in CATALOGUE_BY_NAME]
     out = ["method", "control", "n_queries"]
     for name in chosen:
@@ -600,7 +603,7 @@ def format_controls(rows: Sequence[Mapping[str, Any]], columns: Sequence[str] | 
         "recall_gain = recall@1 - control recall@1; dist_ratio = distances per query / the control's\n"
         + "\n".join(textwrap.wrap(PAIRED_LEGEND, TEXT_WIDTH)) + "\n"
     )
-    notes = "".join(f"{note}\n" for note in control_notes(rows))
+    notes = "".join(f"{line}\n" for note in control_notes(rows) for line in textwrap.wrap(note, TEXT_WIDTH))
     return heading + notes + format_table(rows, list(columns or CONTROL_SHOWN), width=TEXT_WIDTH, units=True)
 
 
