@@ -58,6 +58,7 @@ figure { margin: 1.5em 0; } figure img { max-width: 100%; height: auto; border: 
 figcaption { font-size: 0.9em; color: #444; }
 table { border-collapse: collapse; font-size: 0.8em; margin: 0.5em 0; max-width: 100%; }
 th, td { border: 1px solid #ccc; padding: 2px 6px; text-align: left; vertical-align: top; overflow-wrap: anywhere; }
+th { overflow-wrap: normal; } td.num, td.short { white-space: nowrap; overflow-wrap: normal; }
 td[title] { text-decoration: underline dotted #999; cursor: help; }
 td.num { text-align: right; font-variant-numeric: tabular-nums; }
 tr.failed td { background: #fde8e8; } tr.timeout td { background: #fff4d6; } tr.skipped td { background: #eef2f7; }
@@ -203,7 +204,8 @@ def _table(rows: Sequence[Mapping[str, Any]], columns: Sequence[str], row_class:
         for column, text in zip(columns, line):
             value = row.get(column)
             numeric = isinstance(value, (int, float)) and not isinstance(value, bool)
-            cell_class = ' class="num"' if numeric else ""
+            # numbers and short words stay whole; long text (labels, errors) may break to fit the column
+            cell_class = ' class="num"' if numeric else (' class="short"' if len(text) <= 16 else "")
             title = (titles or {}).get(column)
             hover = f' title="{_e(row.get(title))}"' if title and row.get(title) else ""
             cells.append(f"<td{cell_class}{hover}>{_e(text)}</td>")
