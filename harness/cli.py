@@ -218,6 +218,10 @@ def _sub_parsers() -> dict[str, argparse.ArgumentParser]:
     p.add_argument("--metric", default="recall_at_1",
                    help="the recall the summary's thresholds apply to: recall_at_1, recall_at_k, recall_at_1_id, recall_at_k_id")
     p.add_argument("--thresholds", default="0.9,0.95,0.99", help="comma-separated recall thresholds of the summary")
+    p.add_argument("--columns", default=None,
+                   help="summary: the metric columns, in this order (any metric of harness/metric_catalog.py, its "
+                   "interval columns, or scale), e.g. recall_at_1,qps,dist_comps_mean; the control table shows each "
+                   "beside its control's (default: q/s and recall with their intervals)")
     _tuning_options(p)
     _plugins_option(p)
     _common(p)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import textwrap
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Sequence, TextIO
 
@@ -180,44 +181,65 @@ def _tuning(args: argparse.Namespace) -> tuple[float, int] | None:
 
 
 def _print_summary(found: list[dict], args: argparse.Namespace) -> None:
-    """The best-q/s table (with the held-out columns under --tune-fraction) and the control table."""
+    """The best-q/s table (with the held-out columns under --tune-fraction) and the control table;
+    `--columns` chooses the metric columns of both (text, Markdown, LaTeX: compact labels, units)."""
     from harness.report.summary import (
-        CONTROL_COLUMNS, PAIRED_LEGEND, SUMMARY_COLUMNS, TUNED_COLUMNS, control_notes, control_rows, format_controls,
-        format_summary, heldout_columns, split_header, summary_rows,
+        CONTROL_COLUMNS, PAIRED_LEGEND, SUMMARY_COLUMNS, TEXT_WIDTH, TUNED_COLUMNS, check_columns, control_columns_for, control_notes,
+        control_rows, format_controls, format_summary, heldout_columns, split_header, summary_columns_for,
+        summary_heading, summary_rows,
     )
 
     metric = _recall_metric(args.metric)
-    rows = summary_rows(found, _thresholds(args.thresholds), metric)
+    try:
+        chosen = check_columns(args.columns) if getattr(args, "columns", None) else []
+    except ValueError as exc:
+        raise HarnessError(str(exc), "any metric of harness/metric_catalog.py, comma-separated") from None
+    rows = summary_rows(found, _thresholds(args.thresholds), metric, columns=chosen)
     answers = _answers(found, args)
-    columns, header, notes = list(SUMMARY_COLUMNS), None, []
+    extra = [c for c in chosen if c not in SUMMARY_COLUMNS]
+    columns, header, notes = list(SUMMARY_COLUMNS) + extra, None, []
+    shown = summary_columns_for(chosen, stale=any(r.get("stale") for r in rows))
+    if len({r["dataset"] for r in rows}) > 1:
+        shown = ["dataset", *shown]
     tuning = _tuning(args)
     if tuning is not None:
         notes = heldout_columns(rows, found, answers, *tuning)
         columns, header = columns + list(TUNED_COLUMNS), split_header(found, *tuning)
-    controls = control_rows(found, answers)
+        shown = shown + list(TUNED_COLUMNS)
+    controls = control_rows(found, answers, metrics=chosen)
+    control_data = [*CONTROL_COLUMNS[:3], "method", *CONTROL_COLUMNS[3:]]
+    control_data += [c for name in chosen if name not in CONTROL_COLUMNS for c in (name, f"control_{name}")
+                     if c in controls[0]] if controls else []
+    control_shown = control_columns_for(chosen, narrow=args.format == "table")
+    heading = summary_heading(found, metric)
     caption = f"Best queries per second reaching each {args.metric} threshold"
     climb = "What the climb adds: each method configuration beside each of its controls"
     if args.format == "json":
-        print(json.dumps({"split": _split_json(found, tuning, header), "summary": rows, "controls": controls,
-                          "notes": notes + control_notes(controls)}, indent=1))
+        print(json.dumps({"split": _split_json(found, tuning, header), "heading": heading, "summary": rows,
+                          "controls": controls, "notes": notes + control_notes(controls)}, indent=1))
     elif args.format == "table":
-        print("\n".join([*([header] if header else []), *notes, format_summary(rows) if tuning is None
-                         else _table_of(rows, columns)]))
+        wrapped = [part for line in heading for part in textwrap.wrap(line, TEXT_WIDTH)]
+        wrapped += [part for line in ([header] if header else []) + notes for part in textwrap.wrap(line, TEXT_WIDTH)]
+        print("\n".join([*wrapped, format_summary(rows, shown)]))
         if controls:
-            print(format_controls(controls))
+            print(format_controls(controls, control_shown))
     else:
         comment = {"csv": "# ", "latex": "% ", "markdown": ""}[args.format]
-        for line in ([header] if header else []) + notes:
-            print(f"{comment}{line}")
-        _print_rows(rows, columns, args.format, caption)
+        end = "  " if args.format == "markdown" else ""
+        for line in ([] if args.format == "csv" else heading) + ([header] if header else []) + notes:
+            print(f"{comment}{line}{end}")
+        if args.format == "markdown":
+            print()
+        table_columns = columns if args.format == "csv" else shown
+        _print_rows(rows, table_columns, args.format, caption)
         if controls or args.format == "csv":
             print()
             print({"csv": f"# {climb[0].lower()}{climb[1:]}", "latex": f"% {climb}", "markdown": f"**{climb}**  "}[args.format])
             for line in [PAIRED_LEGEND, *control_notes(controls)]:
-                print(f"{comment}{line}" + ("  " if args.format == "markdown" else ""))
+                print(f"{comment}{line}{end}")
             if args.format == "markdown":
                 print()
-            _print_rows(controls, CONTROL_COLUMNS, args.format, climb)
+            _print_rows(controls, control_data if args.format == "csv" else control_shown, args.format, climb)
 
 
 def _table_of(rows: list[dict], columns: Sequence[str]) -> str:
@@ -358,7 +380,7 @@ def cmd_datasets(args: argparse.Namespace) -> int:
 def cmd_compare(args: argparse.Namespace) -> int:
     """`harness compare`: two results directories, or two series of one, per recall threshold."""
     from harness.records import load_records
-    from harness.report.compare import COMPARE_COLUMNS, compare_notes, compare_rows, draw_comparison
+    from harness.report.compare import COMPARE_COLUMNS, compare_notes, compare_rows, draw_comparison, figure_name, suggest
     from harness.report.summary import series_name
 
     dataset = _dataset_key(args.dataset)
@@ -373,19 +395,26 @@ def cmd_compare(args: argparse.Namespace) -> int:
         if not common:
             raise HarnessError(f"{args.results_dir} and {args.against} have no series in common for {dataset}")
         pairs, title = [(s, s) for s in common], f"A = {args.results_dir}, B = {args.against}"
+        names = [Path(args.results_dir).name, Path(args.against).name]
     else:
         names = [n.strip() for n in args.series.split(",") if n.strip()]
         known = {series_name(r) for r in side_a}
-        if len(names) != 2 or not set(names) <= known:
+        if len(names) != 2:
             raise HarnessError(f"--series {args.series!r}: expected two series of the records", f"series: {', '.join(sorted(known))}")
+        for name in names:
+            if name not in known:
+                raise HarnessError(f"--series: no series {name!r} in the records of {dataset}", suggest(name, sorted(known)))
         side_b, pairs, title = side_a, [(names[0], names[1])], f"A = {names[0]}, B = {names[1]}"
     rows = compare_rows(side_a, side_b, pairs, _thresholds(args.thresholds), _recall_metric(args.metric),
                         answers=_answers(side_a + (side_b if side_b is not side_a else []), args))
     _print_rows(rows, COMPARE_COLUMNS, args.format, f"q/s ratio A/B per {args.metric} threshold ({title})")
     for note in compare_notes(rows):
         print(f"note: paired test: {note}", file=sys.stderr)
-    figure = draw_comparison(rows, args.plots_dir / dataset / "compare.png", f"{dataset}: {title}")
-    print(f"figure: {figure}", file=sys.stderr)
+    figure = draw_comparison(rows, args.plots_dir / dataset / figure_name(*names), f"{dataset}: {title}")
+    if figure is None:
+        print("no figure: no threshold is reached by both sides, so there is no ratio to draw", file=sys.stderr)
+    else:
+        print(f"figure: {figure}", file=sys.stderr)
     return 0
 
 

@@ -52,6 +52,14 @@ class MetricSpec:
     #: a list, one value per timed repetition (the raw material of a "runs" interval): never a
     #: column nor an axis
     per_run: bool = False
+    #: what a value without a unit is ("fraction", "ratio", "count"), so a hover text or a
+    #: reader never meets a bare number; "" for a metric with a unit
+    plain_unit: str = ""
+
+    @property
+    def hover_unit(self) -> str:
+        """The word a hover text writes after a value: the shown unit, else what the number is."""
+        return self.shown_unit or self.plain_unit
 
     @property
     def shown_unit(self) -> str:
@@ -80,7 +88,7 @@ class MetricSpec:
 
 
 def _recall(name: str, label: str, meaning: str, csv: bool = True) -> MetricSpec:
-    return MetricSpec(name, label, "", True, meaning, "wilson", "logit", csv)
+    return MetricSpec(name, label, "", True, meaning, "wilson", "logit", csv, plain_unit="fraction")
 
 
 def _seconds(name: str, label: str, meaning: str, csv: bool = True) -> MetricSpec:
@@ -104,7 +112,8 @@ CATALOGUE: tuple[MetricSpec, ...] = (
     _recall("recall_at_k_eps001", "Epsilon recall@k, eps 0.01", "fraction of the k answers within 1.01 x the k-th true distance"),
     _recall("recall_at_k_eps01", "Epsilon recall@k, eps 0.1", "fraction of the k answers within 1.1 x the k-th true distance"),
     MetricSpec("rel_error_at_k", "Relative error of the k distances", "", False,
-               "sum of the k returned distances / sum of the k true ones - 1, over all queries", scale="log"),
+               "sum of the k returned distances / sum of the k true ones - 1, over all queries", scale="log",
+               plain_unit="ratio"),
     MetricSpec("qps", "Queries per second", "1/s", True, "queries / batch wall time, median over the timed runs", "runs", "log"),
     MetricSpec("qps_best", "Queries per second, best run", "1/s", True, "queries / batch wall time of the fastest timed run",
                scale="log"),
@@ -127,13 +136,15 @@ CATALOGUE: tuple[MetricSpec, ...] = (
     _memory("build_peak_rss_bytes", "Peak memory while building", "the measuring process's peak resident set during the build"),
     _memory("query_peak_rss_bytes", "Peak memory while querying",
             "the measuring process's peak resident set during the warm-up and timed runs"),
-    MetricSpec("dist_comps_mean", "Distance computations per query", "", False, "mean over the queries", scale="log"),
+    MetricSpec("dist_comps_mean", "Distance computations per query", "", False, "mean over the queries", scale="log",
+               plain_unit="count"),
     MetricSpec("iterations_mean", "Iterations per query", "steps", False, "mean over the queries of the ascent steps (iterative methods)"),
     MetricSpec("iterations_median", "Iterations per query, median", "steps", False, "median over the queries", csv=False),
     MetricSpec("iterations_p95", "Iterations per query, p95", "steps", False, "95th percentile over the queries", csv=False),
     MetricSpec("iterations_max", "Iterations per query, max", "steps", False, "maximum over the queries", csv=False),
     MetricSpec("converged_onto_nn_rate", "Converged onto the NN", "", True,
-               "fraction of queries whose final position lies within 1e-3 of the true NN (the seed note's measure)", "wilson"),
+               "fraction of queries whose final position lies within 1e-3 of the true NN (the seed note's measure)", "wilson",
+               plain_unit="fraction"),
     MetricSpec("position_to_true_nn_median", "Landing position to the true NN", "data units", False,
                "median over the queries of the final position's distance to the true NN", scale="log"),
 )
@@ -163,4 +174,6 @@ def problems(catalogue: tuple[MetricSpec, ...] = CATALOGUE) -> list[str]:
             found.append(f"{spec.name}: a per-run list has no interval of its own")
         if spec.display_scale <= 0:
             found.append(f"{spec.name}: display_scale must be positive")
+        if not spec.per_run and not spec.hover_unit:
+            found.append(f"{spec.name}: no unit and no plain_unit: say what the number is (fraction, ratio, count)")
     return found

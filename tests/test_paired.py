@@ -193,7 +193,9 @@ def test_the_summary_carries_the_control_table_in_every_format(store, capsys):
     assert document["summary"] and document["split"] is None
     for fmt in ("markdown", "latex", "table"):
         text = _results(store, fmt=fmt, capsys=capsys)
-        assert "What the climb adds" in text and all(c.replace("_", "\\_" if fmt == "latex" else "_") in text for c in PAIRED)
+        # a text table within 120 columns breaks its headers at their underscores: the first part heads the column
+        names = [c.split("_")[0] if fmt == "table" else c.replace("_", "\\_" if fmt == "latex" else "_") for c in PAIRED]
+        assert "What the climb adds" in text and all(name in text for name in names)
 
 
 def test_without_the_dataset_file_the_paired_cells_are_empty_and_the_reason_said(store, capsys):

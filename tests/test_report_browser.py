@@ -65,7 +65,7 @@ def browser(tmp_path_factory):
     # the machine has no network: background services would only fail, noisily
     for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--no-first-run",
                  "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                 "--disable-quic", "--window-size=1300,1000",
+                 "--disable-quic", "--window-size=1400,1000",
                  f"--user-data-dir={tmp_path_factory.mktemp('chromium-profile')}"):
         options.add_argument(flag)
     options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
@@ -117,7 +117,7 @@ def test_hover_shows_the_point_parameters(site, browser, tmp_path):
     label = WebDriverWait(browser, 10).until(
         lambda d: d.find_elements(By.CSS_SELECTOR, "#explorer-0 .hoverlayer .hovertext"))[0]
     text = label.text
-    for needle in ("hnswlib", "build:", "query:", '"ef":', "Recall@1:", "95 % Wilson", "Queries per second:"):
+    for needle in ("hnswlib", "parameters:", "ef=", "Recall@1:", "95 % Wilson", "Queries per second:", "1/s"):
         assert needle in text, (needle, text)
     shots = Path(os.environ.get("GPNN_SCREENSHOT_DIR") or tmp_path)
     shots.mkdir(parents=True, exist_ok=True)
@@ -153,3 +153,34 @@ def test_index_page_lists_the_dataset_and_its_best_qps(site, browser):
     WebDriverWait(browser, 30).until(lambda d: d.find_elements(By.CSS_SELECTOR, ".explorer .main-svg"))
     assert browser.current_url.endswith(f"{DEFAULT_DATASET}/index.html")
     assert _severe(browser) == []
+
+
+def test_at_1400_px_no_table_is_wider_than_its_column(site, browser):
+    _open(browser, site / DEFAULT_DATASET / "index.html")
+    too_wide = browser.execute_script(
+        "return Array.prototype.map.call(document.querySelectorAll('table'), function (t) {"
+        "  var column = t.closest('section') || document.body;"
+        "  return [t.closest('section') ? t.closest('section').querySelector('h2').textContent : '',"
+        "          Math.round(t.getBoundingClientRect().width), Math.round(column.getBoundingClientRect().width)];"
+        "}).filter(function (w) { return w[1] > w[2]; });")
+    assert browser.execute_script("return window.innerWidth") == 1400
+    assert too_wide == []
+
+
+def test_every_tooltip_value_has_a_unit(site, browser):
+    import re
+
+    _open(browser, site / DEFAULT_DATASET / "index.html")
+    texts = browser.execute_script(
+        "var out = []; document.getElementById('explorer-0').data.forEach(function (t) {"
+        "  (t.text || []).forEach(function (x) { out.push(x); }); }); return out;")
+    assert texts
+    measured = 0
+    for text in texts:
+        for line in text.split("<br>"):
+            found = re.match(r"^([^:<]+): (-?[\d.,]+(?:e[-+]?\d+)?)(.*)$", line)
+            if found:
+                measured += 1
+                unit = found.group(3).strip()
+                assert unit and not unit.startswith("["), line
+    assert measured > len(texts)  # every tooltip has its measurements, each with its unit

@@ -13,7 +13,9 @@ file) and their answers can be scored, the row also holds the paired test of the
 """
 from __future__ import annotations
 
+import difflib
 import math
+import re
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
@@ -50,12 +52,36 @@ def compare_rows(
             a, b = best_reaching(side_a, series_a, threshold, recall), best_reaching(side_b, series_b, threshold, recall)
             name = series_a if series_a == series_b else f"{series_a} vs {series_b}"
             row: dict[str, Any] = dict.fromkeys(COMPARE_COLUMNS)
-            row.update(series=name, threshold=threshold, verdict="not reached by both")
+            row.update(series=name, threshold=threshold, verdict=_one_side(a, b))
             if a is not None and b is not None:
                 row.update(_ratio(a, b), label_a=a.get("label"), label_b=b.get("label"))
                 row.update(_paired(answers, a, b, recall))
             rows.append(row)
     return rows
+
+
+def _one_side(a: Record | None, b: Record | None) -> str:
+    """The verdict where a side has no configuration reaching the threshold: which side did."""
+    if a is None and b is None:
+        return "reached by neither"
+    if b is None:
+        return f"reached by A only ({a.get('label')})"
+    return f"reached by B only ({b.get('label')})"
+
+
+def figure_name(first: str, second: str) -> str:
+    """The comparison figure's file name, after the pair compared: `compare-A-vs-B.png` with
+    each side reduced to letters, digits, dots and dashes."""
+    def slug(text: str) -> str:
+        return re.sub(r"[^A-Za-z0-9.]+", "-", text).strip("-") or "side"
+
+    return f"compare-{slug(first)}-vs-{slug(second)}.png"
+
+
+def suggest(name: str, known: Sequence[str]) -> str:
+    """`did you mean X?` for a misspelt series name (difflib's closest), else the list of all."""
+    close = difflib.get_close_matches(name, list(known), n=3, cutoff=0.5)
+    return f"did you mean {' or '.join(close)}?" if close else f"series: {', '.join(sorted(known))}"
 
 
 def _paired(answers: Answers | None, a: Record, b: Record, recall: str) -> dict[str, Any]:
@@ -84,9 +110,12 @@ def _ratio(a: Record, b: Record) -> dict[str, Any]:
     return {"qps_a": qa, "qps_b": qb, "ratio": qa / qb, "ratio_low": low, "ratio_high": high, "verdict": verdict}
 
 
-def draw_comparison(rows: Sequence[Mapping[str, Any]], path: Path, title: str) -> Path:
-    """The ratios with their intervals, one marker per (series, threshold), a line at 1."""
+def draw_comparison(rows: Sequence[Mapping[str, Any]], path: Path, title: str) -> Path | None:
+    """The ratios with their intervals, one marker per (series, threshold), a line at 1; None
+    (nothing drawn) when no threshold is reached by both sides."""
     shown = [r for r in rows if r["ratio"] is not None]
+    if not shown:
+        return None
     figure = Figure(figsize=(8.5, 0.9 + 0.35 * max(1, len(shown))), layout="constrained")
     ax = figure.add_subplot()
     for i, row in enumerate(shown):

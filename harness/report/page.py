@@ -24,24 +24,28 @@ from typing import Any, Iterable, Mapping, Sequence
 from harness import __version__
 from harness.report.interactive import figures_html
 from harness.report.paired import Answers
-from harness.report.plots import FIGURE_TITLES, figure_caption
+from harness.report.plots import FIGURE_TITLES, FIGURES, figure_caption, left_out_reason
 from harness.report.summary import (
-    CONTROL_COLUMNS,
+    CONTROL_SHOWN_WIDE,
     PAIRED_LEGEND,
-    RESULT_COLUMNS,
     SKIPPED_COLUMNS,
-    SUMMARY_COLUMNS,
     TUNED_COLUMNS,
+    column_header,
     control_notes,
     control_rows,
+    details_text,
     format_value,
     heldout_columns,
+    label_maker,
     provenance_warnings,
     results_table,
+    scale_note,
     skipped_rows,
     split_header,
     stale_warnings,
+    summary_columns_for,
     summary_rows,
+    table_cells,
 )
 
 Record = Mapping[str, Any]
@@ -52,8 +56,10 @@ body { font-family: system-ui, sans-serif; margin: 1.5em; color: #222; }
 h1 { font-size: 1.5em; } h2 { margin-top: 2em; border-bottom: 1px solid #ccc; }
 figure { margin: 1.5em 0; } figure img { max-width: 100%; height: auto; border: 1px solid #eee; }
 figcaption { font-size: 0.9em; color: #444; }
-table { border-collapse: collapse; font-size: 0.8em; margin: 0.5em 0; }
-th, td { border: 1px solid #ccc; padding: 2px 6px; text-align: left; vertical-align: top; }
+table { border-collapse: collapse; font-size: 0.8em; margin: 0.5em 0; max-width: 100%; }
+th, td { border: 1px solid #ccc; padding: 2px 6px; text-align: left; vertical-align: top; overflow-wrap: anywhere; }
+th { overflow-wrap: normal; } td.num, td.short { white-space: nowrap; overflow-wrap: normal; }
+td[title] { text-decoration: underline dotted #999; cursor: help; }
 td.num { text-align: right; font-variant-numeric: tabular-nums; }
 tr.failed td { background: #fde8e8; } tr.timeout td { background: #fff4d6; } tr.skipped td { background: #eef2f7; }
 .scroll { overflow-x: auto; } code { font-size: 0.95em; }
@@ -120,9 +126,10 @@ def _header(records: Sequence[Record], dataset: str) -> str:
     generated = _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     caption = figure_caption(records, dataset).replace("\n", " | ")
     skipped_text = f", {skipped} skipped (did not fit the budget, see Skipped)" if skipped else ""
+    unit = scale_note(records)
     return (
         f"<h1>{_e(dataset)}: nearest-neighbour benchmark report</h1>\n"
-        f"<p>{_e(caption)}</p>\n"
+        f"<p>{_e(caption)}</p>\n" + (f"<p>{_e(unit[0].upper() + unit[1:])}.</p>\n" if unit else "") +
         f"<p>{len(records)} run(s), {ok} successful, {len(records) - ok - skipped} failed or timed out{_e(skipped_text)}. "
         f"Generated {_e(generated)} by harness {_e(__version__)}.</p>"
     )
@@ -144,9 +151,13 @@ def _figures_html(figures: Iterable[Path], out_dir: Path) -> str:
     by_stem: dict[str, list[Path]] = defaultdict(list)
     for path in figures:
         by_stem[Path(path).stem].append(Path(path))
+    left_out = [spec for spec in FIGURES if spec.name not in by_stem]
     if not by_stem:
         return "<p>No figures were made.</p>"
     blocks = []
+    if left_out:
+        items = "".join(f"<li>{_e(spec.title)}: {_e(left_out_reason(spec.name))}</li>" for spec in left_out)
+        blocks.append(f'<div class="left-out"><p>Left out, nothing in these runs to draw:</p><ul>{items}</ul></div>')
     for stem, paths in by_stem.items():
         embedded = _pick_embedded(paths)
         if embedded is None:
@@ -179,18 +190,25 @@ def _relative(path: Path, base: Path) -> str:
         return path.name
 
 
-def _table(rows: Sequence[Mapping[str, Any]], columns: Sequence[str], row_class: str | None = None) -> str:
-    """An HTML table; numbers right-aligned; rows classed by `row_class` (e.g. status)."""
-    head = "".join(f"<th>{_e(c)}</th>" for c in columns)
+def _table(rows: Sequence[Mapping[str, Any]], columns: Sequence[str], row_class: str | None = None,
+           titles: Mapping[str, str] | None = None) -> str:
+    """An HTML table that fits its column: headers with units that break after their underscores,
+    one number format per column (`summary.table_cells`), numbers right-aligned, long text broken
+    anywhere; rows classed by `row_class` (e.g. status); `titles` maps a column to the row key
+    whose text the cell shows on hover (the details a compact cell leaves out)."""
+    head = "".join(f"<th>{_e(column_header(c)).replace('_', '_<wbr>')}</th>" for c in columns)
     body = []
-    for row in rows:
+    for row, line in zip(rows, table_cells(rows, columns, units=True)):
         css = f' class="{_e(row.get(row_class))}"' if row_class and row.get(row_class) else ""
         cells = []
-        for column in columns:
+        for column, text in zip(columns, line):
             value = row.get(column)
             numeric = isinstance(value, (int, float)) and not isinstance(value, bool)
-            cell_class = ' class="num"' if numeric else ""
-            cells.append(f"<td{cell_class}>{_e(format_value(column, value))}</td>")
+            # numbers and short words stay whole; long text (labels, errors) may break to fit the column
+            cell_class = ' class="num"' if numeric else (' class="short"' if len(text) <= 16 else "")
+            title = (titles or {}).get(column)
+            hover = f' title="{_e(row.get(title))}"' if title and row.get(title) else ""
+            cells.append(f"<td{cell_class}{hover}>{_e(text)}</td>")
         body.append(f"<tr{css}>{''.join(cells)}</tr>")
     return (
         f'<div class="scroll"><table>\n<thead><tr>{head}</tr></thead>\n<tbody>\n'
@@ -202,17 +220,18 @@ def _summary_html(records: Sequence[Record], answers: Answers | None = None, tun
     rows = summary_rows(records)
     if not rows:
         return "<p>No successful runs to summarise.</p>"
-    note = "<p>A dash means the series never reaches that recall. Recall is recall@1 (distance-based).</p>"
-    columns = [c for c in SUMMARY_COLUMNS if c != "dataset"]
+    note = ("<p>A dash means the series never reaches that recall. Recall is recall@1 (distance-based). "
+            "<code>method</code>: the series and the parameters that differ within it (hover for all of them).</p>")
+    columns = summary_columns_for(stale=any(r.get("stale") for r in rows))
     if tuning is None or answers is None:
         mode = ("<p>Mode: <b>in-sample</b>: each configuration is chosen on the same queries whose recall it reports, "
                 "which flatters a configuration that reaches a threshold by chance (<code>results --summary "
                 "--tune-fraction F</code> chooses on part of the queries and reports the rest).</p>")
-        return note + "\n" + mode + "\n" + _table(rows, columns)
+        return note + "\n" + mode + "\n" + _table(rows, columns, titles={"method": "details"})
     notes = heldout_columns(rows, records, answers, *tuning)
     mode = (f"<p>Mode: <b>tuned on a split</b>: {_e(split_header(records, *tuning))}. The in-sample choice stands beside "
             "it (<code>label</code>, <code>recall</code>).</p>" + "".join(f"<p>{_e(n)}</p>" for n in notes))
-    return note + "\n" + mode + "\n" + _table(rows, columns + list(TUNED_COLUMNS))
+    return note + "\n" + mode + "\n" + _table(rows, columns + list(TUNED_COLUMNS), titles={"method": "details"})
 
 
 def _controls_section(records: Sequence[Record], answers: Answers | None = None) -> list[str]:
@@ -231,7 +250,13 @@ def _controls_section(records: Sequence[Record], answers: Answers | None = None)
         "<code>converged_onto_nn_rate</code> is the seed note's own measure (landing within 1e-3 of the true NN).</p>"
         f"<p>{_e(PAIRED_LEGEND)}.</p>" + "".join(f"<p>{_e(n)}</p>" for n in control_notes(rows))
     )
-    table = _table(rows, [c for c in CONTROL_COLUMNS if c != "dataset"])
+    labels = {str(r.get("label")): details_text(r) for r in records if r.get("status") == "ok"}
+    for row in rows:
+        row["details"] = labels.get(str(row.get("label")))
+    table = _table(rows, list(CONTROL_SHOWN_WIDE), titles={"method": "details"})
+    note += ("<p>Shown: the recall gain and the distance ratio with their intervals, McNemar's p and both q/s; "
+             "every column (recall@k, converged rate, the discordant counts) is in "
+             "<code>harness results --summary --format csv</code>.</p>")
     return [_section("What the climb adds: each configuration beside its control", note + table)]
 
 
@@ -246,11 +271,32 @@ def _skipped_section(records: Sequence[Record]) -> list[str]:
     return [_section("Skipped", note + _table(rows, [c for c in SKIPPED_COLUMNS if c != "dataset"]))]
 
 
+#: the columns of the report's "All runs" table; the others are in the hover of `method` and in
+#: `harness results --format csv`
+RUN_COLUMNS: tuple[str, ...] = (
+    "method", "mode", "device", "n_queries", "recall_at_1", "recall_at_k", "qps", "dist_comps_mean", "build_s",
+    "index_bytes", "status", "error",
+)
+
+
 def _results_html(records: Sequence[Record]) -> str:
-    rows = results_table(records)
-    if not rows:
+    if not records:
         return "<p>No runs recorded.</p>"
-    return _table(rows, [c for c in RESULT_COLUMNS if c != "dataset"], row_class="status")
+    labeller = label_maker(records)
+    rows = []
+    for record in records:
+        row = results_table([record])[0]
+        row["method"] = labeller(record) if record.get("status") == "ok" else str(record.get("label"))
+        details = [details_text(record)] + [f"{k}={format_value(k, v)}" for k, v in row.items()
+                                            if v is not None and k not in ("label", "build_params", "query_params")]
+        row["details"] = "; ".join(details)
+        error = str(row.get("error") or row.get("budget_note") or "")
+        row["full_error"], row["error"] = error or None, (error[:77] + "...") if len(error) > 80 else (error or None)
+        rows.append(row)
+    rows.sort(key=lambda r: (str(r["algorithm"]), str(r["method"]), str(r["mode"])))
+    note = ("<p>One row per run; hover <code>method</code> for every parameter and measurement, an error for its "
+            "whole text. Every column: <code>harness results --format csv</code>.</p>")
+    return note + _table(rows, RUN_COLUMNS, row_class="status", titles={"method": "details", "error": "full_error"})
 
 
 def _provenance_html(records: Sequence[Record]) -> str:

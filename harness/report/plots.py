@@ -10,10 +10,13 @@ written as PNG (for the report and quick looks) and SVG (for papers). Choices wo
   just inside the edges (LOGIT_CLIP), so no recall is ever dropped.
 - Each front point carries its 95 % interval as error bars (a recall's Wilson interval from the
   number of queries; q/s from the slowest to the fastest timed run); `--no-intervals` leaves them out.
-- A figure with nothing to show (no GPU runs, no iterative method) is still written, with a note
-  in its middle saying why. The set of files is then the same for every results directory, and
-  the report and the reader never wonder whether a figure failed.
-- Colours and markers come from `harness.report.style`, so an algorithm looks the same in every figure.
+- A figure with nothing to show for these runs (GPU time on a CPU-only run, no iterative method) is
+  left out, its file (from an earlier run) removed; `FigureInfo.notes` and `left_out_reason` say
+  why, and the report says it where the figure would be.
+- Points of one series that coincide (the exact-search controls of a potential) are drawn once.
+- Log axes label their major ticks only; logit recall axes tick below 0.5 when the data goes there.
+- Colours and markers come from `harness.report.style` (one colour-blind-safe palette, every
+  algorithm of a dataset in its own hue), so an algorithm looks the same in every figure.
 - Figures are built with `matplotlib.figure.Figure`, never pyplot: no global state, no GUI
   backend, nothing left open after a long run.
 """
@@ -30,13 +33,13 @@ from matplotlib import rc_context
 from matplotlib.axes import Axes
 from matplotlib.axis import Axis
 from matplotlib.figure import Figure
-from matplotlib.ticker import FixedLocator, FuncFormatter, LogFormatter, NullFormatter
+from matplotlib.ticker import FixedLocator, FuncFormatter, LogFormatter, LogLocator, NullFormatter
 
 from harness.records import load_arrays
 from harness.report.metric_table import SCALES, Metric, get_metric
 from harness.report.pareto import pareto_front
-from harness.report.style import linestyle_for, style_for
-from harness.report.summary import compact_json, is_control, is_ok, metric, series_name
+from harness.report.style import CONTROL_LINESTYLE, AlgorithmStyle, assign_styles, linestyle_for, mpl_linestyle
+from harness.report.summary import compact_json, is_control, is_ok, label_maker, metric, series_name, series_namer
 
 Record = Mapping[str, Any]
 
@@ -72,11 +75,11 @@ class _Point:
     y_bounds: tuple[float, float] = (math.nan, math.nan)
 
 
-def _point(record: Record, x: str, y: str, intervals: bool) -> _Point:
+def _point(record: Record, x: str, y: str, intervals: bool, series: str | None = None) -> _Point:
     """A record as a point of metric `y` against metric `x`, with their intervals when wanted,
     each in the unit it is shown in (its declaration's display unit: bytes as MiB)."""
     x_metric, y_metric = get_metric(x), get_metric(y)
-    point = _Point(x_metric.shown_value(record), y_metric.shown_value(record), series_name(record), record)
+    point = _Point(x_metric.shown_value(record), y_metric.shown_value(record), series or series_name(record), record)
     if intervals:
         point.x_bounds, point.y_bounds = x_metric.shown_bounds(record), y_metric.shown_bounds(record)
     return point
@@ -114,15 +117,41 @@ def plot_all(
         ax = figure.add_subplot()
         info = spec.draw(ax, ok, intervals)
         info.name, info.title = name, spec.title
+        if info.n_points == 0:
+            # nothing of this run to show (GPU time on a CPU-only run): no file, the reason kept
+            # for the report (`left_out_reason`); a file an earlier run wrote is removed
+            info.notes = [spec.empty]
+            for fmt in FORMATS:
+                (out_dir / f"{name}.{fmt}").unlink(missing_ok=True)
+            infos.append(info)
+            continue
         _label_axes(ax, spec, k_label)
         info.x_label, info.y_label = ax.get_xlabel(), ax.get_ylabel()
         figure.suptitle(f"{spec.title}\n{caption}", fontsize=9)
         if info.series and name != "iterations-distribution":
             ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0.0, fontsize=8,
                       title="front (line), all runs (faint)", title_fontsize=7)
+        _finish_log_axes(ax)
         info.paths = save_figure(figure, out_dir, name)
         infos.append(info)
     return infos
+
+
+def left_out_reason(name: str) -> str:
+    """Why a figure of `FIGURES` is not drawn when the runs hold nothing for it."""
+    return next((spec.empty for spec in FIGURES if spec.name == name), "no data for it in these runs")
+
+
+def _finish_log_axes(ax: Axes) -> None:
+    """Log axes label their major ticks only, as plain numbers: every decade, or 1-2-5 of each
+    decade when the axis spans less than about one and a half decades (minor ticks unlabelled)."""
+    for axis, scale, (low, high) in ((ax.xaxis, ax.get_xscale(), ax.get_xlim()), (ax.yaxis, ax.get_yscale(), ax.get_ylim())):
+        if scale != "log" or low <= 0:
+            continue
+        subs = (1.0, 2.0, 5.0) if high / low < 30 else (1.0,)
+        axis.set_major_locator(LogLocator(base=10, subs=subs))
+        axis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+        axis.set_minor_formatter(NullFormatter())
 
 
 def _label_axes(ax: Axes, spec: FigureSpec, k_label: str) -> None:
@@ -186,11 +215,13 @@ def _record_tradeoff(
     the metrics' declared directions. The x axis is on its metric's scale (a recall: logit, so the
     high-recall region where competitive methods differ is readable)."""
     x_spec, y_spec = get_metric(x_metric), get_metric(y_metric)
-    points = [_point(r, x_metric, y_metric, intervals) for r in records]
+    namer = series_namer(records)
+    points = [_point(r, x_metric, y_metric, intervals, namer(r)) for r in records]
     points = [p for p in points if math.isfinite(p.x) and math.isfinite(p.y)]
     if x_spec.scale != "linear":
         points = _fit_scale(points, x_spec.scale, "x")
-    info = _draw_tradeoff(ax, points, y_spec.higher_is_better, _log_y(y_spec), empty, y_metric, x_spec.higher_is_better)
+    info = _draw_tradeoff(ax, points, y_spec.higher_is_better, _log_y(y_spec), empty, y_metric, x_spec.higher_is_better,
+                          styles=_styles(records))
     _apply_scale(ax, "x", x_spec.scale, [p.x for p in points])
     return info
 
@@ -200,8 +231,9 @@ def _index_tradeoff(ax: Axes, records: Sequence[Record], y_metric: str) -> Figur
     median over the index's records, in the unit the cost is shown in)."""
     y_spec = get_metric(y_metric)
     groups: dict[tuple[str, str], list[Record]] = defaultdict(list)
+    namer = series_namer(records)
     for record in records:
-        groups[(series_name(record), compact_json(record.get("build_params")))].append(record)
+        groups[(namer(record), compact_json(record.get("build_params")))].append(record)
     points = []
     for (series, _), members in sorted(groups.items()):
         recall = max(metric(r, "recall_at_1") for r in members)
@@ -209,12 +241,19 @@ def _index_tradeoff(ax: Axes, records: Sequence[Record], y_metric: str) -> Figur
         if costs and math.isfinite(recall):
             best = max(members, key=lambda r: metric(r, "recall_at_1"))
             points.append(_Point(recall, float(np.median(costs)), series, best))
-    return _draw_tradeoff(ax, points, y_spec.higher_is_better, _log_y(y_spec), f"no index has a recorded {y_metric}", y_metric)
+    return _draw_tradeoff(ax, points, y_spec.higher_is_better, _log_y(y_spec), f"no index has a recorded {y_metric}", y_metric,
+                          styles=_styles(records))
+
+
+def _styles(records: Sequence[Record]) -> dict[str, AlgorithmStyle]:
+    """The style of every algorithm of the figure's records (`style.assign_styles`): the same in
+    every figure of one dataset, every colour different."""
+    return assign_styles(str(r.get("algorithm")) for r in records)
 
 
 def _draw_tradeoff(
     ax: Axes, points: list[_Point], y_larger_better: bool, log_y: bool | None, empty: str, y_name: str,
-    x_larger_better: bool = True,
+    x_larger_better: bool = True, styles: dict[str, AlgorithmStyle] | None = None,
 ) -> FigureInfo:
     """Each series' front as a line over its points drawn faint, oriented by both directions."""
     info = FigureInfo(name="", title="", paths=[])
@@ -229,8 +268,9 @@ def _draw_tradeoff(
     by_series: dict[str, list[_Point]] = defaultdict(list)
     for point in points:
         by_series[point.series].append(point)
+    styles = styles or _styles([p.record for p in points])
     for series in sorted(by_series):
-        _draw_series(ax, series, by_series[series], y_larger_better, x_larger_better)
+        _draw_series(ax, series, by_series[series], y_larger_better, x_larger_better, styles)
     info.series = sorted(by_series)
     info.algorithms = sorted({str(p.record.get("algorithm")) for p in points})
     info.n_points = len(points)
@@ -240,20 +280,24 @@ def _draw_tradeoff(
     return info
 
 
-def _draw_series(ax: Axes, series: str, points: list[_Point], y_larger_better: bool, x_larger_better: bool = True) -> None:
+def _draw_series(ax: Axes, series: str, points: list[_Point], y_larger_better: bool, x_larger_better: bool = True,
+                 styles: dict[str, AlgorithmStyle] | None = None) -> None:
     first = points[0].record
-    style = style_for(str(first.get("algorithm")))
+    algorithm = str(first.get("algorithm"))
+    style = (styles or {}).get(algorithm) or _styles([first])[algorithm]
     xs = np.array([p.x for p in points])
     ys = np.array([p.y for p in points])
     front = pareto_front(xs, ys, x_larger_better=x_larger_better, y_larger_better=y_larger_better)
     # a control (the method with the part under test switched off) is drawn muted in the
     # method's colour: hollow markers, a thin dotted line, so the two read as a pair
     control = is_control(first)
-    ax.scatter(xs, ys, color=style.colour, marker=style.marker, alpha=0.12 if control else 0.25, s=22)
+    # points that coincide (every exact-search control of a potential lands on one) are drawn once
+    unique = np.unique(np.column_stack([xs, ys]), axis=0) if len(xs) else np.empty((0, 2))
+    ax.scatter(unique[:, 0], unique[:, 1], color=style.colour, marker=style.marker, alpha=0.12 if control else 0.25, s=22)
     _draw_intervals(ax, [points[i] for i in front], style.colour, 0.3 if control else 0.6)
     ax.plot(
         xs[front], ys[front], color=style.colour, marker=style.marker, markersize=5,
-        linestyle=":" if control else linestyle_for(first.get("device"), first.get("mode")),
+        linestyle=CONTROL_LINESTYLE if control else mpl_linestyle(linestyle_for(first.get("device"), first.get("mode"))),
         linewidth=1.0 if control else 1.4, alpha=0.55 if control else 1.0, label=series,
         markerfacecolor="none" if control else style.colour,
     )
@@ -343,9 +387,10 @@ def _iterations_distribution(ax: Axes, records: Sequence[Record]) -> FigureInfo:
             info.notes.append(f"no iterations array for {record.get('label')}")
         else:
             rows.append((record, counts))
+    styles, labeller = _styles(records), label_maker(records)
     for position, (record, counts) in enumerate(rows):
-        _draw_distribution(ax, position, counts, style_for(str(record.get("algorithm"))).colour)
-    ax.set_yticks(range(len(rows)), [_row_label(record) for record, _ in rows], fontsize=7)
+        _draw_distribution(ax, position, counts, styles[str(record.get("algorithm"))].colour)
+    ax.set_yticks(range(len(rows)), [_row_label(record, labeller) for record, _ in rows], fontsize=7)
     if rows and _wants_log([float(c.max()) for _, c in rows] + [float(c.min()) for _, c in rows]):
         _set_log(ax.xaxis)
     info.series = [str(record.get("label")) for record, _ in rows]
@@ -381,11 +426,13 @@ def _draw_distribution(ax: Axes, position: int, counts: np.ndarray, colour: str)
     ax.plot([counts.max()], [position], marker="x", markersize=5, color=colour, linestyle="none")
 
 
-def _row_label(record: Record, width: int = 52) -> str:
-    label = str(record.get("label") or series_name(record))
-    if len(label) > width:
-        label = label[: width - 3] + "..."
-    return f"{label}  R@1={metric(record, 'recall_at_1'):.3f}"
+def _row_label(record: Record, labeller: Callable[[Record], str] | None = None, width: int = 44) -> str:
+    """A row's compact label (series and the parameters that differ), wrapped onto lines of about
+    `width` characters, never cut."""
+    import textwrap
+
+    label = labeller(record) if labeller else str(record.get("label") or series_name(record))
+    return "\n".join(textwrap.wrap(f"{label}  R@1={metric(record, 'recall_at_1'):.3f}", width, break_on_hyphens=False))
 
 
 def save_figure(figure: Figure, out_dir: Path, name: str, formats: Sequence[str] = FORMATS) -> list[Path]:
@@ -416,17 +463,20 @@ class FigureSpec:
     draw: Callable[[Axes, Sequence[Record], bool], FigureInfo]
     #: said in the x label's brackets after the unit: how a point's x is chosen
     x_note: str = ""
+    #: why the figure is left out when the runs hold nothing for it (the report says it)
+    empty: str = "no successful runs to show"
 
 
 def _tradeoff(name: str, title: str, x: str, y: str, **options: Any) -> FigureSpec:
     """A figure of one point per record, metric `y` against metric `x` (see `_record_tradeoff`)."""
-    return FigureSpec(name, title, x, y, lambda ax, ok, intervals: _record_tradeoff(ax, ok, x, y, intervals=intervals, **options))
+    return FigureSpec(name, title, x, y, lambda ax, ok, intervals: _record_tradeoff(ax, ok, x, y, intervals=intervals, **options),
+                      empty=options.get("empty", f"no successful run has both {x} and {y}"))
 
 
 def _per_index(name: str, title: str, y: str) -> FigureSpec:
     """A figure of one point per index: the best recall@1 it reaches against a build cost `y`."""
     return FigureSpec(name, title, "recall_at_1", y, lambda ax, ok, _: _index_tradeoff(ax, ok, y),
-                      x_note="best over the query parameters of an index")
+                      x_note="best over the query parameters of an index", empty=f"no index has a recorded {y}")
 
 
 #: every figure `harness plot` draws, in order: adding a figure is one entry
@@ -439,7 +489,8 @@ FIGURES: tuple[FigureSpec, ...] = (
     _tradeoff("recall1-iterations", "Recall@1 against mean iterations per query (iterative methods)", "recall_at_1",
               "iterations_mean", empty="no iterative runs: no record has iterations_mean"),
     FigureSpec("iterations-distribution", "Iterations per query, for the configurations on each front",
-               "iterations_mean", "", lambda ax, ok, _: _iterations_distribution(ax, ok)),
+               "iterations_mean", "", lambda ax, ok, _: _iterations_distribution(ax, ok),
+               empty="no iterative runs with per-query iteration counts"),
     _per_index("build-time", "Build time against the best recall@1 each index reaches", "build_s"),
     _per_index("index-memory", "Index size against the best recall@1 each index reaches", "index_bytes"),
 )
@@ -448,8 +499,9 @@ FIGURE_TITLES: dict[str, str] = {spec.name: spec.title for spec in FIGURES}
 
 # --- a figure of any two metrics ---------------------------------------------------------------
 
-#: ticks of a logit recall axis: the high-recall region, where competitive methods differ
-LOGIT_TICKS = (0.5, 0.9, 0.99, 0.999)
+#: ticks of a logit recall axis: the high-recall region, where competitive methods differ, and
+#: below one half the ones a weak method needs (an axis shows those its range reaches)
+LOGIT_TICKS = (0.001, 0.01, 0.1, 0.5, 0.9, 0.99, 0.999)
 #: values of exactly 0 or 1 are drawn this close to the edge of a logit axis (they are infinite there)
 LOGIT_CLIP = 5e-4
 
@@ -471,7 +523,8 @@ def plot_metrics(
         if is_ok(r) and r.get("dataset", dataset) == dataset and str(r.get("algorithm")) not in exclude
         and (algorithms is None or str(r.get("algorithm")) in algorithms)
     ]
-    points = [_point(r, x, y, intervals) for r in chosen]
+    namer = series_namer(chosen)
+    points = [_point(r, x, y, intervals, namer(r)) for r in chosen]
     points = [p for p in points if math.isfinite(p.x) and math.isfinite(p.y)]
     points = _fit_scale(points, x_scale, "x") if x_scale != "linear" else points
     points = _fit_scale(points, y_scale, "y") if y_scale != "linear" else points
@@ -481,8 +534,9 @@ def plot_metrics(
     by_series: dict[str, list[_Point]] = defaultdict(list)
     for point in points:
         by_series[point.series].append(point)
+    styles = _styles([r for r in records if is_ok(r) and r.get("dataset", dataset) == dataset])
     for series in sorted(by_series):
-        _draw_series(ax, series, by_series[series], y_metric.higher_is_better, x_metric.higher_is_better)
+        _draw_series(ax, series, by_series[series], y_metric.higher_is_better, x_metric.higher_is_better, styles)
     info.series, info.n_points = sorted(by_series), len(points)
     info.algorithms = sorted({str(p.record.get("algorithm")) for p in points})
     _apply_scale(ax, "x", x_scale, [p.x for p in points])
@@ -502,6 +556,7 @@ def plot_metrics(
                   title="front (line), all runs (faint)", title_fontsize=7)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
+    _finish_log_axes(ax)
     info.paths = save_figure(figure, out_dir, info.name, formats)
     return info
 
@@ -535,8 +590,8 @@ def _apply_scale(ax: Axes, axis: str, scale: str, values: Sequence[float]) -> No
     elif scale == "logit":
         (ax.set_xscale if axis == "x" else ax.set_yscale)("logit", nonpositive="clip")
         # always from below 0.5 to past 0.999, so every tick reads and the high-recall end is in view
-        low = min([0.4, *values])
-        (ax.set_xlim if axis == "x" else ax.set_ylim)(low * 0.9, 1.0 - LOGIT_CLIP / 3)
-        target.set_major_locator(FixedLocator(LOGIT_TICKS))
+        low = min([0.4, *values]) * 0.9
+        (ax.set_xlim if axis == "x" else ax.set_ylim)(low, 1.0 - LOGIT_CLIP / 3)
+        target.set_major_locator(FixedLocator([t for t in LOGIT_TICKS if t >= low]))
         target.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
         target.set_minor_formatter(NullFormatter())

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
+from typing import Any, Iterable
 
 
 @dataclass(frozen=True)
@@ -19,40 +20,66 @@ class AlgorithmStyle:
     marker: str
 
 
+#: one colour-blind-safe palette (Okabe & Ito's eight, then Paul Tol's muted and dark hues), each
+#: hue clearly apart from the others; every colour an algorithm gets comes from here
+PALETTE: tuple[str, ...] = (
+    "#D55E00", "#0072B2", "#009E73", "#E69F00", "#CC79A7", "#56B4E9", "#000000", "#882255",
+    "#44AA99", "#999933", "#332288", "#AA4499", "#777777", "#117733", "#DDCC77",
+)
+
 KNOWN_STYLES: dict[str, AlgorithmStyle] = {
+    "potential-gaussian": AlgorithmStyle("#D55E00", "^"),   # vermillion
+    "faiss-ivf": AlgorithmStyle("#0072B2", "o"),            # blue
+    "potential-1": AlgorithmStyle("#009E73", ">"),          # bluish green
+    "hnswlib": AlgorithmStyle("#E69F00", "s"),              # orange
+    "faiss-hnsw": AlgorithmStyle("#CC79A7", "D"),           # reddish purple
+    "faiss-ivfpq": AlgorithmStyle("#56B4E9", "v"),          # sky blue
     "bruteforce": AlgorithmStyle("#000000", "X"),
-    "faiss-flat": AlgorithmStyle("#555555", "x"),
-    "faiss-ivf": AlgorithmStyle("#1f77b4", "o"),
-    "faiss-ivfpq": AlgorithmStyle("#17becf", "v"),
-    "faiss-hnsw": AlgorithmStyle("#9467bd", "D"),
-    "hnswlib": AlgorithmStyle("#ff7f0e", "s"),
-    "potential-gaussian": AlgorithmStyle("#d62728", "^"),
-    "potential-gaussian-ivf": AlgorithmStyle("#e377c2", "<"),
-    "potential-1": AlgorithmStyle("#2ca02c", ">"),
-    "potential-2": AlgorithmStyle("#8c564b", "P"),
-    "potential-naive": AlgorithmStyle("#bcbd22", "*"),
-    "potential-gaussian-graph": AlgorithmStyle("#7f3b08", "h"),
-    "potential-1-ivf": AlgorithmStyle("#98df8a", "d"),
-    "potential-2-planes": AlgorithmStyle("#c49c94", "p"),
-    "potential-cauchy": AlgorithmStyle("#393b79", "8"),
+    "potential-gaussian-ivf": AlgorithmStyle("#882255", "<"),  # wine
+    "potential-1-ivf": AlgorithmStyle("#44AA99", "d"),      # teal
+    "potential-2": AlgorithmStyle("#999933", "P"),          # olive
+    "potential-cauchy": AlgorithmStyle("#332288", "8"),     # indigo
+    "potential-gaussian-graph": AlgorithmStyle("#AA4499", "h"),  # purple
+    "faiss-flat": AlgorithmStyle("#777777", "x"),           # grey
+    "potential-2-planes": AlgorithmStyle("#117733", "p"),   # green
+    "potential-naive": AlgorithmStyle("#DDCC77", "*"),      # sand
 }
 
-# Colours for names not in KNOWN_STYLES, chosen apart from the known ones.
-FALLBACK_COLOURS: tuple[str, ...] = (
-    "#6b6ecf", "#b5cf6b", "#e7969c", "#ce6dbd", "#637939",
-    "#8c6d31", "#843c39", "#3182bd", "#31a354", "#756bb1",
-    "#e6550d", "#636363",
-)
+# Colours for names not in KNOWN_STYLES (when no figure-wide assignment is made: `assign_styles`).
+FALLBACK_COLOURS: tuple[str, ...] = PALETTE
 FALLBACK_MARKERS: tuple[str, ...] = ("o", "s", "^", "v", "D", "P", "*", "h", "p", "<", ">", "d")
 
 # Batch CPU runs are the common case and get solid lines; the other runs of the same algorithm
-# share its colour and marker but not its line, so the legend tells them apart.
+# share its colour and marker but not its line, so the legend tells them apart. Dotted lines are
+# kept for controls (drawn muted in their method's colour), so no device or mode is dotted.
 LINESTYLES: dict[tuple[str, str], str] = {
     ("cpu", "batch"): "-",
     ("cuda", "batch"): "--",
-    ("cpu", "single"): ":",
-    ("cuda", "single"): "-.",
+    ("cpu", "single"): "-.",
+    ("cuda", "single"): "longdashdot",
 }
+#: matplotlib's form of the named line styles above
+MPL_LINESTYLES: dict[str, Any] = {"longdashdot": (0, (8, 2, 1, 2))}
+#: the line style of a control, in every figure
+CONTROL_LINESTYLE = ":"
+
+
+def assign_styles(algorithms: Iterable[str]) -> dict[str, AlgorithmStyle]:
+    """The style of each algorithm of one report, every colour different while the palette lasts:
+    known algorithms keep their fixed colour unless another present one holds it, names added later
+    (a new plugin potential) take the first palette colour no present algorithm uses, so a new
+    method never shares or nearly shares a hue with the method it is compared with."""
+    names = sorted(set(algorithms), key=lambda n: (n not in KNOWN_STYLES, n))
+    out: dict[str, AlgorithmStyle] = {}
+    used: set[str] = set()
+    for name in names:
+        style = style_for(name)
+        if style.colour in used:
+            free = [c for c in PALETTE if c not in used]
+            style = AlgorithmStyle(free[0], style.marker) if free else style
+        used.add(style.colour)
+        out[name] = style
+    return out
 
 
 def style_for(algorithm: str) -> AlgorithmStyle:
@@ -69,3 +96,8 @@ def style_for(algorithm: str) -> AlgorithmStyle:
 def linestyle_for(device: str | None, mode: str | None) -> str:
     """The line style for a run's device and query mode (solid for unknown combinations)."""
     return LINESTYLES.get((device or "cpu", mode or "batch"), "-")
+
+
+def mpl_linestyle(name: str) -> Any:
+    """A line style name of this module as matplotlib takes it."""
+    return MPL_LINESTYLES.get(name, name)

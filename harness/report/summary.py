@@ -10,15 +10,17 @@ brute force is not a CPU brute force), so they form their own series: see `serie
 from __future__ import annotations
 
 import csv
+import difflib
 import io
 import json
 import math
 import re
+import textwrap
 from collections import defaultdict
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any, Callable, Iterable, Mapping, Sequence
 
 from harness.metric_catalog import BY_NAME as CATALOGUE_BY_NAME
-from harness.metric_catalog import CSV_INTERVALS, CSV_METRICS
+from harness.metric_catalog import CSV_INTERVALS, CSV_METRICS, MetricSpec
 from harness.report.paired import PAIRED_COLUMNS, Answers, pair, tune_split
 
 DEFAULT_THRESHOLDS: tuple[float, ...] = (0.9, 0.95, 0.99)
@@ -32,7 +34,7 @@ _INTERVAL_COLUMNS: tuple[str, ...] = CSV_INTERVALS
 #: one results row per record: what the record is, its measurements, how it ended
 RESULT_COLUMNS: tuple[str, ...] = (
     "dataset", "algorithm", "label", "build_params", "query_params", "mode", "device", "k", "n_queries", "n_queries_total",
-    *_METRIC_COLUMNS, *_INTERVAL_COLUMNS, "estimated_s", "measured_s", "role", "status", "error", "budget_note", "stale",
+    "scale", *_METRIC_COLUMNS, *_INTERVAL_COLUMNS, "estimated_s", "measured_s", "role", "status", "error", "budget_note", "stale",
 )
 #: build configurations the budget left out, one row each, with the reason
 SKIPPED_COLUMNS: tuple[str, ...] = ("dataset", "algorithm", "build_params", "query_configs", "n_queries_total", "reason")
@@ -45,9 +47,22 @@ CONTROL_COLUMNS: tuple[str, ...] = (
     "control_dist_comps_mean", "dist_ratio", "dist_ratio_low", "dist_ratio_high", "qps", "control_qps",
 )
 SUMMARY_COLUMNS: tuple[str, ...] = (
-    "dataset", "metric", "threshold", "series", "qps", "qps_min", "qps_max", "recall", "recall_low", "recall_high",
+    "dataset", "metric", "threshold", "series", "method", "qps", "qps_min", "qps_max", "recall", "recall_low", "recall_high",
     "verdict", "k", "label", "stale",
 )
+#: the summary as people read it (text, Markdown, LaTeX, HTML): what the data columns above hold
+#: once per table (dataset, metric, k) goes into the heading; `method` is the compact label
+SUMMARY_SHOWN: tuple[str, ...] = (
+    "threshold", "method", "qps", "qps_min", "qps_max", "recall", "recall_low", "recall_high", "verdict",
+)
+#: the control table as people read it; the rest (recall@k, converged rate, the discordant
+#: counts, the ratio's interval) stays in CSV and JSON
+CONTROL_SHOWN: tuple[str, ...] = (
+    "method", "control", "n_queries", "recall_at_1", "control_recall_at_1", "recall_gain", "recall_gain_low",
+    "recall_gain_high", "mcnemar_p", "dist_ratio", "dist_ratio_low", "dist_ratio_high",
+)
+#: where width is no object (Markdown, LaTeX, HTML): both q/s beside
+CONTROL_SHOWN_WIDE: tuple[str, ...] = (*CONTROL_SHOWN, "qps", "control_qps")
 #: with a tuning split (`heldout_columns`): the configuration chosen on the tuning queries and its
 #: recall on the held-out ones, beside the in-sample choice of SUMMARY_COLUMNS
 TUNED_COLUMNS: tuple[str, ...] = (
@@ -96,31 +111,146 @@ def compact_json(params: Any) -> str:
     return json.dumps(params if params is not None else {}, sort_keys=True, separators=(",", ":"), default=str)
 
 
+# --- what a row is called: compact labels, series told apart by their number of queries --------
+
+
+def series_namer(records: Iterable[Mapping[str, Any]]) -> Callable[[Mapping[str, Any]], str]:
+    """`series_name`, tagged `n=N` where one series holds records measured on different numbers of
+    queries (per dataset): their recalls and q/s are not measured alike, so they are told apart
+    rather than mixed (the summary would otherwise take the fastest of both without saying which)."""
+    sizes: dict[tuple[str, str], set[Any]] = defaultdict(set)
+    for record in records:
+        if is_ok(record):
+            sizes[(str(record.get("dataset")), series_name(record))].add(record.get("n_queries"))
+    mixed = {key for key, seen in sizes.items() if len(seen) > 1}
+
+    def name(record: Mapping[str, Any]) -> str:
+        series = series_name(record)
+        if (str(record.get("dataset")), series) not in mixed:
+            return series
+        tag = f"n={record.get('n_queries')}"
+        return f"{series[:-1]}, {tag}]" if series.endswith("]") else f"{series} [{tag}]"
+
+    return name
+
+
+def record_params(record: Mapping[str, Any]) -> dict[str, Any]:
+    """A record's build and query parameters in one mapping (query parameters win a shared name)."""
+    return {**(record.get("build_params") or {}), **(record.get("query_params") or {})}
+
+
+def varying_params(records: Iterable[Mapping[str, Any]], key: Callable[[Mapping[str, Any]], str] = series_name
+                   ) -> dict[str, tuple[str, ...]]:
+    """Per group (`key`, the series by default): the parameters whose value is not the same in
+    every record of the group, in first-seen order. The others (defaults, fixed settings such as
+    precision or a memory cap) say nothing that tells two rows apart."""
+    seen: dict[str, dict[str, set[str]]] = defaultdict(dict)
+    present: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
+    counts: dict[str, int] = defaultdict(int)
+    for record in records:
+        group = key(record)
+        counts[group] += 1
+        for name, value in record_params(record).items():
+            seen[group].setdefault(name, set()).add(compact_json(value))
+            present[group][name] += 1
+    return {group: tuple(name for name, values in params.items()
+                         if len(values) > 1 or present[group][name] < counts[group])
+            for group, params in seen.items()}
+
+
+def param_text(params: Mapping[str, Any], names: Sequence[str]) -> str:
+    """`beta=1000 m=100`: the named parameters, numbers as short as they read (1000.0 as 1000)."""
+    return " ".join(f"{name}={_short_param(params.get(name))}" for name in names if name in params)
+
+
+def _short_param(value: Any) -> str:
+    if isinstance(value, float) and math.isfinite(value) and value == int(value) and abs(value) < 1e15:
+        return str(int(value))
+    if isinstance(value, float):
+        return f"{value:g}"
+    if isinstance(value, (dict, list)):
+        return compact_json(value)
+    return "null" if value is None else str(value)
+
+
+def label_maker(records: Sequence[Mapping[str, Any]]) -> Callable[[Mapping[str, Any]], str]:
+    """A compact label for each record: its series (`series_namer`) and only the parameters that
+    differ within that series (`varying_params`): `potential-gaussian beta=1000`, not the full
+    `potential-gaussian ascent=meanshift beta=1000 snap=final m=100`."""
+    ok = [r for r in records if is_ok(r)]
+    namer = series_namer(ok)
+    varying = varying_params(ok, namer)
+
+    def label(record: Mapping[str, Any]) -> str:
+        series = namer(record)
+        params = param_text(record_params(record), varying.get(series, ()))
+        return f"{series} {params}".strip()
+
+    return label
+
+
+def details_text(record: Mapping[str, Any]) -> str:
+    """Every parameter of a record, one `name=value` each: what a compact label leaves out."""
+    params = record_params(record)
+    return f"{record.get('label')}: " + " ".join(f"{k}={_short_param(v)}" for k, v in params.items())
+
+
+# --- the dataset's length unit ------------------------------------------------------------------
+
+
+def record_scale(record: Mapping[str, Any]) -> float | None:
+    """The length unit a potential's parameters are in (the median nearest-neighbour spacing of a
+    sample of the dataset, `metrics.adapter_stats.scale`), in raw data units; None for other methods."""
+    stats = (record.get("metrics") or {}).get("adapter_stats") or {}
+    value = stats.get("scale") if isinstance(stats, Mapping) else None
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
+        return float(value)
+    return None
+
+
+def scale_note(records: Iterable[Mapping[str, Any]]) -> str | None:
+    """One sentence saying what the potentials' length parameters mean in raw units, None when no
+    record holds a scale."""
+    values = sorted({round(v, 2) for v in (record_scale(r) for r in records if is_ok(r)) if v is not None})
+    if not values:
+        return None
+    raw = f"{values[0]:g}" if len(values) == 1 else f"{values[0]:g} to {values[-1]:g} (it varies by build)"
+    return (f"length unit of the potentials' parameters (beta, width, radius ...): the median nearest-neighbour "
+            f"spacing of the dataset, 1 unit = {raw} raw units (column scale)")
+
+
 def summary_rows(
     records: Iterable[Mapping[str, Any]],
     thresholds: Sequence[float] = DEFAULT_THRESHOLDS,
     metric: str = "recall_at_1",
+    columns: Sequence[str] = (),
 ) -> list[dict[str, Any]]:
     """Per dataset, threshold and series: the best QPS among runs whose `metric` reaches it.
 
     A series that never reaches a threshold still gets a row, with qps/recall/label None, so
-    the table shows "not reached" rather than hiding the algorithm.
+    the table shows "not reached" rather than hiding the algorithm. `method` is the chosen
+    record's compact label (`label_maker`); `columns` (metrics of the catalogue, or interval
+    columns) are read from the chosen record too. A series whose records were measured on
+    different numbers of queries is split (`series_namer`).
     """
     metric_name = metric
+    records = list(records)
+    namer, labeller = series_namer(records), label_maker(records)
     groups: dict[tuple[str, str], list[Mapping[str, Any]]] = defaultdict(list)
     for record in records:
         if is_ok(record):
-            groups[(str(record.get("dataset")), series_name(record))].append(record)
+            groups[(str(record.get("dataset")), namer(record))].append(record)
     rows = []
     for (dataset, series), members in groups.items():
         for threshold in thresholds:
-            rows.append(_best_row(dataset, series, members, float(threshold), metric_name))
+            rows.append(_best_row(dataset, series, members, float(threshold), metric_name, labeller, columns))
     rows.sort(key=lambda r: (r["dataset"], r["threshold"], r["qps"] is None, -(r["qps"] or 0.0), r["series"]))
     return mark_leaders(rows)
 
 
 def _best_row(
-    dataset: str, series: str, members: list[Mapping[str, Any]], threshold: float, metric_name: str
+    dataset: str, series: str, members: list[Mapping[str, Any]], threshold: float, metric_name: str,
+    labeller: Callable[[Mapping[str, Any]], str] | None = None, columns: Sequence[str] = (),
 ) -> dict[str, Any]:
     """The fastest member reaching the threshold (ties: higher recall, then label)."""
     reaching = [
@@ -131,8 +261,9 @@ def _best_row(
         "dataset": dataset, "metric": metric_name, "threshold": threshold, "series": series,
         "algorithm": members[0].get("algorithm"), "qps": None, "qps_min": None, "qps_max": None, "recall": None,
         "recall_low": None, "recall_high": None, "k": None, "label": None, "build_params": None, "query_params": None,
-        "verdict": None, "stale": None,
+        "verdict": None, "stale": None, "method": series, "details": None,
     }
+    row.update(dict.fromkeys(c for c in columns if c not in row))
     if reaching:
         best = min(reaching, key=lambda r: (-metric(r, "qps"), -metric(r, metric_name), str(r.get("label"))))
         low, high = recall_interval(best, metric_name)
@@ -141,9 +272,48 @@ def _best_row(
             qps=metric(best, "qps"), qps_min=spread["qps_min"], qps_max=spread["qps_max"], recall=metric(best, metric_name),
             recall_low=_finite(low), recall_high=_finite(high), k=best.get("k"), label=best.get("label"),
             build_params=compact_json(best.get("build_params")), query_params=compact_json(best.get("query_params")),
-            stale=STALE_MARK if best.get(STALE_KEY) else None,
+            stale=STALE_MARK if best.get(STALE_KEY) else None, details=details_text(best),
+            method=labeller(best) if labeller else series,
         )
+        row.update(record_columns(best, [c for c in columns if c not in _SUMMARY_OWN]))
     return row
+
+
+_SUMMARY_OWN = frozenset(("qps", "qps_min", "qps_max", "recall", "recall_low", "recall_high", "k", "label"))
+
+
+def record_columns(record: Mapping[str, Any], columns: Sequence[str]) -> dict[str, Any]:
+    """The named metrics and interval columns of one record (None where it has no value)."""
+    spread = intervals(record)
+    out: dict[str, Any] = {}
+    for column in columns:
+        if column in spread:
+            out[column] = spread[column]
+        elif column == "scale":
+            out[column] = record_scale(record)
+        else:
+            out[column] = _finite(metric(record, column))
+    return out
+
+
+def table_columns() -> tuple[str, ...]:
+    """Every column `results --summary --columns` takes: the catalogue's metrics (per-run lists
+    aside), their interval columns and the length unit `scale`."""
+    return (*(spec.name for spec in CATALOGUE_BY_NAME.values() if not spec.per_run), *CSV_INTERVALS, "scale")
+
+
+def check_columns(text: str) -> list[str]:
+    """`--columns a,b,c` as a list; ValueError naming an unknown column and the closest known ones."""
+    names = [part.strip() for part in text.split(",") if part.strip()]
+    known = table_columns()
+    for name in names:
+        if name not in known:
+            close = difflib.get_close_matches(name, known, n=3)
+            hint = f"did you mean {', '.join(close)}?" if close else f"columns: {', '.join(known)}"
+            raise ValueError(f"--columns: unknown column {name!r}; {hint}")
+    if not names:
+        raise ValueError("--columns: name at least one metric, e.g. recall_at_1,qps,dist_comps_mean")
+    return names
 
 
 def heldout_columns(
@@ -153,10 +323,12 @@ def heldout_columns(
     whose recall on the tuning queries (`paired.tune_split` of each record's own queries) reaches
     the threshold, and its recall on the held-out queries with a 95 % Wilson interval. Its q/s is
     the record's, a whole-run measurement. Returns, once each, why records were left out."""
+    records = list(records)
+    namer = series_namer(records)
     groups: dict[tuple[str, str], list[Mapping[str, Any]]] = defaultdict(list)
     for record in records:
         if is_ok(record):
-            groups[(str(record.get("dataset")), series_name(record))].append(record)
+            groups[(str(record.get("dataset")), namer(record))].append(record)
     left_out: dict[str, int] = defaultdict(int)
     for row in rows:
         scored = []
@@ -296,7 +468,8 @@ def _matching_control(candidates: Sequence[Mapping[str, Any]], record: Mapping[s
     return (same or sorted(candidates, key=lambda c: -int(c.get("n_queries") or 0)) or [None])[0]
 
 
-def control_rows(records: Iterable[Mapping[str, Any]], answers: Answers | None = None) -> list[dict[str, Any]]:
+def control_rows(records: Iterable[Mapping[str, Any]], answers: Answers | None = None, metrics: Sequence[str] = ()
+                 ) -> list[dict[str, Any]]:
     """Each method configuration beside each of its controls: recalls, the climb's gain, the cost
     ratio, and (with `answers`) the paired statistics of the queries both answered.
 
@@ -304,8 +477,11 @@ def control_rows(records: Iterable[Mapping[str, Any]], answers: Answers | None =
     costs recall); `dist_ratio` = distance computations per query / the control's. A method
     whose control has no record (not run yet, or failed) gets a row with the control cells empty.
     `paired_note` says why a row's paired cells are empty (`control_notes` gathers them).
+    `method` is the method's compact label (`label_maker`); `metrics` adds, for each named metric,
+    the method's value and the control's (`control_<name>`).
     """
     ok = [r for r in records if is_ok(r)]
+    labeller = label_maker(ok)
     controls: dict[str, list[Mapping[str, Any]]] = defaultdict(list)
     for r in ok:
         if is_control(r):
@@ -316,7 +492,13 @@ def control_rows(records: Iterable[Mapping[str, Any]], answers: Answers | None =
             continue
         for entry in method_controls(record):
             control = _matching_control(controls.get(_pair_key(record, entry.get("query_params")), []), record)
-            rows.append(_control_row(record, entry.get("switch"), control, answers))
+            row = _control_row(record, entry.get("switch"), control, answers)
+            row["method"] = labeller(record)
+            for name in metrics:
+                if name in CATALOGUE_BY_NAME and f"control_{name}" not in row:
+                    row[name] = _finite(metric(record, name))
+                    row[f"control_{name}"] = _finite(metric(control, name)) if control else None
+            rows.append(row)
     rows.sort(key=lambda r: (str(r["dataset"]), str(r["algorithm"]), natural_key(str(r["label"])), str(r["control"])))
     return rows
 
@@ -371,25 +553,66 @@ PAIRED_LEGEND = (
 )
 
 
-def format_controls(rows: Sequence[Mapping[str, Any]]) -> str:
-    """The method-vs-control table as text, with a heading that says how to read it."""
+def control_columns_for(columns: Sequence[str] = (), narrow: bool = False) -> list[str]:
+    """The control table's columns as people read it: `CONTROL_SHOWN`, or with `columns` (the
+    summary's `--columns`) each chosen metric beside its control's, then what the pairing says
+    (the recall gain with its interval, the discordant counts and McNemar's p; the distance ratio
+    with its interval when distance computations are among the columns). `narrow`: the default
+    for a text table within `TEXT_WIDTH` (no q/s)."""
+    if not columns:
+        return list(CONTROL_SHOWN if narrow else CONTROL_SHOWN_WIDE)
+    chosen = [c for c in columns if c in CATALOGUE_BY_NAME]
+    out = ["method", "control", "n_queries"]
+    for name in chosen:
+        out += [name, f"control_{name}"]
+    out += ["recall_gain", "recall_gain_low", "recall_gain_high", "only_method", "only_control", "mcnemar_p"]
+    if "dist_comps_mean" in chosen:
+        out += ["dist_ratio", "dist_ratio_low", "dist_ratio_high"]
+    return out
+
+
+def summary_columns_for(columns: Sequence[str] = (), stale: bool = False) -> list[str]:
+    """The summary's columns as people read it: `SUMMARY_SHOWN`, or the threshold, the compact
+    label and exactly the chosen `columns`; `stale` adds the stale mark."""
+    out = ["threshold", "method", *columns] if columns else list(SUMMARY_SHOWN)
+    return out + (["stale"] if stale else [])
+
+
+def summary_heading(records: Iterable[Mapping[str, Any]], metric_name: str = "recall_at_1") -> list[str]:
+    """What every row of a summary shares, said once above it: the datasets, the recall the
+    thresholds apply to, k, the potentials' length unit in raw units (`scale_note`)."""
+    ok = [r for r in records if is_ok(r)]
+    datasets = sorted({str(r.get("dataset")) for r in ok})
+    ks = sorted({str(r.get("k")) for r in ok})
+    lines = [f"dataset: {', '.join(datasets) or '-'}; best q/s reaching each {metric_name} threshold; "
+             f"k = {', '.join(ks) or '-'}; method = series and the parameters that differ within it"]
+    note = scale_note(ok)
+    if note:
+        lines.append(note)
+    return lines
+
+
+def format_controls(rows: Sequence[Mapping[str, Any]], columns: Sequence[str] | None = None) -> str:
+    """The method-vs-control table as text (within `TEXT_WIDTH`), with a heading that says how to
+    read it. `columns` default: `CONTROL_SHOWN`."""
     if not rows:
         return ""
     heading = (
         "What the climb adds: each configuration beside its control (the same configuration with the part under\n"
         "test switched off, as the control column says; ascent=none: no climb, the same snap from the query)\n"
         "recall_gain = recall@1 - control recall@1; dist_ratio = distances per query / the control's\n"
-        f"{PAIRED_LEGEND}\n"
+        + "\n".join(textwrap.wrap(PAIRED_LEGEND, TEXT_WIDTH)) + "\n"
     )
-    notes = "".join(f"{note}\n" for note in control_notes(rows))
-    return heading + notes + format_table(rows, CONTROL_COLUMNS)
+    notes = "".join(f"{line}\n" for note in control_notes(rows) for line in textwrap.wrap(note, TEXT_WIDTH))
+    return heading + notes + format_table(rows, list(columns or CONTROL_SHOWN), width=TEXT_WIDTH, units=True)
 
 
-def format_summary(rows: Sequence[Mapping[str, Any]]) -> str:
-    """The summary as an aligned text table; "-" where a threshold is not reached."""
+def format_summary(rows: Sequence[Mapping[str, Any]], columns: Sequence[str] | None = None) -> str:
+    """The summary as an aligned text table within `TEXT_WIDTH`; "-" where a threshold is not reached."""
     if not rows:
         return "no successful runs to summarise\n"
-    return format_table(rows, SUMMARY_COLUMNS)
+    stale = any(row.get("stale") for row in rows)
+    return format_table(rows, list(columns or summary_columns_for(stale=stale)), width=TEXT_WIDTH, units=True)
 
 
 def results_table(records: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
@@ -409,6 +632,7 @@ def results_table(records: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
         }
         row["n_queries"] = record.get("n_queries")
         row["n_queries_total"] = record.get("n_queries_total")
+        row["scale"] = record_scale(record)
         for column in _METRIC_COLUMNS:
             row[column] = metrics.get(column)
         row.update(intervals(record))
@@ -436,35 +660,151 @@ def skipped_rows(records: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
     return [groups[key] for key in sorted(groups, key=lambda k: (k[0], natural_key(k[1]), k[2]))]
 
 
+_RECALL_LIKE = ("recall", "control_recall", "converged_onto_nn_rate", "control_converged_onto_nn_rate", "threshold",
+                "heldout", "tune")
+_QPS_COLUMNS = ("qps", "control_qps", "qps_min", "qps_max", "qps_best", "qps_a", "qps_b", "tuned_qps")
+
+
+def column_spec(column: str) -> MetricSpec | None:
+    """The catalogue's declaration behind a column: the metric itself, its interval columns
+    (`qps_min`, `recall_at_1_low`) and its control's (`control_qps`)."""
+    name = column.removeprefix("control_")
+    if name in CATALOGUE_BY_NAME:
+        return CATALOGUE_BY_NAME[name]
+    for suffix in ("_low", "_high", "_min", "_max"):
+        if name.endswith(suffix) and name[: -len(suffix)] in CATALOGUE_BY_NAME:
+            return CATALOGUE_BY_NAME[name[: -len(suffix)]]
+    return None
+
+
+def column_header(column: str) -> str:
+    """A column's name with the unit its cells are in, for tables people read: `qps (1/s)`,
+    `index_bytes (MiB)`, `scale (raw units)`; a fraction or a count stays bare."""
+    if column == "scale":
+        return "scale (raw units)"
+    if column == "n_queries":
+        return "n"
+    spec = column_spec(column)
+    return f"{column} ({spec.shown_unit})" if spec is not None and spec.shown_unit else column
+
+
+def _shown(column: str, value: Any) -> Any:
+    """A number in the unit its header names (bytes as MiB); anything else as it is."""
+    spec = column_spec(column)
+    if spec is None or spec.display_scale == 1.0 or not _is_number(value) or value is None:
+        return value
+    return value * spec.display_scale
+
+
 def format_value(column: str, value: Any) -> str:
-    """A cell for people: recalls to 4 decimals, times and rates to 4 significant digits."""
-    if value is None:
-        return "-"
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        return str(value)
-    if isinstance(value, float) and not math.isfinite(value):
-        return "-"
-    if column.startswith(("recall", "control_recall")) or column in ("threshold", "converged_onto_nn_rate"):
-        return f"{value:.4f}"
-    if column in ("qps", "control_qps", "qps_min", "qps_max", "qps_best", "qps_a", "qps_b", "tuned_qps"):
-        return f"{value:,.1f}"
-    if isinstance(value, int):
-        return str(value)
-    return f"{value:.4g}"
+    """A cell for people, alone (a table formats a whole column alike: `column_formatter`)."""
+    return column_formatter(column, [value])(value)
 
 
-def format_table(rows: Sequence[Mapping[str, Any]], columns: Sequence[str] | None = None) -> str:
-    """Rows as an aligned text table; numbers right-aligned, text left-aligned."""
+def column_formatter(column: str, values: Sequence[Any]) -> Callable[[Any], str]:
+    """One number format for every cell of a column, chosen from all its values: recalls and
+    fractions to 4 decimals, q/s with thousands separators, counts as integers, other numbers with
+    the decimals the smallest needs for 4 significant digits, or all in e-notation when they span
+    more than 6 decades (p-values). Missing values are "-", text stays text."""
+    numbers = [float(v) for v in values if _is_number(v) and v is not None and math.isfinite(float(v))]
+    if column.startswith(_RECALL_LIKE) or column.endswith("_rate"):
+        pattern = "{:.4f}"
+    elif column in _QPS_COLUMNS:
+        pattern = "{:,.0f}" if all(abs(v) >= 100 for v in numbers) else "{:,.1f}"
+    elif numbers and all(float(v).is_integer() and isinstance(v, int) for v in values if _is_number(v) and v is not None):
+        pattern = "{:,d}"
+    else:
+        magnitudes = [abs(v) for v in numbers if v != 0]
+        if not magnitudes:
+            pattern = "{:.4g}"
+        elif min(magnitudes) < 1e-3 or max(magnitudes) / min(magnitudes) > 1e6:
+            pattern = "{:.2e}"
+        else:
+            decimals = min(6, max(0, 3 - math.floor(math.log10(min(magnitudes)))))
+            pattern = f"{{:,.{decimals}f}}"
+
+    def cell(value: Any) -> str:
+        if value is None:
+            return "-"
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            return str(value)
+        if isinstance(value, float) and not math.isfinite(value):
+            return "-"
+        if pattern == "{:,d}":
+            return f"{int(value):,d}"
+        return pattern.format(value)
+
+    return cell
+
+
+def table_cells(rows: Sequence[Mapping[str, Any]], columns: Sequence[str], units: bool = False) -> list[list[str]]:
+    """The cells of a table for people, one format per column; with `units`, numbers in the unit
+    `column_header` names (bytes as MiB)."""
+    shown = [[(_shown(c, row.get(c)) if units else row.get(c)) for c in columns] for row in rows]
+    formatters = [column_formatter(c, [line[i] for line in shown]) for i, c in enumerate(columns)]
+    return [[formatters[i](value) for i, value in enumerate(line)] for line in shown]
+
+
+#: the width a text table is kept within (a terminal, a code block of a paper's notes)
+TEXT_WIDTH = 120
+
+
+def format_table(rows: Sequence[Mapping[str, Any]], columns: Sequence[str] | None = None, width: int | None = None,
+                 units: bool = False) -> str:
+    """Rows as an aligned text table; numbers right-aligned, text left-aligned, one number format per
+    column. With `width`, headers break at their underscores and the widest text columns wrap onto
+    continuation lines until the table fits (a column never narrower than 10)."""
     columns = list(columns or (rows[0].keys() if rows else RESULT_COLUMNS))
-    cells = [[format_value(c, row.get(c)) for c in columns] for row in rows]
-    widths = [max([len(c)] + [len(line[i]) for line in cells]) for i, c in enumerate(columns)]
-    numeric = [all(_is_number(row.get(c)) for row in rows) and bool(rows) for c in columns]
+    cells = table_cells(rows, columns, units)
+    headers = [column_header(c) if units else c for c in columns]
+    numeric = [_numeric(rows, c) for c in columns]
+    data_widths = [max([1] + [len(line[i]) for line in cells]) for i in range(len(columns))]
+    if width is None:
+        widths = [max(len(h), w) for h, w in zip(headers, data_widths)]
+    else:
+        widths = [max(w, max(len(part) for part in _header_parts(h))) for h, w in zip(headers, data_widths)]
+        least = [max(10, min(20, max([len(word) for line in cells for word in line[i].split()] or [0])))
+                 for i in range(len(columns))]
+        _narrow(widths, [not n for n in numeric], width - 2 * (len(columns) - 1), least)
+    head_lines = [_wrap_header(h, w) for h, w in zip(headers, widths)]
+
     def render(values: Sequence[str]) -> str:
         parts = [v.rjust(w) if num else v.ljust(w) for v, w, num in zip(values, widths, numeric)]
         return "  ".join(parts).rstrip()
-    lines = [render(columns), "  ".join("-" * w for w in widths)]
-    lines.extend(render(line) for line in cells)
+
+    lines = [render([h[i] if i < len(h) else "" for h in head_lines]) for i in range(max(len(h) for h in head_lines))]
+    lines.append("  ".join("-" * w for w in widths))
+    for line in cells:
+        wrapped = [textwrap.wrap(v, w, break_on_hyphens=False) or [""] if len(v) > w else [v] for v, w in zip(line, widths)]
+        for i in range(max(len(w) for w in wrapped)):
+            lines.append(render([w[i] if i < len(w) else "" for w in wrapped]))
     return "\n".join(lines) + "\n"
+
+
+def _header_parts(header: str) -> list[str]:
+    return [part for part in re.split(r"(?<=_)|(?= \()", header) if part]
+
+
+def _wrap_header(header: str, width: int) -> list[str]:
+    """A header broken at its underscores into lines of at most `width` (longer parts stay whole)."""
+    if len(header) <= width:
+        return [header]
+    lines = [""]
+    for part in _header_parts(header):
+        if lines[-1] and len(lines[-1]) + len(part) > width:
+            lines.append("")
+        lines[-1] += part.lstrip() if not lines[-1] else part
+    return lines
+
+
+def _narrow(widths: list[int], text: Sequence[bool], room: int, least: Sequence[int]) -> None:
+    """Narrow the widest text column, one character at a time (in place), until the widths sum to
+    `room` or no text column is wider than its `least` (its longest word, so words stay whole)."""
+    while sum(widths) > room:
+        candidates = [i for i, w in enumerate(widths) if text[i] and w > least[i]]
+        if not candidates:
+            return
+        widths[max(candidates, key=lambda i: widths[i])] -= 1
 
 
 def _is_number(value: Any) -> bool:
@@ -483,26 +823,32 @@ def format_csv(rows: Sequence[Mapping[str, Any]], columns: Sequence[str] | None 
 
 
 def format_markdown(rows: Sequence[Mapping[str, Any]], columns: Sequence[str]) -> str:
-    """Rows as a GitHub-flavoured Markdown table (cells as in the text table)."""
-    lines = ["| " + " | ".join(columns) + " |", "| " + " | ".join("---:" if _numeric(rows, c) else "---" for c in columns) + " |"]
-    for row in rows:
-        lines.append("| " + " | ".join(format_value(c, row.get(c)).replace("|", "\\|") for c in columns) + " |")
+    """Rows as a GitHub-flavoured Markdown table: headers with units, one number format per column,
+    text aligned left (`:---`), numbers right (`---:`)."""
+    cells = table_cells(rows, columns, units=True)
+    lines = ["| " + " | ".join(column_header(c) for c in columns) + " |",
+             "| " + " | ".join("---:" if _numeric(rows, c) else ":---" for c in columns) + " |"]
+    for line in cells:
+        lines.append("| " + " | ".join(v.replace("|", "\\|") for v in line) + " |")
     return "\n".join(lines) + "\n"
 
 
 _LATEX_SPECIAL = {"&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_", "{": r"\{", "}": r"\}",
                   "~": r"\textasciitilde{}", "^": r"\textasciicircum{}", "\\": r"\textbackslash{}"}
+#: the first line of every LaTeX table: what the preamble needs
+LATEX_NEEDS = r"% needs \usepackage{booktabs} (\toprule, \midrule, \bottomrule)"
 
 
 def format_latex(rows: Sequence[Mapping[str, Any]], columns: Sequence[str], caption: str = "") -> str:
-    """Rows as a LaTeX table (booktabs: \\toprule, \\midrule, \\bottomrule), special characters escaped."""
+    """Rows as a LaTeX table (booktabs: \\toprule, \\midrule, \\bottomrule; a comment says so),
+    special characters escaped, headers with units, text columns left-aligned and numbers right."""
     def esc(text: str) -> str:
         return "".join(_LATEX_SPECIAL.get(ch, ch) for ch in text)
 
     align = "".join("r" if _numeric(rows, c) else "l" for c in columns)
-    lines = [r"\begin{table}[ht]", r"\centering", rf"\begin{{tabular}}{{{align}}}", r"\toprule",
-             " & ".join(esc(c) for c in columns) + r" \\", r"\midrule"]
-    lines += [" & ".join(esc(format_value(c, row.get(c))) for c in columns) + r" \\" for row in rows]
+    lines = [LATEX_NEEDS, r"\begin{table}[ht]", r"\centering", rf"\begin{{tabular}}{{{align}}}", r"\toprule",
+             " & ".join(esc(column_header(c)) for c in columns) + r" \\", r"\midrule"]
+    lines += [" & ".join(esc(v) for v in line) + r" \\" for line in table_cells(rows, columns, units=True)]
     lines += [r"\bottomrule", r"\end{tabular}"]
     if caption:
         lines.append(rf"\caption{{{esc(caption)}}}")
@@ -510,8 +856,20 @@ def format_latex(rows: Sequence[Mapping[str, Any]], columns: Sequence[str], capt
     return "\n".join(lines) + "\n"
 
 
+#: columns that hold numbers even where every cell of a table is empty
+_NUMERIC_NAMES = frozenset(("threshold", "n_queries", "n_queries_total", "k", "scale", "ratio", "ratio_low", "ratio_high",
+                            "only_a", "only_b", "only_method", "only_control", "mcnemar_p", "recall_gain",
+                            "recall_gain_low", "recall_gain_high", "dist_ratio", "dist_ratio_low", "dist_ratio_high",
+                            "estimated_s", "measured_s", "query_configs", *_QPS_COLUMNS))
+
+
 def _numeric(rows: Sequence[Mapping[str, Any]], column: str) -> bool:
-    return bool(rows) and all(_is_number(row.get(column)) for row in rows)
+    """Whether a column holds numbers: every present value is one, and at least one is present, or
+    none is and the column is known to hold numbers (a catalogue metric, an interval, a count)."""
+    present = [row.get(column) for row in rows if row.get(column) is not None]
+    if present:
+        return all(_is_number(v) for v in present)
+    return column in _NUMERIC_NAMES or column_spec(column) is not None or column.startswith(("recall", "tuned_qps"))
 
 
 # --- what the records' provenance says about the comparison --------------------------------------
