@@ -170,7 +170,7 @@ def cmd_results(args: argparse.Namespace) -> int:
         _print_summary(found, args)
         report_warnings(found, warnings_to)
         return 0
-    _print_rows(results_table(found), RESULT_COLUMNS, args.format, "All runs")
+    _print_rows(results_table(found, _answers(found, args)), RESULT_COLUMNS, args.format, "All runs")
     report_warnings(found, warnings_to)
     return 0
 
@@ -263,7 +263,7 @@ def _answers(records: list[dict], args: argparse.Namespace) -> Answers:
     """Per-query answers of `records`, scored against the ground truth of the dataset files whose
     checksums the records name (`provenance.dataset_sha256`): the file at the recorded path, else
     the registry's place under --data-dir; a file of another checksum is never used."""
-    from harness.data.format import read_ground_truth
+    from harness.data.format import read_corruption, read_ground_truth
     from harness.report.paired import Answers, Truth
 
     wanted: dict[str, dict] = {}
@@ -271,10 +271,9 @@ def _answers(records: list[dict], args: argparse.Namespace) -> Answers:
         provenance = record.get("provenance") or {}
         if record.get("status") != "ok" or not provenance.get("dataset_sha256"):
             continue
-        entry = wanted.setdefault(str(provenance["dataset_sha256"]), {"dataset": str(record.get("dataset")), "paths": [], "rows": 0})
+        entry = wanted.setdefault(str(provenance["dataset_sha256"]), {"dataset": str(record.get("dataset")), "paths": []})
         if provenance.get("dataset_path") and provenance["dataset_path"] not in entry["paths"]:
             entry["paths"].append(provenance["dataset_path"])
-        entry["rows"] = max(entry["rows"], int(record.get("n_queries") or 0))
     truths, missing = {}, {}
     for checksum, entry in wanted.items():
         path, looked = _dataset_file(checksum, entry["dataset"], entry["paths"], getattr(args, "data_dir", None))
@@ -283,7 +282,8 @@ def _answers(records: list[dict], args: argparse.Namespace) -> Answers:
                                  f"{' or '.join(looked)}: give --data-dir")
             continue
         try:
-            truths[checksum] = Truth(**read_ground_truth(path, entry["rows"]))
+            # every stored query: difficulty terciles are cut over the whole test set
+            truths[checksum] = Truth(**read_ground_truth(path), **read_corruption(path))
         except HarnessError as exc:
             missing[checksum] = f"cannot read the ground truth of {path}: {exc}"
     return Answers(truths, missing)

@@ -246,3 +246,18 @@ def read_ground_truth(path: Path, n_rows: int | None = None) -> dict[str, np.nda
         return {key: np.ascontiguousarray(f[key][rows], dtype=MEMORY_DTYPES[key]) for key in ("neighbors", "distances")}
 
     return with_file(path, read)
+
+
+def read_corruption(path: Path) -> dict[str, object]:
+    """A corrupted-pattern dataset's `source` array (each test query's stored pattern, int64) and
+    its `corruption_sigma` attribute; {} for a file without a `source` array."""
+    path = Path(path)
+
+    def read(f: h5py.File) -> dict[str, object]:
+        if "source" not in f:
+            return {}
+        if "corruption_sigma" not in f.attrs:
+            raise DatasetError(f"{path}: a `source` array without the attribute `corruption_sigma`")
+        return {"source": np.asarray(f["source"][:], dtype=np.int64), "sigma": float(f.attrs["corruption_sigma"])}
+
+    return with_file(path, read)

@@ -26,6 +26,7 @@ import numpy as np
 from scipy import stats
 
 from harness.hits import hits_by_distance, hits_by_id
+from harness.report.difficulty import dataset_terciles
 from harness.records import load_arrays
 
 Record = Mapping[str, Any]
@@ -46,6 +47,10 @@ class Truth:
 
     neighbors: np.ndarray
     distances: np.ndarray
+    #: a corrupted-pattern dataset's `source` array (the stored pattern each query was made
+    #: from) and its `corruption_sigma`; None for other datasets
+    source: np.ndarray | None = None
+    sigma: float | None = None
 
 
 def per_query_recall(ids: np.ndarray, distances: np.ndarray, truth: Truth, k: int, metric: str = "recall_at_1") -> np.ndarray:
@@ -75,6 +80,7 @@ class Answers:
         self._truths = dict(truths or {})
         self._missing = dict(missing or {})
         self._cache: dict[str, tuple[dict[str, np.ndarray], str | None]] = {}
+        self._terciles: dict[str, dict[str, np.ndarray]] = {}
 
     def scores(self, record: Record, metric: str = "recall_at_1") -> np.ndarray | None:
         """Per-query recall of `record` for `metric` (None: see `why_not`)."""
@@ -88,6 +94,34 @@ class Answers:
     def dist_comps(self, record: Record) -> np.ndarray | None:
         """Per-query distance computations of `record`, None when its adapter does not count them."""
         return self._entry(record)[0].get("dist_comps")
+
+    def iterations(self, record: Record) -> np.ndarray | None:
+        """Per-query ascent steps of `record`, None when its adapter does not count them."""
+        return self._entry(record)[0].get("iterations")
+
+    def truth(self, record: Record) -> Truth | None:
+        """The ground truth of the dataset file `record` was measured on, None when not had."""
+        return self._truths.get(str((record.get("provenance") or {}).get("dataset_sha256") or ""))
+
+    def terciles(self, record: Record) -> dict[str, np.ndarray] | None:
+        """The difficulty tercile of every test query of `record`'s dataset file by each measure of
+        `harness.report.difficulty` (0 easiest .. 2 hardest), cut over all the file's stored queries;
+        None without its ground truth."""
+        truth = self.truth(record)
+        if truth is None:
+            return None
+        checksum = str(record["provenance"]["dataset_sha256"])
+        if checksum not in self._terciles:
+            self._terciles[checksum] = dataset_terciles(truth.distances)
+        return self._terciles[checksum]
+
+    def source_recovered(self, record: Record) -> np.ndarray | None:
+        """Per query of a corrupted-pattern dataset: whether the first returned id is the stored
+        pattern the query was made from (`Truth.source`); None for other datasets or without answers."""
+        truth, first = self.truth(record), self._entry(record)[0].get("first_id")
+        if truth is None or truth.source is None or first is None or self.why_not(record) is not None:
+            return None
+        return first == np.asarray(truth.source)[: len(first)]
 
     def why_not(self, record: Record) -> str | None:
         """Why `record` has no per-query scores, None when it has them."""
@@ -106,6 +140,10 @@ class Answers:
         found: dict[str, np.ndarray] = {}
         if arrays.get("dist_comps") is not None:
             found["dist_comps"] = np.asarray(arrays["dist_comps"], dtype=np.float64)
+        if arrays.get("iterations") is not None:
+            found["iterations"] = np.asarray(arrays["iterations"], dtype=np.float64)
+        if arrays.get("ids") is not None and np.ndim(arrays["ids"]) == 2 and np.shape(arrays["ids"])[1] > 0:
+            found["first_id"] = np.asarray(arrays["ids"])[:, 0].astype(np.int64)
         checksum = str((record.get("provenance") or {}).get("dataset_sha256") or "")
         truth = self._truths.get(checksum)
         if not checksum:

@@ -19,8 +19,11 @@ import textwrap
 from collections import defaultdict
 from typing import Any, Callable, Iterable, Mapping, Sequence
 
+import numpy as np
+
 from harness.metric_catalog import BY_NAME as CATALOGUE_BY_NAME
 from harness.metric_catalog import CSV_INTERVALS, CSV_METRICS, MetricSpec
+from harness.report.difficulty import tercile_columns
 from harness.report.paired import PAIRED_COLUMNS, Answers, pair, tune_split
 
 DEFAULT_THRESHOLDS: tuple[float, ...] = (0.9, 0.95, 0.99)
@@ -31,10 +34,16 @@ _METRIC_COLUMNS: tuple[str, ...] = CSV_METRICS
 #: derived from each record: the interval of each of those metrics that has one, 95 % Wilson
 #: intervals of the recalls and rates (`recall_interval`), the spread of q/s over the timed runs
 _INTERVAL_COLUMNS: tuple[str, ...] = CSV_INTERVALS
+#: derived from each record's per-query answers and its dataset file's ground truth (given
+#: `Answers`; None without): recall@1 within each LID tercile of the test queries (t1 the lowest
+#: LID, the easiest third: `harness.report.difficulty`) and, on a corrupted-pattern dataset, the
+#: fraction of queries whose first answer is the pattern the query was made from
+DIFFICULTY_COLUMNS: tuple[str, ...] = ("recall_at_1_lid_t1", "recall_at_1_lid_t2", "recall_at_1_lid_t3", "source_recovery_rate")
 #: one results row per record: what the record is, its measurements, how it ended
 RESULT_COLUMNS: tuple[str, ...] = (
     "dataset", "algorithm", "label", "build_params", "query_params", "mode", "device", "k", "n_queries", "n_queries_total",
-    "scale", *_METRIC_COLUMNS, *_INTERVAL_COLUMNS, "estimated_s", "measured_s", "role", "status", "error", "budget_note", "stale",
+    "scale", *_METRIC_COLUMNS, *_INTERVAL_COLUMNS, *DIFFICULTY_COLUMNS,
+    "estimated_s", "measured_s", "role", "status", "error", "budget_note", "stale",
 )
 #: build configurations the budget left out, one row each, with the reason
 SKIPPED_COLUMNS: tuple[str, ...] = ("dataset", "algorithm", "build_params", "query_configs", "n_queries_total", "reason")
@@ -615,8 +624,9 @@ def format_summary(rows: Sequence[Mapping[str, Any]], columns: Sequence[str] | N
     return format_table(rows, list(columns or summary_columns_for(stale=stale)), width=TEXT_WIDTH, units=True)
 
 
-def results_table(records: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
-    """One flat row per record (failed ones too), sorted by dataset, algorithm and label."""
+def results_table(records: Iterable[Mapping[str, Any]], answers: Answers | None = None) -> list[dict[str, Any]]:
+    """One flat row per record (failed ones too), sorted by dataset, algorithm and label; with
+    `answers`, the DIFFICULTY_COLUMNS of each successful record whose ground truth they hold."""
     rows = []
     for record in records:
         metrics = record.get("metrics") or {}
@@ -636,12 +646,27 @@ def results_table(records: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
         for column in _METRIC_COLUMNS:
             row[column] = metrics.get(column)
         row.update(intervals(record))
+        row.update(difficulty_columns(record, answers))
         for column in ("estimated_s", "measured_s", "role", "status", "error", "budget_note"):
             row[column] = record.get(column)
         row["stale"] = STALE_MARK if record.get(STALE_KEY) else None
         rows.append(row)
     rows.sort(key=lambda r: (str(r["dataset"]), str(r["algorithm"]), str(r["label"]), str(r["mode"])))
     return rows
+
+
+def difficulty_columns(record: Mapping[str, Any], answers: Answers | None) -> dict[str, Any]:
+    """A record's DIFFICULTY_COLUMNS (None where its answers or ground truth are not had)."""
+    out: dict[str, Any] = dict.fromkeys(DIFFICULTY_COLUMNS)
+    if answers is None or not is_ok(record):
+        return out
+    scores, labels = answers.scores(record, "recall_at_1"), answers.terciles(record)
+    if scores is not None and labels is not None:
+        out.update(tercile_columns("recall_at_1", scores, labels["lid"]))
+    recovered = answers.source_recovered(record)
+    if recovered is not None:
+        out["source_recovery_rate"] = float(np.mean(recovered))
+    return out
 
 
 def skipped_rows(records: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
