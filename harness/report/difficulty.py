@@ -94,8 +94,16 @@ def neighbour_ratio(distances: np.ndarray) -> np.ndarray:
 
 
 def measures(distances: np.ndarray) -> dict[str, np.ndarray]:
-    """Every measure of `MEASURES` for each row of a dataset's stored true distances."""
-    return {"lid": lid_mle(distances), "rc": relative_contrast(distances), "ratio": neighbour_ratio(distances)}
+    """Every measure of `MEASURES` for each row of a dataset's stored true distances. A file that
+    stores fewer than LID_K neighbours gets LID over the ones it stores; one with a single
+    column gets NaN for LID and the ratio (no query in their terciles)."""
+    d = np.asarray(distances, dtype=np.float64)
+    if d.ndim != 2 or d.shape[1] == 0:
+        raise ValueError(f"difficulty needs one row of sorted true distances per query, got shape {d.shape}")
+    if d.shape[1] < 2:
+        undefined = np.full(len(d), np.nan)
+        return {"lid": undefined, "rc": relative_contrast(d), "ratio": undefined.copy()}
+    return {"lid": lid_mle(d, min(LID_K, d.shape[1])), "rc": relative_contrast(d), "ratio": neighbour_ratio(d)}
 
 
 def terciles(values: np.ndarray, harder_is_higher: bool = True) -> np.ndarray:
