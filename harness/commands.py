@@ -84,11 +84,12 @@ def plot_and_report(dataset: str, args: argparse.Namespace) -> None:
     report_warnings(records, sys.stderr)
     figures = plot_figures(dataset, records, args)
     tuning = _tuning(args)
+    answers = _answers(records, args)
     page = write_report(records, args.plots_dir / dataset, dataset, figures, static=args.static,
-                        answers=_answers(records, args), tuning=tuning)
+                        answers=answers, tuning=tuning)
     print(f"report:  {page}")
     others = load_records(args.results_dir, other_than=dataset)  # this dataset's were read above
-    index = write_index(records + others, args.plots_dir)
+    index = write_index(records + others, args.plots_dir, answers=_answers(records + others, args))
     print(f"index:   {index}  (every dataset with records)")
 
 
@@ -168,6 +169,8 @@ def cmd_results(args: argparse.Namespace) -> int:
     warnings_to = sys.stdout if args.format == "table" else sys.stderr
     if args.summary:
         _print_summary(found, args)
+        if _scores(found, args) is not None and args.format != "json":
+            _print_scores(found, args.format)
         report_warnings(found, warnings_to)
         return 0
     _print_rows(results_table(found, _answers(found, args)), RESULT_COLUMNS, args.format, "All runs")
@@ -216,7 +219,8 @@ def _print_summary(found: list[dict], args: argparse.Namespace) -> None:
     climb = "What the climb adds: each method configuration beside each of its controls"
     if args.format == "json":
         print(json.dumps({"split": _split_json(found, tuning, header), "heading": heading, "summary": rows,
-                          "controls": controls, "notes": notes + control_notes(controls)}, indent=1))
+                          "controls": controls, "notes": notes + control_notes(controls),
+                          "scores": _scores(found, args)}, indent=1))
     elif args.format == "table":
         wrapped = [part for line in heading for part in textwrap.wrap(line, TEXT_WIDTH)]
         wrapped += [part for line in ([header] if header else []) + notes for part in textwrap.wrap(line, TEXT_WIDTH)]
@@ -240,6 +244,25 @@ def _print_summary(found: list[dict], args: argparse.Namespace) -> None:
             if args.format == "markdown":
                 print()
             _print_rows(controls, control_data if args.format == "csv" else control_shown, args.format, climb)
+
+
+def _scores(found: list[dict], args: argparse.Namespace) -> list[dict] | None:
+    """Each series' cross-dataset score when the summary spans datasets (no --dataset), else None."""
+    from harness.report.score import score_rows
+
+    return score_rows(found) if not args.dataset and len({r.get("dataset") for r in found}) > 1 else None
+
+
+def _print_scores(found: list[dict], fmt: str) -> None:
+    """Each series' cross-dataset score (`harness.report.score`), after the summary."""
+    from harness.report.score import SCORE_COLUMNS, score_note, score_rows
+
+    rows = score_rows(found)
+    comment = {"csv": "# ", "latex": "% ", "markdown": "", "table": ""}[fmt]
+    print(f"\n{comment}Across datasets: one number per series")
+    for line in textwrap.wrap(score_note(), 118) if fmt == "table" else [score_note()]:
+        print(f"{comment}{line}")
+    _print_rows(rows, SCORE_COLUMNS, fmt, "Across datasets: one number per series")
 
 
 def _table_of(rows: list[dict], columns: Sequence[str]) -> str:

@@ -22,11 +22,15 @@ from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
 from harness import __version__
+from harness.report.difficulty import MEASURES
+from harness.report.difficulty_figures import difficulty_figure, sigma_figure, sigma_rows
 from harness.report.interactive import figures_html
 from harness.report.paired import Answers
 from harness.report.plots import FIGURE_TITLES, FIGURES, figure_caption, left_out_reason
+from harness.report.score import SCORE_COLUMNS, score_note, score_rows
 from harness.report.summary import (
     CONTROL_SHOWN_WIDE,
+    DIFFICULTY_COLUMNS,
     PAIRED_LEGEND,
     SKIPPED_COLUMNS,
     TUNED_COLUMNS,
@@ -34,12 +38,15 @@ from harness.report.summary import (
     control_notes,
     control_rows,
     details_text,
+    difficulty_columns,
     format_value,
     heldout_columns,
     label_maker,
+    natural_key,
     provenance_warnings,
     results_table,
     scale_note,
+    series_name,
     skipped_rows,
     split_header,
     stale_warnings,
@@ -98,6 +105,7 @@ def write_report(
         *figure_sections,
         _section("Summary: best queries per second reaching each recall@1", _summary_html(mine, answers, tuning)),
         *_controls_section(mine, answers),
+        *_difficulty_section(mine, answers, out_dir, dataset),
         *_skipped_section(mine),
         _section("All runs", _results_html(mine)),
         _section("Provenance", _provenance_html(mine)),
@@ -260,6 +268,49 @@ def _controls_section(records: Sequence[Record], answers: Answers | None = None)
     return [_section("What the climb adds: each configuration beside its control", note + table)]
 
 
+def _embedded_figure(paths: Sequence[Path], out_dir: Path, title: str) -> str:
+    """One <figure> of a figure written beside the page (PNG embedded, links to every file)."""
+    embedded = _pick_embedded(paths)
+    if embedded is None:
+        return ""
+    data = base64.b64encode(embedded.read_bytes()).decode("ascii")
+    links = " ".join(f'<a href="{_e(_relative(p, out_dir))}">{_e(p.suffix.lstrip(".").upper())}</a>' for p in sorted(paths))
+    return (f'<figure id="fig-{_e(embedded.stem)}">\n<img src="data:{_MIME[embedded.suffix.lower()]};base64,{data}" '
+            f'alt="{_e(title)}">\n<figcaption>{_e(title)}. Files: {links}</figcaption>\n</figure>')
+
+
+def _difficulty_section(records: Sequence[Record], answers: Answers | None, out_dir: Path, dataset: str) -> list[str]:
+    """Where the method fails: recall, iterations and distance computations by query difficulty
+    (`difficulty_figures.difficulty_figure`), and each run's recall@1 per LID tercile (with the
+    source recovery rate on a corrupted-pattern dataset)."""
+    if answers is None:
+        return []
+    paths, picked = difficulty_figure(records, answers, out_dir, dataset)
+    if not paths:
+        return []
+    rows = []
+    for record in records:
+        if record.get("status") != "ok" or answers.why_not(record) is not None:
+            continue
+        row = {"series": series_name(record), "label": record.get("label"), "n_queries": record.get("n_queries"),
+               "recall_at_1": (record.get("metrics") or {}).get("recall_at_1"), **difficulty_columns(record, answers)}
+        row["shown"] = "yes" if picked.get(row["series"]) is record else None
+        rows.append(row)
+    rows.sort(key=lambda r: (natural_key(r["series"]), -(r["recall_at_1"] or 0.0)))
+    columns = ["series", "label", "n_queries", "recall_at_1", *DIFFICULTY_COLUMNS[:3], "shown"]
+    if any(r["source_recovery_rate"] is not None for r in rows):
+        columns.insert(4, "source_recovery_rate")
+    note = (f"<p>Each test query's difficulty from the dataset file's stored true distances "
+            f"(<code>harness/report/difficulty.py</code>): {_e(MEASURES['lid'][0])}, {_e(MEASURES['rc'][0])}, "
+            f"{_e(MEASURES['ratio'][0])}. Terciles are cut over every test query of the file, t1 the easiest third "
+            "(low LID, high contrast, high ratio). The figure shows each series by one run (<code>shown</code>); "
+            "the table every run's recall@1 per LID tercile"
+            + (", and the fraction of queries whose first answer is the stored pattern the query was made from "
+               "(<code>source_recovery_rate</code>)" if "source_recovery_rate" in columns else "") + ".</p>")
+    return [_section("Where it fails: by query difficulty",
+                     note + _embedded_figure(paths, out_dir, "By query difficulty") + _table(rows, columns))]
+
+
 def _skipped_section(records: Sequence[Record]) -> list[str]:
     """The configurations a budget left out, and why (`--budget`, `--config-budget`)."""
     rows = skipped_rows(records)
@@ -358,9 +409,12 @@ def _latest(provenance: Sequence[Mapping[str, Any]], key: str) -> str:
 INDEX_THRESHOLDS: tuple[float, ...] = (0.5, 0.9, 0.95, 0.99)
 
 
-def write_index(records: Sequence[Record], plots_dir: Path, thresholds: Sequence[float] = INDEX_THRESHOLDS) -> Path:
+def write_index(records: Sequence[Record], plots_dir: Path, thresholds: Sequence[float] = INDEX_THRESHOLDS,
+                answers: Answers | None = None) -> Path:
     """Write `plots_dir/index.html`: every dataset with records (linked to its report where one was
-    written) and, per recall metric, a table of the best q/s per series at each threshold."""
+    written), each series' cross-dataset score (`harness.report.score`), per recall metric a table
+    of the best q/s per series at each threshold, and, with `answers` and records of
+    corrupted-pattern datasets, recall@1 and source recovery against the corruption sigma."""
     plots_dir = Path(plots_dir)
     plots_dir.mkdir(parents=True, exist_ok=True)
     by_dataset: dict[str, list[Record]] = defaultdict(list)
@@ -371,6 +425,8 @@ def write_index(records: Sequence[Record], plots_dir: Path, thresholds: Sequence
         "<h1>Nearest-neighbour benchmarks: every dataset</h1>",
         f"<p>{len(by_dataset)} dataset(s), {len(records)} run(s). Generated {_e(generated)} by harness {_e(__version__)}.</p>",
         _section("Datasets", _datasets_html(by_dataset, plots_dir)),
+        _section("One number per series: its q/s-recall@1 front across datasets", _score_html(records)),
+        *_sigma_section(records, answers, plots_dir),
     ]
     for metric_name, label in (("recall_at_1", "recall@1"), ("recall_at_k", "recall@k")):
         sections.append(_section(
@@ -383,6 +439,28 @@ def write_index(records: Sequence[Record], plots_dir: Path, thresholds: Sequence
     path = plots_dir / "index.html"
     path.write_text(page, encoding="utf-8")
     return path
+
+
+def _score_html(records: Sequence[Record]) -> str:
+    rows = score_rows(records)
+    if not rows:
+        return "<p>No series reaches recall@1 0.5 on any dataset.</p>"
+    return f"<p>{_e(score_note()[0].upper() + score_note()[1:])}.</p>" + _table(rows, SCORE_COLUMNS)
+
+
+def _sigma_section(records: Sequence[Record], answers: Answers | None, plots_dir: Path) -> list[str]:
+    """Recall@1 and source recovery against sigma across the corrupted-pattern datasets."""
+    rows = [] if answers is None else sigma_rows(records, answers)
+    if not rows:
+        return []
+    paths = sigma_figure(rows, plots_dir)
+    note = ("<p>Each corrupted-pattern dataset holds stored patterns and noisy copies of them as queries "
+            "(<code>corruption_sigma</code>: the noise length over the median nearest-neighbour spacing). Recall@1 asks "
+            "for the exact nearest neighbour of the noisy query; source recovery asks whether the first answer is the "
+            "pattern the query was made from. Each series is shown by one run per dataset (<code>label</code>).</p>")
+    table = _table(rows, ["sigma", "series", "label", "n_queries", "recall_at_1", "source_recovery_rate"])
+    return [_section("Corrupted patterns: recall@1 and source recovery against sigma",
+                     note + _embedded_figure(paths, plots_dir, "Corrupted patterns against sigma") + table)]
 
 
 def _datasets_html(by_dataset: Mapping[str, Sequence[Record]], plots_dir: Path) -> str:
