@@ -121,6 +121,7 @@ def _results_csv(results, data, capsys) -> list[dict]:
     return list(csv.DictReader(io.StringIO(capsys.readouterr().out)))
 
 
+@pytest.mark.slow
 def test_the_results_csv_gets_recall_at_1_per_lid_tercile(tmp_path, capsys) -> None:
     from tests.records_factory import answers_with_hits, write_answered
 
@@ -135,6 +136,7 @@ def test_the_results_csv_gets_recall_at_1_per_lid_tercile(tmp_path, capsys) -> N
     assert row["source_recovery_rate"] == ""  # not a corrupted-pattern dataset
 
 
+@pytest.mark.slow
 def test_a_corrupted_pattern_dataset_gets_its_source_recovery_rate(tmp_path, capsys) -> None:
     from tests.records_factory import answers_with_hits, write_answered
 
@@ -145,3 +147,27 @@ def test_a_corrupted_pattern_dataset_gets_its_source_recovery_rate(tmp_path, cap
     write_answered(tmp_path / "results", document, answers_with_hits(hits, truth), truth, (data, checksum))
     [row] = _results_csv(tmp_path / "results", data, capsys)
     assert float(row["recall_at_1"]) == 1.0 and float(row["source_recovery_rate"]) == pytest.approx(0.5)
+
+
+@pytest.mark.slow
+def test_the_report_and_the_index_show_difficulty_sigma_and_the_score(tmp_path) -> None:
+    from harness.records import load_records
+    from harness.report.page import write_index, write_report
+    from harness.report.paired import Answers, Truth
+    from tests.records_factory import answers_with_hits, write_answered
+
+    n = 30
+    data, checksum, truth = _store(tmp_path, n, source=True)
+    hits = np.ones(n, dtype=bool)
+    for algorithm, qps in (("bruteforce", 100.0), ("faiss-ivf", 900.0)):
+        document = make_document("difficulty-4-euclidean", algorithm, {}, {}, 0.0, qps, n_queries=n, k=10)
+        write_answered(tmp_path / "results", document, answers_with_hits(hits, truth), truth, (data, checksum))
+    records = load_records(tmp_path / "results", "difficulty-4-euclidean")
+    answers = Answers({checksum: Truth(**truth, source=truth["neighbors"][:, 0].copy(), sigma=2.0)})
+    page = write_report(records, tmp_path / "plots" / "d", "difficulty-4-euclidean", [], answers=answers).read_text()
+    assert "Where it fails: by query difficulty" in page and (tmp_path / "plots" / "d" / "difficulty.png").is_file()
+    assert "recall_<wbr>at_<wbr>1_<wbr>lid_<wbr>t3" in page and "source_<wbr>recovery_<wbr>rate" in page
+    index = write_index(records, tmp_path / "plots", answers=answers).read_text()
+    assert "Corrupted patterns: recall@1 and source recovery against sigma" in index
+    assert (tmp_path / "plots" / "corrupted-sigma.png").is_file()
+    assert "One number per series" in index and "difficulty-4-euclidean 1.000" in index
