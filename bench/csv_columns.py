@@ -10,11 +10,15 @@ import csv
 import sys
 
 
-def main() -> int:
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("columns", help="comma-separated column names")
     parser.add_argument("--sort", default="", help="comma-separated columns to sort by")
-    args = parser.parse_args()
+    return parser
+
+
+def main() -> int:
+    args = build_parser().parse_args()
     reader = csv.DictReader(line for line in sys.stdin if line.strip() and not line.startswith("#"))
     columns = [c for c in args.columns.split(",") if c]
     missing = [c for c in columns if c not in (reader.fieldnames or [])]
