@@ -45,3 +45,9 @@ def is_zombie(pid: int) -> bool:
         return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
     except OSError:
         return True
+
+
+def sweep_argv(dataset: Path, sweep: Path, results: Path, *more: str) -> list[str]:
+    """The main command on `sweep`, seeded, one timed run on one thread, no figures or bar."""
+    return ["--dataset", str(dataset), "--sweep", str(sweep), "--seed", "7", "--runs", "1", "--threads", "1",
+            "--no-plots", "--no-progress", "--results-dir", str(results), *more]

@@ -13,15 +13,10 @@ import pytest
 
 from harness import records
 from harness.cli import main
-from processes import SMALL_SWEEP, SMALL_SWEEP_RECORDS, children, is_zombie, wait_for
+from processes import SMALL_SWEEP, SMALL_SWEEP_RECORDS, children, is_zombie, sweep_argv, wait_for
 
 ROOT = Path(__file__).resolve().parent.parent
 CRASH_PLUGIN = str(Path(__file__).with_name("crash_adapters.py"))
-
-
-def _argv(dataset: Path, sweep: Path, results: Path, *more: str) -> list[str]:
-    return ["--dataset", str(dataset), "--sweep", str(sweep), "--seed", "7", "--runs", "1", "--no-plots",
-            "--no-progress", "--results-dir", str(results), *more]
 
 
 def _outcomes(results: Path) -> dict[str, tuple]:
@@ -37,8 +32,8 @@ def test_parallel_runs_write_the_records_a_serial_run_writes(make_tiny_dataset, 
     dataset = make_tiny_dataset(n_train=400, n_test=20)
     sweep = tmp_path / "sweep.yaml"
     sweep.write_text(SMALL_SWEEP)
-    assert main(_argv(dataset, sweep, tmp_path / "serial")) == 0
-    assert main(_argv(dataset, sweep, tmp_path / "parallel", "--workers", "2")) == 0
+    assert main(sweep_argv(dataset, sweep, tmp_path / "serial")) == 0
+    assert main(sweep_argv(dataset, sweep, tmp_path / "parallel", "--workers", "2")) == 0
     serial, parallel = _outcomes(tmp_path / "serial"), _outcomes(tmp_path / "parallel")
     assert len(serial) == SMALL_SWEEP_RECORDS and parallel == serial
     found = records.load_records(tmp_path / "parallel")

@@ -24,7 +24,7 @@ import pytest
 
 from harness import records
 from harness.cli import main
-from processes import SMALL_SWEEP, SMALL_SWEEP_RECORDS
+from processes import SMALL_SWEEP, SMALL_SWEEP_RECORDS, sweep_argv
 
 pytestmark = pytest.mark.slow  # a local Ray instance per test
 
@@ -93,16 +93,11 @@ def case(tmp_path_factory: pytest.TempPathFactory, ray_instance) -> dict[str, Pa
     sweep = root / "sweep.yaml"
     sweep.write_text(SWEEP)
     case = {"dataset": dataset, "sweep": sweep, "local": root / "local", "ray": root / "ray"}
-    assert main(_argv(dataset, sweep, case["local"])) == 0
+    assert main(sweep_argv(dataset, sweep, case["local"])) == 0
     started = time.monotonic()
-    assert main([*_argv(dataset, sweep, case["ray"]), "--ray"]) == 0
+    assert main([*sweep_argv(dataset, sweep, case["ray"]), "--ray"]) == 0
     print(f"ray sweep of {N_RECORDS} records: {time.monotonic() - started:.1f} s")
     return case
-
-
-def _argv(dataset: Path, sweep: Path, results: Path, *more: str) -> list[str]:
-    return ["--dataset", str(dataset), "--sweep", str(sweep), "--seed", "7", "--runs", "1", "--threads", "1",
-            "--no-plots", "--no-progress", "--results-dir", str(results), *more]
 
 
 def _outcomes(results: Path) -> dict[str, tuple]:
@@ -170,7 +165,7 @@ def test_a_rerun_recomputes_only_the_deleted_record(case, tmp_path, capsys):
     victim.unlink()
     victim.with_suffix(".h5").unlink()
     capsys.readouterr()
-    assert main([*_argv(case["dataset"], case["sweep"], results), "--ray"]) == 0
+    assert main([*sweep_argv(case["dataset"], case["sweep"], results), "--ray"]) == 0
     assert f"records: 1 written, {N_RECORDS - 1} reused, 0 failed" in capsys.readouterr().out
     assert before == {p: p.read_bytes() for p in results.rglob("*") if kept(p)}
     assert _outcomes(results) == _outcomes(case["ray"])

@@ -17,7 +17,7 @@ import pytest
 
 from harness import records
 from harness.cli import main
-from processes import children, is_zombie, wait_for
+from processes import children, is_zombie, sweep_argv, wait_for
 
 pytestmark = pytest.mark.slow  # child processes, signals, kill -9
 
@@ -45,13 +45,8 @@ def sweep_case(tmp_path_factory: pytest.TempPathFactory) -> dict[str, object]:
     sweep = root / "sweep.yaml"
     sweep.write_text(SWEEP)
     reference = root / "reference"
-    assert main(_argv(dataset, sweep, reference)) == 0
+    assert main(sweep_argv(dataset, sweep, reference)) == 0
     return {"dataset": dataset, "sweep": sweep, "reference": reference}
-
-
-def _argv(dataset: Path, sweep: Path, results: Path) -> list[str]:
-    return ["--dataset", str(dataset), "--sweep", str(sweep), "--seed", "7", "--runs", "1", "--threads", "1",
-            "--no-plots", "--no-progress", "--results-dir", str(results)]
 
 
 def _outcomes(results: Path) -> dict[str, tuple]:
@@ -70,7 +65,7 @@ def _harness(argv: list[str], **options: object) -> subprocess.Popen:
 
 
 def test_same_seed_same_records_across_two_isolated_runs(sweep_case, tmp_path):
-    assert main(_argv(sweep_case["dataset"], sweep_case["sweep"], tmp_path)) == 0
+    assert main(sweep_argv(sweep_case["dataset"], sweep_case["sweep"], tmp_path)) == 0
     again, reference = _outcomes(tmp_path), _outcomes(sweep_case["reference"])
     assert len(reference) == N_RECORDS and again == reference
     assert {outcome[1] for outcome in reference.values()} == {7}
@@ -78,7 +73,7 @@ def test_same_seed_same_records_across_two_isolated_runs(sweep_case, tmp_path):
 
 def test_kill_9_midway_then_the_same_command_completes_the_sweep(sweep_case, tmp_path):
     count = lambda: len(list(tmp_path.rglob("*.json")))  # noqa: E731
-    run = _harness(_argv(sweep_case["dataset"], sweep_case["sweep"], tmp_path))
+    run = _harness(sweep_argv(sweep_case["dataset"], sweep_case["sweep"], tmp_path))
     try:
         wait_for(lambda: count() >= 1 or run.poll() is not None)
     finally:
@@ -86,7 +81,7 @@ def test_kill_9_midway_then_the_same_command_completes_the_sweep(sweep_case, tmp
         run.communicate()
     interrupted = count()
     assert 1 <= interrupted < N_RECORDS, "the sweep should have been killed midway"
-    assert main(_argv(sweep_case["dataset"], sweep_case["sweep"], tmp_path)) == 0
+    assert main(sweep_argv(sweep_case["dataset"], sweep_case["sweep"], tmp_path)) == 0
     assert _outcomes(tmp_path) == _outcomes(sweep_case["reference"])
     assert not list(tmp_path.rglob(".*.tmp"))
 

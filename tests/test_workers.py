@@ -13,12 +13,7 @@ from harness import records
 from harness.cli import main, run_parser
 from harness.commands import where_it_runs
 from harness.errors import HarnessError
-from processes import SMALL_SWEEP, SMALL_SWEEP_RECORDS
-
-
-def _argv(dataset: Path, sweep: Path, results: Path, *more: str) -> list[str]:
-    return ["--dataset", str(dataset), "--sweep", str(sweep), "--seed", "7", "--runs", "1", "--threads", "1",
-            "--no-plots", "--no-progress", "--results-dir", str(results), *more]
+from processes import SMALL_SWEEP, SMALL_SWEEP_RECORDS, sweep_argv
 
 
 def _outcomes(results: Path) -> dict[str, tuple]:
@@ -46,7 +41,7 @@ def test_every_way_of_running_writes_the_same_records(make_tiny_dataset, tmp_pat
             os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
             ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, logging_level=logging.ERROR)
         try:
-            assert main(_argv(dataset, sweep, tmp_path / name, *flags)) == 0, name
+            assert main(sweep_argv(dataset, sweep, tmp_path / name, *flags)) == 0, name
         finally:
             if name == "ray":
                 ray.shutdown()
