@@ -165,7 +165,9 @@ def ground_truth(
     ids = np.empty((len(test), k), dtype=np.int64)
     dists = np.empty((len(test), k), dtype=np.float64)
     starts = range(0, len(test), GT_CHUNK)
-    bar = tqdm(starts, desc=f"ground truth {label}".strip(), unit="chunk", file=sys.stderr, disable=not progress)
+    # a bar redraws with carriage returns: only on a terminal (a log would collect every redraw)
+    bar = tqdm(starts, desc=f"ground truth {label}".strip(), unit="chunk", file=sys.stderr,
+               disable=not progress or not sys.stderr.isatty())
     for start in bar:
         part = slice(start, min(len(test), start + GT_CHUNK))
         ids[part], dists[part] = exact_knn(distance, train64, test[part], k)
