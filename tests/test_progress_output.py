@@ -81,7 +81,8 @@ def test_without_a_terminal_the_eta_line_comes_at_most_every_line_interval():
     progress.tick()
     progress.tick()
     lines = stream.getvalue().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("progress: running faiss-ivf;") and "ETA" in lines[0]
+    assert len(lines) == 1 and lines[0].startswith("progress: running faiss-ivf, 30 s since the start;"), lines
+    assert "ETA" in lines[0]
     clock.now = 2 * LINE_EVERY_S
     progress.tick()
     assert len(stream.getvalue().splitlines()) == 2

@@ -184,7 +184,7 @@ def _range_start(value: str) -> int | None:
 
 def _copy(response: BinaryIO, sink: BinaryIO, label: str, offset: int, total: int | None, progress: bool) -> int:
     """Copy the body in blocks with a byte progress bar (on a terminal; elsewhere, such as a
-    log, a plain line every LINE_EVERY_S); return the bytes now in the file."""
+    log, a plain line every LINE_EVERY_S and one at the end); return the bytes now in the file."""
     received = offset
     terminal = sys.stderr.isatty()
     said = time.monotonic()
@@ -198,9 +198,16 @@ def _copy(response: BinaryIO, sink: BinaryIO, label: str, offset: int, total: in
             bar.update(len(block))
             if progress and not terminal and time.monotonic() - said >= LINE_EVERY_S:
                 said = time.monotonic()
-                of = f" of {total / 2**20:.0f} MiB" if total else ""
-                print(f"download {label}: {received / 2**20:.0f} MiB{of}", file=sys.stderr, flush=True)
+                _say(label, received, total)
+    if progress and not terminal:
+        _say(label, received, total)
     return received
+
+
+def _say(label: str, received: int, total: int | None) -> None:
+    """One plain line of a download's progress (for a log, where a bar's redraws pile up)."""
+    of = f" of {total / 2**20:.1f} MiB ({100 * received / total:.0f}%)" if total else ""
+    print(f"download {label}: {received / 2**20:.1f} MiB{of}", file=sys.stderr, flush=True)
 
 
 def _verify(target: _Target) -> None:

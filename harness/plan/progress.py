@@ -212,9 +212,10 @@ class Progress:
         if self.stopped.is_set():
             return
         total, eta = self._refresh()
-        if self.plain and self.clock() - self.last_line >= LINE_EVERY_S:
+        now = self.clock()
+        if self.plain and now - self.last_line >= LINE_EVERY_S:
             names = ", ".join(sorted({r.allotment.config.entry for r in self.running.values()}))
-            self._line("running" + (f" {names}" if names else ""), total, eta)
+            self._line(f"running{' ' + names if names else ''}, {format_duration(now - self.began)} since the start", total, eta)
 
     @_locked
     def drop(self, allotment: Allotment) -> None:
