@@ -2,7 +2,7 @@
 
     python -m harness --dataset random-xs-20-euclidean     run the default sweep, plot, report
     python -m harness datasets list | download NAME        the dataset registry
-    python -m harness list                                 algorithms and their parameters
+    python -m harness list [NAME]                          algorithms and their parameters
     python -m harness results --dataset X --format csv     one row per record
     python -m harness plot|report --dataset X              figures / HTML report from records
     python -m harness landscape | compare --dataset X    the potentials' pictures; two result sets side by side
@@ -36,7 +36,7 @@ examples:
 subcommands (python -m harness SUBCOMMAND --help):
   run --dataset X               measure a sweep (the default command: `run` may be left out)
   datasets list|download NAME   the registry of ann-benchmarks and generated datasets
-  list                          registered algorithms and their build/query parameters
+  list [NAME]                   registered algorithms (or one) and their build/query parameters
   results --dataset X           records as a table or CSV (--format), --summary for the best QPS
   plot --dataset X              Pareto figures from the records (never reruns anything)
   report --dataset X            a self-contained HTML report from the records (and its figures)
@@ -201,6 +201,8 @@ def _sub_parsers() -> dict[str, argparse.ArgumentParser]:
     _common(p)
     parsers["datasets"] = p
     p = argparse.ArgumentParser(prog="python -m harness list", description="Registered algorithms and their parameters.")
+    p.add_argument("name", nargs="?", default=None, help="one algorithm to show (default: all; the parameters every "
+                   "potential shares are printed once)")
     p.add_argument("--plugins", default=None, help="comma-separated modules or .py files that register extra algorithms (also $GPNN_PLUGINS)")
     _common(p)
     parsers["list"] = p

@@ -163,7 +163,7 @@ def cmd_results(args: argparse.Namespace) -> int:
         print(f"warning: skipped {problem}", file=sys.stderr)
     if not found:
         where = args.results_dir / dataset if dataset else args.results_dir
-        raise HarnessError(f"no records under {where}", "run `python -m harness --dataset ...` first")
+        raise HarnessError(f"no records under {where}", _datasets_with_records(args.results_dir, dataset))
     judge_records(found, args)
     # beside a text table the warnings are part of what is read; beside data formats, on stderr
     warnings_to = sys.stdout if args.format == "table" else sys.stderr
@@ -176,6 +176,23 @@ def cmd_results(args: argparse.Namespace) -> int:
     _print_rows(results_table(found, _answers(found, args)), RESULT_COLUMNS, args.format, "All runs")
     report_warnings(found, warnings_to)
     return 0
+
+
+def _datasets_with_records(results_dir: Path, asked: str | None) -> str:
+    """What to do when `asked` has no records: the datasets that do (and the one closest to
+    the name asked for), or how to make some."""
+    import difflib
+
+    from harness.records import iter_record_files
+
+    root = Path(results_dir)
+    have = sorted(d.name for d in root.iterdir() if d.is_dir() and next(iter_record_files(root, d.name), None)) \
+        if root.is_dir() else []
+    if not have:
+        return "run `python -m harness --dataset ...` first"
+    close = difflib.get_close_matches(asked, have, n=1, cutoff=0.7) if asked else []
+    mean = f"did you mean {close[0]!r}? " if close else ""
+    return f"{mean}datasets with records under {root}: {', '.join(have)}"
 
 
 def _tuning(args: argparse.Namespace) -> tuple[float, int] | None:
@@ -363,31 +380,84 @@ def _recall_metric(name: str) -> str:
 
 
 def cmd_list(args: argparse.Namespace) -> int:
+    """The registered algorithms and their parameters, or one in full (`list NAME`). A
+    parameter that most potentials (`potential*`) declare alike (same kind, name, type,
+    default, meaning) is printed once, before them; each potential then shows only its own,
+    and names the common ones it does not take."""
     from algorithms import registry
     from harness.measure.plugins import load_plugins, plugin_list
 
     load_plugins(plugin_list(getattr(args, "plugins", None)))
-    for name, spec in registry.all_algorithms().items():
-        devices = ",".join(spec.adapter.devices)
-        by_name = "" if spec.default_run else "  (not in the default run: name it with --algorithms)"
-        print(f"{name}  [{devices}]  {spec.description}{by_name}")
-        for kind, declared in (("build", spec.adapter.build_params), ("query", spec.adapter.query_params)):
-            for pname, param in declared.items():
-                fixed = f"  (fixed: {spec.fixed[pname]!r})" if pname in spec.fixed else ""
-                print(f"    {kind:5} {pname}: {param.describe()}{fixed}")
+    if args.name:
+        spec = registry.get(args.name)  # an unknown name: ConfigError with the close ones
+        for line in _algorithm_lines(spec.name, spec):
+            print(line)
+        return 0
+    specs = registry.all_algorithms()
+    potentials = [name for name in specs if name.startswith("potential")]
+    own = {name: _parameter_lines(specs[name]) for name in potentials}
+    counts: dict[str, int] = {}
+    for lines in own.values():
+        for line in dict.fromkeys(lines):
+            counts[line] = counts.get(line, 0) + 1
+    common = [line for line, count in counts.items() if count > len(potentials) / 2] if len(potentials) > 2 else []
+    for name, spec in specs.items():
+        if common and name == potentials[0]:
+            print(f"common parameters of the potentials (potential*): each of the {len(potentials)} below takes "
+                  "these unless it says otherwise, and lists only its own")
+            for line in common:
+                print(line)
+        if name not in own or not common:
+            lines = _algorithm_lines(name, spec)
+        else:
+            lines = _algorithm_lines(name, spec, leave_out=common)
+            missing = [line.split(":")[0].split()[-1] for line in common if line not in own[name]]
+            lines += [f"    (of the common parameters, these differ or are absent: {', '.join(missing)})"] if missing else []
+        for line in lines:
+            print(line)
     for module, problem in registry.import_problems().items():
         print(f"unavailable: {module}: {problem}")
     return 0
 
 
+def _parameter_lines(spec: Any) -> list[str]:
+    lines = []
+    for kind, declared in (("build", spec.adapter.build_params), ("query", spec.adapter.query_params)):
+        for pname, param in declared.items():
+            fixed = f"  (fixed: {spec.fixed[pname]!r})" if pname in spec.fixed else ""
+            lines.append(f"    {kind:5} {pname}: {param.describe()}{fixed}")
+    return lines
+
+
+def _algorithm_lines(name: str, spec: Any, leave_out: Sequence[str] = ()) -> list[str]:
+    devices = ",".join(spec.adapter.devices)
+    by_name = "" if spec.default_run else "  (not in the default run: name it with --algorithms)"
+    return [f"{name}  [{devices}]  {spec.description}{by_name}",
+            *(line for line in _parameter_lines(spec) if line not in leave_out)]
+
+
 def cmd_datasets(args: argparse.Namespace) -> int:
-    from harness.data.registry import default_data_dir, list_datasets, resolve
+    from harness.data.registry import default_data_dir, file_size, list_datasets, resolve
 
     data_dir = args.data_dir or default_data_dir()
     if args.action == "list":
+        rows = [("name", "distance", "dim", "train x test", "size", "status")]
+        approximate = False
         for info, present in list_datasets(data_dir):
             where = "present" if present else ("generated on first use" if info.generated else "download")
-            print(f"{info.name:32} {info.distance:9} {info.dimension:5}d  {info.n_train:>9} x {info.n_test:<6} {where}")
+            size, exact = file_size(info)
+            approximate = approximate or not exact
+            rows.append((info.name, info.distance, f"{info.dimension}d", f"{info.n_train} x {info.n_test}",
+                         ("" if exact else "~") + _bytes(size), where))
+        widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+        right = {2, 4}  # numbers read best aligned on the right
+        for row in rows:
+            cells = [cell.rjust(width) if i in right else cell.ljust(width) for i, (cell, width) in enumerate(zip(row, widths))]
+            print("  ".join(cells).rstrip())
+        if approximate:
+            print("size: the file's size; ~ an estimate from the registry's shapes (train + test as float32, 100 "
+                  "neighbours and their distances per query, 4 bytes each in a download and 8 in a generated file): "
+                  "the registry holds no exact sizes for these")
         print(f"data directory: {Path(data_dir).resolve()}")
         return 0
     if not args.name:
@@ -398,6 +468,16 @@ def cmd_datasets(args: argparse.Namespace) -> int:
     path = obtain(info, Path(data_dir), force=args.force, progress=args.progress)
     print(path)
     return 0
+
+
+def _bytes(size: int) -> str:
+    """A size in binary units, as a download tool shows it (1 decimal below 10)."""
+    value, unit = float(size), "B"
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if value < 1024 or unit == "TiB":
+            break
+        value /= 1024
+    return f"{value:.1f} {unit}" if unit != "B" and value < 10 else f"{value:.0f} {unit}"
 
 
 def cmd_compare(args: argparse.Namespace) -> int:

@@ -102,7 +102,8 @@ def test_unknown_parameter_suggests_the_close_name(case, tmp_path, capsys):
 
 INVALID_VALUES = [
     ("nprobe < 1", "faiss-ivf:\n  query: {nprobe: [0]}\n", [], ["'nprobe' = 0 must be >= 1"]),
-    ("ef < k", "hnswlib:\n  query: {ef: [40, 5]}\n", [], ["ef = 5 is smaller than k = 10", "use ef >= 10"]),
+    ("ef < k", "hnswlib:\n  query: {ef: [8, 5]}\n", [], ["entry 'hnswlib' has no valid combination", "ef = 8 is smaller than k = 10",
+                                                         "use ef >= 10"]),
     ("k > points", "faiss-flat: {}\n", ["--count", "500"], ["--count 500 is larger than the number of points", "200"]),
     ("negative beta", "potential-gaussian:\n  query: {beta: [-1.0]}\n", [], ["potential-gaussian", "'beta' = -1.0"]),
 ]
@@ -214,6 +215,19 @@ def test_default_sweep_leaves_out_settings_that_cannot_work_for_k(case, capsys):
     out = capsys.readouterr().out
     assert code == 0 and out.count("note: left out hnswlib {'ef': 10}: hnswlib: ef = 10 is smaller than k = 20") == 1
     assert "records: 10 written" in out
+
+
+def test_a_users_grid_with_some_invalid_combinations_plans_the_valid_ones(case, tmp_path, capsys):
+    """An ann-benchmarks grid crosses every nprobe with every nlist: the combinations that
+    cannot run are listed as skipped with the reason, the others are planned."""
+    dataset, results = case
+    sweep = _sweep(tmp_path, "faiss-ivf:\n  build: {nlist: [2, 8]}\n  query: {nprobe: [1, 4]}\n")
+    code = main(["--dataset", str(dataset), "--sweep", sweep, "--plan-only", "--results-dir", str(results)])
+    out = capsys.readouterr().out
+    assert code == 0, out
+    assert "note: skipped faiss-ivf nlist=2 nprobe=4: faiss-ivf: nprobe = 4 is larger than nlist = 2" in out
+    plan = out[out.index("plan ("):]
+    assert "faiss-ivf(nlist=2)" in plan and "faiss-ivf(nlist=8)" in plan
 
 
 # -- ground truth that does not belong to its file -------------------------------------------

@@ -81,6 +81,59 @@ def test_datasets_list(capsys, tmp_path):
     assert main(["datasets", "list", "--data-dir", str(tmp_path)]) == 0
     out = capsys.readouterr().out
     assert "sift-128-euclidean" in out and "random-xs-20-euclidean" in out and "glove-100-angular" in out
+    header, *rows = out.splitlines()
+    assert header.split() == ["name", "distance", "dim", "train", "x", "test", "size", "status"]
+    # sift: (1M train + 10k test) x 128 float32, and 10k x 100 neighbours + distances, 4 bytes each
+    expected = ((1_000_000 + 10_000) * 128 * 4 + 10_000 * 100 * 2 * 4) / 2**20
+    [sift] = [row for row in rows if row.startswith("sift-128-euclidean ")]
+    assert f"~{expected:.0f} MiB" in sift, sift
+    assert "estimate from the registry's shapes" in out  # the ~ is explained
+
+
+def test_a_registered_exact_size_is_shown_as_exact():
+    from harness.commands import _bytes
+    from harness.data.registry import DatasetInfo, file_size
+
+    known = DatasetInfo("x", "euclidean", 8, 100, 10, size_bytes=3 * 2**30)
+    assert file_size(known) == (3 * 2**30, True) and _bytes(3 * 2**30) == "3.0 GiB"
+    guessed = DatasetInfo("y", "euclidean", 8, 100, 10, generated=True)
+    assert file_size(guessed) == ((100 + 10) * 8 * 4 + 10 * 100 * 2 * 8, False)
+
+
+def test_results_for_a_dataset_without_records_names_those_with_records(tmp_path, capsys):
+    from records_factory import write_synthetic_records
+
+    results = tmp_path / "results"
+    write_synthetic_records(results, "random-xs-20-euclidean", include_failed=False)
+    assert main(["results", "--dataset", "random-xs-20-euclidan", "--results-dir", str(results)]) == 2
+    err = capsys.readouterr().err
+    assert "no records" in err and "did you mean 'random-xs-20-euclidean'?" in err
+    assert main(["results", "--dataset", "sift-128-euclidean", "--results-dir", str(results)]) == 2
+    err = capsys.readouterr().err
+    assert "did you mean" not in err and "datasets with records under" in err and "random-xs-20-euclidean" in err
+
+
+def test_list_prints_the_common_potential_parameters_once(capsys):
+    assert main(["list"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    max_iters = "    query max_iters: int = 100: iteration cap per query"
+    assert lines.count(max_iters) == 1  # once, in the common block; every climbing potential takes it
+    common = next(i for i, line in enumerate(lines) if line.startswith("common parameters of the potentials"))
+    assert lines.index(max_iters) > common
+    gaussian = lines.index(next(line for line in lines if line.startswith("potential-gaussian ")))
+    assert common < gaussian and any("beta" in line for line in lines[gaussian + 1:gaussian + 4])
+    # an algorithm whose own parameter shares a common one's name says so
+    tree = lines.index(next(line for line in lines if line.startswith("potential-tree ")))
+    assert any("differ or are absent" in line and "max_iters" in line for line in lines[tree:])
+
+
+def test_list_name_shows_one_algorithm_in_full(capsys):
+    assert main(["list", "potential-gaussian"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].startswith("potential-gaussian ") and not any(line.startswith(("faiss", "common")) for line in lines)
+    assert "    query max_iters: int = 100: iteration cap per query" in lines and any(" beta:" in line for line in lines)
+    assert main(["list", "faiss-ivv"]) == 2
+    assert "did you mean faiss-ivf" in capsys.readouterr().err
 
 
 def test_help_teaches_and_python_m_works():

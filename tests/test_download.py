@@ -110,6 +110,7 @@ def test_good_download(server: Server, tmp_path: Path, capsys: pytest.CaptureFix
     assert not list(data_dir.glob("*.part"))
     err = capsys.readouterr().err
     assert "tiny-8-euclidean" in err and "100%" in err
+    assert "\r" not in err  # not a terminal: plain lines, no bar redraws
 
 
 def test_present_file_is_kept_unless_forced(server: Server, tmp_path: Path) -> None:

@@ -102,5 +102,6 @@ def test_progress_goes_to_stderr(tmp_path: Path, capsys: pytest.CaptureFixture[s
     generate(resolve("uniform-64"), tmp_path / "u.hdf5", progress=True)
     captured = capsys.readouterr()
     assert captured.out == "" and "ground truth" in captured.err
+    assert "\r" not in captured.err  # not a terminal: one line, no bar redraws
     generate(resolve("uniform-64"), tmp_path / "u.hdf5", progress=False)
     assert capsys.readouterr().err == ""

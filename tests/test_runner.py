@@ -1,6 +1,8 @@
 """The runner end to end: builds, sweeps, scores, writes, reuses, and records failures."""
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 
@@ -134,6 +136,21 @@ def test_single_mode_records_latencies(tiny, tmp_path):
     assert 0 < m["latency_p50_s"] <= m["latency_p95_s"] <= m["latency_p99_s"]
     assert records.load_arrays(record)["latencies"].shape == (2 * 10,)
     assert m["recall_at_1"] == 1.0
+
+
+def test_single_mode_lines_give_latency_percentiles_batch_lines_qps(tiny, tmp_path):
+    """One query at a time is judged by its latency: the line printed per record says p50 and
+    p99 (the record's own); a batch's line says q/s."""
+    summary, lines = _run(tiny, tmp_path / "single", ["faiss-flat"], mode="single", queries=10)
+    m = records.read_record(summary.written[0])["metrics"]
+    [line] = [text for text in lines if "recall@1" in text]
+    found = re.search(r"p50\s+([\d.]+) ms\s+p99\s+([\d.]+) ms", line)
+    assert found and "q/s" not in line, line
+    assert float(found[1]) == pytest.approx(m["latency_p50_s"] * 1e3, abs=1e-3)
+    assert float(found[2]) == pytest.approx(m["latency_p99_s"] * 1e3, abs=1e-3)
+    summary, lines = _run(tiny, tmp_path / "batch", ["faiss-flat"], queries=10)
+    [line] = [text for text in lines if "recall@1" in text]
+    assert re.search(r"[\d.]+ q/s$", line) and "p50" not in line, line
 
 
 @pytest.mark.slow

@@ -158,3 +158,38 @@ def test_every_control_runs_beside_its_method_once_each_with_its_own_resets() ->
     assert _TwoControls.is_control({"prune": "off"}) and not _TwoControls.is_control({"rate": 2.0})
     # an adapter declaring one control_switch, as before, has it as its only control
     assert [dict(c.switch) for c in registry.get("potential-probe").adapter.controls] == [{"stop": "geometric"}]
+
+
+def _ivf_grid(tmp_path, nlist, nprobe, extra=""):
+    path = _file(tmp_path, f"{extra}faiss-ivf:\n  build: {{nlist: {nlist}}}\n  query: {{nprobe: {nprobe}}}\n")
+    return path, sweeps.expand(sweeps.read_sweep_file(path), 9000)
+
+
+def test_a_grid_with_some_invalid_combinations_runs_the_valid_ones_and_names_the_others(tmp_path):
+    """ann-benchmarks grids cross every nprobe with every nlist: nprobe 32 cannot run on 4 or
+    16 lists, but the rest of the grid can."""
+    _, configs = _ivf_grid(tmp_path, "[4, 16, 64]", "[1, 8, 32]")
+    kept, notes = sweeps.check_configs(configs, 10, 9000, 20)
+    assert [(c.build_params["nlist"], [q["nprobe"] for q in c.query_params]) for c in kept] == [
+        (4, [1]), (16, [1, 8]), (64, [1, 8, 32])]
+    assert notes == [
+        "skipped faiss-ivf nlist=4 nprobe=8: faiss-ivf: nprobe = 8 is larger than nlist = 4",
+        "skipped faiss-ivf nlist=4 nprobe=32: faiss-ivf: nprobe = 32 is larger than nlist = 4",
+        "skipped faiss-ivf nlist=16 nprobe=32: faiss-ivf: nprobe = 32 is larger than nlist = 16",
+    ]
+
+
+def test_a_build_configuration_with_no_valid_query_is_left_out_when_others_of_the_grid_run(tmp_path):
+    _, configs = _ivf_grid(tmp_path, "[4, 64]", "[8, 32]")
+    kept, notes = sweeps.check_configs(configs, 10, 9000, 20)
+    assert [c.build_params["nlist"] for c in kept] == [64] and len(notes) == 2
+
+
+def test_a_grid_with_no_valid_combination_is_refused_naming_file_entry_and_why(tmp_path):
+    path, configs = _ivf_grid(tmp_path, "[4, 8]", "[16, 32]", extra="toy-sweep: {}\n")
+    with pytest.raises(ConfigError) as info:
+        sweeps.check_configs(configs, 10, 9000, 20)
+    message = str(info.value)
+    assert f"{path}, line 2" in message and "entry 'faiss-ivf' has no valid combination" in message
+    assert "none of 4 can run" in message and "nprobe = 16 is larger than nlist = 4" in message
+    assert "nprobe <= 4" in info.value.hint

@@ -28,6 +28,8 @@ from harness.errors import DatasetError, DownloadError
 from harness.files import sha256_file
 
 BLOCK = 1 << 20
+#: without a terminal (a log): a plain line of bytes received at most this often, seconds
+LINE_EVERY_S = 30.0
 USER_AGENT = "gpnn-harness dataset downloader"
 # Failures worth another attempt: refused/reset connections, timeouts, DNS, short bodies.
 TRANSIENT = (urllib.error.URLError, OSError, http.client.HTTPException)
@@ -181,17 +183,31 @@ def _range_start(value: str) -> int | None:
 
 
 def _copy(response: BinaryIO, sink: BinaryIO, label: str, offset: int, total: int | None, progress: bool) -> int:
-    """Copy the body in blocks with a byte progress bar; return the bytes now in the file."""
+    """Copy the body in blocks with a byte progress bar (on a terminal; elsewhere, such as a
+    log, a plain line every LINE_EVERY_S and one at the end); return the bytes now in the file."""
     received = offset
+    terminal = sys.stderr.isatty()
+    said = time.monotonic()
     with tqdm(
         total=total, initial=offset, unit="B", unit_scale=True, unit_divisor=1024,
-        desc=label, file=sys.stderr, disable=not progress,
+        desc=label, file=sys.stderr, disable=not progress or not terminal,
     ) as bar:
         while block := response.read(BLOCK):
             sink.write(block)
             received += len(block)
             bar.update(len(block))
+            if progress and not terminal and time.monotonic() - said >= LINE_EVERY_S:
+                said = time.monotonic()
+                _say(label, received, total)
+    if progress and not terminal:
+        _say(label, received, total)
     return received
+
+
+def _say(label: str, received: int, total: int | None) -> None:
+    """One plain line of a download's progress (for a log, where a bar's redraws pile up)."""
+    of = f" of {total / 2**20:.1f} MiB ({100 * received / total:.0f}%)" if total else ""
+    print(f"download {label}: {received / 2**20:.1f} MiB{of}", file=sys.stderr, flush=True)
 
 
 def _verify(target: _Target) -> None:

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import math
 import sys
+import time
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
@@ -165,10 +166,17 @@ def ground_truth(
     ids = np.empty((len(test), k), dtype=np.int64)
     dists = np.empty((len(test), k), dtype=np.float64)
     starts = range(0, len(test), GT_CHUNK)
-    bar = tqdm(starts, desc=f"ground truth {label}".strip(), unit="chunk", file=sys.stderr, disable=not progress)
+    # a bar redraws with carriage returns: only on a terminal; a log gets one line when it is done
+    terminal = sys.stderr.isatty()
+    began = time.monotonic()
+    bar = tqdm(starts, desc=f"ground truth {label}".strip(), unit="chunk", file=sys.stderr,
+               disable=not progress or not terminal)
     for start in bar:
         part = slice(start, min(len(test), start + GT_CHUNK))
         ids[part], dists[part] = exact_knn(distance, train64, test[part], k)
+    if progress and not terminal:
+        name = f"ground truth {label}".strip()
+        print(f"{name}: {len(test)} queries x {k} neighbours in {time.monotonic() - began:.1f} s", file=sys.stderr, flush=True)
     return ids, dists
 
 

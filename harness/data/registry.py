@@ -166,6 +166,23 @@ def dataset_path(info: DatasetInfo, data_dir: Path) -> Path:
     return path
 
 
+#: columns of the ground truth in an ann-benchmarks file: the 100 nearest neighbours and their distances
+GROUND_TRUTH_COLUMNS = 100
+
+
+def file_size(info: DatasetInfo) -> tuple[int, bool]:
+    """The size of `info`'s file in bytes, and whether it is exact: the registry's `size_bytes`
+    when it has one, else an estimate from the declared shapes: train and test as float32, and
+    per test query GROUND_TRUTH_COLUMNS neighbours and distances, 4 bytes each as ann-benchmarks
+    writes them (int32, float32), 8 each in a file this harness generates (int64, float64).
+    HDF5's own overhead (kilobytes) is left out."""
+    if info.size_bytes is not None:
+        return info.size_bytes, True
+    vectors = (info.n_train + info.n_test) * info.dimension * 4
+    truth = info.n_test * GROUND_TRUTH_COLUMNS * 2 * (8 if info.generated else 4)
+    return vectors + truth, False
+
+
 def list_datasets(data_dir: Path) -> list[tuple[DatasetInfo, bool]]:
     """Every known dataset and whether its file is present in `data_dir`."""
     return [(info, dataset_path(info, data_dir).is_file()) for info in registered()]

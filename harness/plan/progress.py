@@ -11,19 +11,22 @@ the remaining corrected work scheduled onto the run's `parallel` workers, in the
 order, after what each running one still has.
 
 A long configuration (over INNER_BAR_S estimated) gets a bar of its own over its query
-configurations. Every step is also written as one JSON line to `progress.jsonl` beside the
-records (elapsed, done and total estimated seconds, the ETA), so that a benchmark can say how
-good the ETA was (bench/scale.py).
+configurations. Bars are for a terminal: when the stream is not one (a CI log, `nohup`, a
+file), carriage-return redraws would pile up in it, so progress is plain lines instead: one per
+finished configuration, and an ETA line when LINE_EVERY_S passed without one. Every step is
+also written as one JSON line to `progress.jsonl` beside the records (elapsed, done and total
+estimated seconds, the ETA), so that a benchmark can say how good the ETA was (bench/scale.py).
 """
 from __future__ import annotations
 
 import functools
 import json
+import sys
 import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, TypeVar
+from typing import Any, Callable, TextIO, TypeVar
 
 from tqdm import tqdm
 
@@ -34,6 +37,8 @@ PRIOR_S = 30.0
 INNER_BAR_S = 60.0
 #: how often a shown bar redraws its ETA between events (a long query configuration says nothing for minutes)
 TICK_S = 1.0
+#: when the stream is not a terminal: the longest stretch without a progress line
+LINE_EVERY_S = 30.0
 BUILD = "build"
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -83,17 +88,29 @@ class Progress:
     clock: Callable[[], float] = time.monotonic
     began: float = field(default=0.0)
     done_s: float = 0.0
+    #: where bars or lines go (None: sys.stderr as it is when the progress starts)
+    stream: TextIO | None = None
+    #: whether `stream` is a terminal (None: ask it); a bar when it is, plain lines when not
+    terminal: bool | None = None
 
     def __post_init__(self) -> None:
         self.began = self.clock()
+        if self.stream is None:
+            self.stream = sys.stderr
+        if self.terminal is None:
+            isatty = getattr(self.stream, "isatty", None)
+            self.terminal = bool(isatty()) if callable(isatty) else False
+        self.bars = self.show and self.terminal
+        self.plain = self.show and not self.terminal
+        self.last_line = self.began
         self.ledgers: dict[tuple[str, str], _Ledger] = {}
         self.kinds = {(a.config.entry, part): a.estimate.kinds.get(part) for a in self.allotments for part in (BUILD, "query")}
         self.running: dict[int, _Running] = {}
         self.closed: set[int] = set()
         self.lock = threading.RLock()
         self.stopped = threading.Event()
-        self.bar = tqdm(total=max(1, round(self.total_s())), desc="sweep", unit="s", disable=not self.show, leave=False,
-                        bar_format="{desc} {percentage:3.0f}%|{bar}| [{elapsed}]")
+        self.bar = tqdm(total=max(1, round(self.total_s())), desc="sweep", unit="s", disable=not self.bars, leave=False,
+                        bar_format="{desc} {percentage:3.0f}%|{bar}| [{elapsed}]", file=self.stream)
         if self.log_path is not None:
             self.log_path.parent.mkdir(parents=True, exist_ok=True)
             self.log_path.write_text("")
@@ -143,8 +160,9 @@ class Progress:
         for index in indexes:
             left[index] = raw.query_config_s(index, allotment.n_queries, allotment.runs, allotment.sizing.warmup)
         bar = None
-        if self.show and allotment.seconds > INNER_BAR_S and len(indexes) > 1:
-            bar = tqdm(total=len(indexes), desc=f"  {allotment.config.entry}", unit="config", position=slot + 1, leave=False)
+        if self.bars and allotment.seconds > INNER_BAR_S and len(indexes) > 1:
+            bar = tqdm(total=len(indexes), desc=f"  {allotment.config.entry}", unit="config", position=slot + 1, leave=False,
+                       file=self.stream)
         self.running[id(allotment)] = _Running(allotment, left, self.clock(), bar)
         self._log("start", entry=allotment.config.entry, estimated_s=allotment.seconds)
 
@@ -181,12 +199,23 @@ class Progress:
                 running.bar.close()
         self.closed.add(id(allotment))
         self._log("finish", entry=allotment.config.entry)
+        if self.plain:
+            config = allotment.config
+            params = " ".join(f"{k}={v}" for k, v in config.build_params.items())
+            self._line(f"finished {config.entry}{' ' + params if params else ''} "
+                       f"({len(self.closed)} of {len(self.allotments)} configurations)")
 
     @_locked
     def tick(self) -> None:
-        """Redraw the bar with the ETA of now (a ticker thread does, while a bar is shown)."""
-        if not self.stopped.is_set():
-            self._refresh()
+        """Redraw the bar with the ETA of now (a ticker thread does, while progress is shown);
+        without a terminal, write an ETA line when none was written for LINE_EVERY_S."""
+        if self.stopped.is_set():
+            return
+        total, eta = self._refresh()
+        now = self.clock()
+        if self.plain and now - self.last_line >= LINE_EVERY_S:
+            names = ", ".join(sorted({r.allotment.config.entry for r in self.running.values()}))
+            self._line(f"running{' ' + names if names else ''}, {format_duration(now - self.began)} since the start", total, eta)
 
     @_locked
     def drop(self, allotment: Allotment) -> None:
@@ -235,6 +264,17 @@ class Progress:
         return 0.0 if sizing.n_queries is None else sizing.seconds
 
     # -- output ----------------------------------------------------------------------------------
+    def _line(self, what: str, total: float | None = None, eta: float | None = None) -> None:
+        """One plain progress line (no terminal): what happened, the work done, the ETA."""
+        if total is None or eta is None:
+            total, eta = max(self.total_s(), self.done_s), self.eta_s()
+        share = f" ({100 * self.done_s / total:.0f}%)" if total > 0 else ""
+        stream = self.stream or sys.stderr
+        stream.write(f"progress: {what}; {format_duration(self.done_s)} of {format_duration(total)} estimated"
+                          f"{share}, ETA {format_duration(eta)}\n")
+        stream.flush()
+        self.last_line = self.clock()
+
     def _refresh(self) -> tuple[float, float]:
         total, eta = max(self.total_s(), self.done_s), self.eta_s()
         self.bar.total = max(1, round(total))

@@ -13,7 +13,9 @@ its build parameters, and on each built index over the product of its query para
       datasets: [uniform-64-euclidean]   # optional: run only on these datasets
 
 Every parameter is checked against the adapter's declared parameters before anything runs;
-errors name the file, the line and the key.
+errors name the file, the line and the key. A combination of valid values that cannot run
+together (nprobe above one of the nlist values) is skipped, with the reason in the plan's notes,
+and the rest of the grid runs; an entry none of whose combinations can run is refused.
 """
 from __future__ import annotations
 
@@ -276,14 +278,20 @@ def check_configs(
 ) -> tuple[list[BuildConfig], list[str]]:
     """Run each adapter's `check_config` (k, dataset size) on every configuration, up front.
 
-    A user's sweep with an impossible configuration (ef < k, nprobe > nlist) is refused with
-    a ConfigError naming the entry. With `drop_invalid` (the built-in default sweep, which the
-    user did not write for this k) such query configurations are left out instead, and the
-    returned notes say which and why. An algorithm that does not serve the dataset's `distance`
-    (its adapter's `metrics`) is left out with a note from the default sweep, and refused when
-    the user chose it (`named`: --algorithms) or wrote the sweep.
+    A grid's cross product may hold combinations that cannot run (nprobe above some of the
+    nlist values, ef < k) beside valid ones: those are left out, and the returned notes say
+    which and why (`skipped ...` in a user's sweep, `left out ...` in the built-in default
+    sweep). A user's sweep entry with no valid combination at all is refused with a
+    ConfigError naming the file, the entry and the first reason; the default sweep (which the
+    user did not write for this k, `drop_invalid`) leaves such an entry out with its notes. An
+    algorithm that does not serve the dataset's `distance` (its adapter's `metrics`) is left
+    out with a note from the default sweep, and refused when the user chose it (`named`:
+    --algorithms) or wrote the sweep.
     """
     kept, notes = [], []
+    valid: dict[str, int] = {}  # entry -> combinations that can run
+    tried: dict[str, int] = {}  # entry -> combinations checked
+    first_problem: dict[str, tuple[BuildConfig, dict[str, Any], HarnessError]] = {}
     for config in configs:
         served = config.spec.adapter.metrics
         if distance is not None and distance not in served:
@@ -297,18 +305,35 @@ def check_configs(
             raise ConfigError(f"{config.source}: {message}",
                               f"leave {config.entry} out, or run it on a {' or '.join(served)} dataset")
         queries = []
+        valid.setdefault(config.entry, 0)
+        tried[config.entry] = tried.get(config.entry, 0) + len(config.query_params)
         for query in config.query_params:
             problem = _config_problem(config, query, k, n_train, dimension)
             if problem is None:
                 queries.append(query)
-            elif drop_invalid:
+                valid[config.entry] += 1
+                continue
+            first_problem.setdefault(config.entry, (config, query, problem))
+            if drop_invalid:
                 note = f"left out {config.entry} {query}: {problem.message}"
-                notes += [note] if note not in notes else []
             else:
-                raise ConfigError(f"{config.source}: {problem.message}", problem.hint)
+                note = f"skipped {config.entry} {_params(config.build_params, query)}: {problem.message}"
+            notes += [note] if note not in notes else []
         if queries:
             kept.append(BuildConfig(config.entry, config.spec, config.build_params, queries, config.max_queries, config.source))
+    if not drop_invalid:
+        for entry, count in valid.items():
+            if count == 0 and entry in first_problem:
+                config, query, problem = first_problem[entry]
+                raise ConfigError(f"{config.source}: entry {entry!r} has no valid combination of its build and query "
+                                  f"parameters (none of {tried[entry]} can run); the first, "
+                                  f"{_params(config.build_params, query)}: {problem.message}", problem.hint)
     return kept, notes
+
+
+def _params(build: Mapping[str, Any], query: Mapping[str, Any]) -> str:
+    """A combination as the user wrote it in the sweep: name=value, build then query."""
+    return " ".join(f"{key}={value}" for key, value in {**build, **query}.items()) or "(defaults)"
 
 
 def _config_problem(config: BuildConfig, query: dict[str, Any], k: int, n_train: int, dimension: int) -> HarnessError | None:

@@ -296,7 +296,19 @@ def _write_success(
     })
     summary.written.append(records.write_record(query.path.parent, query.stem, document, event.arrays))
     m = document["metrics"]
-    report(f"  {event.label:<60} recall@1 {m['recall_at_1']:.4f}  {m['qps']:>10.1f} q/s")
+    report(f"  {event.label:<60} recall@1 {m['recall_at_1']:.4f}  {_speed(document['mode'], m)}")
+
+
+def _speed(mode: str, metrics: dict[str, Any]) -> str:
+    """How fast, as the mode measures it: one query at a time is about latency (its median
+    and tail), a batch about throughput (q/s)."""
+    if mode == "single" and metrics.get("latency_p50_s") is not None:
+        return f"p50 {_ms(metrics['latency_p50_s'])}  p99 {_ms(metrics.get('latency_p99_s'))}"
+    return f"{metrics['qps']:>10.1f} q/s"
+
+
+def _ms(seconds: float | None) -> str:
+    return "-" if seconds is None else f"{seconds * 1e3:>8.3f} ms"
 
 
 def _write_failure(
