@@ -19,7 +19,7 @@ from harness.data.groundtruth import check_ground_truth
 from harness.data.loader import open_dataset
 from harness.data.registry import resolve
 from harness.errors import ConfigError, DatasetError, ParameterError
-from harness.run import sweeps
+from harness.plan import sweeps
 
 
 def varied_norms(n: int, dim: int, seed: int) -> np.ndarray:
