@@ -12,11 +12,11 @@ from records_factory import DEFAULT_DATASET, write_synthetic_records
 from harness.records import load_records
 from harness.report.plots import AXIS_FIGURES, FIGURE_TITLES, FORMATS, figure_caption, make_plots, plot_all
 
-#: the figures every results directory gets (those over --batch-size / --threads need several values)
-ALWAYS = [name for name in FIGURE_TITLES if name not in {spec[0] for spec in AXIS_FIGURES}]
 from harness.report.style import KNOWN_STYLES, linestyle_for, style_for
 
 DATASET = DEFAULT_DATASET
+#: the figures every results directory gets (those over --batch-size / --threads need several values)
+ALWAYS = [name for name in FIGURE_TITLES if name not in {spec[0] for spec in AXIS_FIGURES}]
 
 
 def _render(tmp_path_factory: pytest.TempPathFactory, gpu: bool):
