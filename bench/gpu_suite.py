@@ -52,7 +52,6 @@ class Step:
     argv: list[str]
     limit_s: float
     skip: str | None = None  # why the step does not run here
-    note: str = ""
     # filled in when it ran
     status: str = "not run"
     wall_s: float = 0.0
@@ -65,16 +64,6 @@ def _bench_module(name: str) -> Any:
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
-
-
-def batch_axis_flags() -> list[list[str]]:
-    """The batch-size axis as the run command offers it: one run with --batch-size, or (before
-    that flag exists) the two modes it has, one query per call and the default batch."""
-    from harness.cli import run_parser
-
-    if "--batch-size" in run_parser()._option_string_actions:
-        return [["--batch-size", "1,100,1000"]]
-    return [["--mode", "single"], ["--mode", "batch"]]
 
 
 def faiss_gpu_problem() -> str | None:
@@ -104,12 +93,8 @@ def steps(args: argparse.Namespace, scratch: Path) -> list[Step]:
         Step("dataset", [*scale_argv, "--budget", "20s" if small else "100s", "--plan-only"], 80),
         Step("sweep", [*scale_argv, "--budget", "20s" if small else "100s"], 150),
     ]
-    for flags in batch_axis_flags():
-        name, note = "batch-size", ""
-        if flags[0] == "--mode":  # the run command has no --batch-size yet
-            name, note = f"batch-size-{flags[1]}", "the run command has no --batch-size: " + " ".join(flags) + " instead"
-        out.append(Step(name, [*harness, "--algorithms", potentials_and_baselines, *flags,
-                               "--budget", "10s" if small else f"{30 // len(flags)}s"], 60 / len(flags), note=note))
+    out.append(Step("batch-size", [*harness, "--algorithms", potentials_and_baselines, "--batch-size", "1,100,1000",
+                                   "--budget", "10s" if small else "30s"], 60))
     out.append(Step("faiss-gpu", [*harness, "--algorithms", "faiss-gpu-flat,faiss-gpu-ivf", "--budget", "10s" if small else "25s"],
                     40, skip=faiss_gpu_problem()))
     return out
@@ -163,11 +148,10 @@ def shown(argv: list[str]) -> str:
 
 
 def write_result(path: Path, header: list[str], plan: list[Step]) -> None:
-    lines = [*header, "", f"{'step':<50} {'status':<28} {'wall':>8}"]
-    lines += [f"{s.name:<50} {s.status:<28} {s.wall_s:>7.1f}s" for s in plan]
+    lines = [*header, "", f"{'step':<12} {'status':<26} {'wall':>8}"]
+    lines += [f"{s.name:<12} {s.status:<26} {s.wall_s:>7.1f}s" for s in plan]
     for s in plan:
-        lines += ["", f"=== {s.name}: {s.status}, {s.wall_s:.1f} s", "command: " + shown(s.argv)]
-        lines += [f"note: {s.note}"] * bool(s.note) + s.output
+        lines += ["", f"=== {s.name}: {s.status}, {s.wall_s:.1f} s", "command: " + shown(s.argv), *s.output]
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_text("\n".join(lines) + "\n")
     tmp.replace(path)
@@ -203,15 +187,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     args.out.mkdir(parents=True, exist_ok=True)
     shutil.rmtree(scratch / "results", ignore_errors=True)  # measured afresh: records of an earlier try are not reused
     plan = steps(args, scratch)
-    if args.only:  # a name, or the start of names (batch-size: batch-size-single, batch-size-batch)
+    if args.only:
         wanted = args.only.split(",")
-        chosen = [s for s in plan if any(s.name == w or s.name.startswith(w + "-") for w in wanted)]
-        unknown = [w for w in wanted if not any(s.name == w or s.name.startswith(w + "-") for s in plan)]
+        unknown = [w for w in wanted if w not in {s.name for s in plan}]
         if unknown:
             print(f"error: --only {args.only}: no step {', '.join(unknown)}\n  hint: steps: {', '.join(s.name for s in plan)}",
                   file=sys.stderr)
             return 2
-        plan = chosen
+        plan = [s for s in plan if s.name in wanted]
     part = f"-{'+'.join(args.only.split(','))}" if args.only else ""  # a partial run keeps its own file
     result = args.out / f"gpu-{machine}-{datetime.date.today().isoformat()}{part}.txt"
     header = machine_lines(args)
