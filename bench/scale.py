@@ -20,6 +20,7 @@ progress.jsonl beside it. A full 1M run takes up to two hours: check a smaller o
     python bench/scale.py --n 100000 --queries 1000 --budget 12m --config-budget 2m
     python bench/scale.py --parallel 1 --budget 3h                     # serial
     python bench/scale.py --plan-only                                  # the dataset and the harness's plan only
+    python bench/scale.py --device cuda --parallel 1 --budget 3m      # the potentials on the GPU (bench/gpu_suite.py)
 """
 from __future__ import annotations
 
@@ -82,6 +83,11 @@ def generate(path: Path, n: int, queries: int, dim: int, seed: int, threads: int
             distances[start:start + len(ids)] = np.sqrt(np.maximum(squared, 0.0))
             print(f"  ground truth: {min(queries, start + 1000)}/{queries} queries", flush=True)
     tmp.rename(path)
+
+
+def dataset_path(scratch: Path, n: int, dim: int, queries: int, seed: int) -> Path:
+    """Where the generated dataset of these sizes lives under `scratch` (made once, reused after)."""
+    return scratch / f"scale-{n}x{dim}-q{queries}-s{seed}-euclidean.hdf5"
 
 
 def check_space(scratch: Path, n: int, queries: int, dim: int) -> None:
@@ -241,7 +247,7 @@ def report(args: argparse.Namespace, argv: Sequence[str], run: dict[str, Any], p
 
 def harness_argv(args: argparse.Namespace, dataset: Path, results: Path) -> list[str]:
     argv = ["--dataset", str(dataset), "--results-dir", str(results), "--threads", str(args.threads),
-            "--workers", str(args.parallel), "--no-plots", "--no-progress"]
+            "--workers", str(args.parallel), "--device", args.device, "--no-plots", "--no-progress"]
     for flag, value in (("--budget", args.budget), ("--config-budget", args.config_budget), ("--algorithms", args.algorithms)):
         if value:
             argv += [flag, value]
@@ -275,6 +281,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--parallel", type=int, default=2)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--algorithms", default=None, help="a subset (default: the default sweep)")
+    parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu",
+                        help="--device of the run: where adapters that can use a GPU run (default cpu)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--scratch", type=Path, default=Path(os.environ.get("TMPDIR", "/tmp")) / "gpnn-scale")
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results")
@@ -290,12 +298,12 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     args.scratch.mkdir(parents=True, exist_ok=True)
     name = f"scale-{args.n}x{args.dim}-q{args.queries}-s{args.seed}"
-    dataset = args.scratch / f"{name}-euclidean.hdf5"
+    dataset = dataset_path(args.scratch, args.n, args.dim, args.queries, args.seed)
     if not dataset.exists():
         check_space(args.scratch, args.n, args.queries, args.dim)
         print(f"generating {dataset} ...", flush=True)
         generate(dataset, args.n, args.queries, args.dim, args.seed, os.cpu_count() or 1)
-    stem = f"scale-{args.n}x{args.dim}-q{args.queries}-p{args.parallel}"
+    stem = f"scale-{args.n}x{args.dim}-q{args.queries}-p{args.parallel}" + ("" if args.device == "cpu" else f"-{args.device}")
     if args.budget not in (DEFAULT_BUDGET, None) or args.config_budget:  # a run under other budgets keeps its own file
         stem += f"-b{args.budget}" + (f"-c{args.config_budget}" if args.config_budget else "")
     if args.plan_only:

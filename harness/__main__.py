@@ -5,12 +5,13 @@ import sys
 
 
 def _prescan_threads(argv: list[str]) -> int:
-    """The --threads value if given (default 1): thread pools must be sized before imports."""
+    """The --threads value if given, the first of a list (default 1): thread pools must be
+    sized before imports (each build job sets its own count again, `set_job_threads`)."""
     for i, arg in enumerate(argv):
         value = arg.split("=", 1)[1] if arg.startswith("--threads=") else (argv[i + 1] if arg == "--threads" and i + 1 < len(argv) else None)
         if value is not None:
             try:
-                return max(1, int(value))
+                return max(1, int(value.split(",")[0]))
             except ValueError:
                 return 1
     return 1

@@ -61,6 +61,34 @@ def _number(kind: type, allowed: Callable[[Any], bool], expected: str) -> Callab
 
 
 _positive_int = _number(int, lambda v: v >= 1, "a positive integer")
+
+
+def _int_list(whole: bool) -> Callable[[str], list[Any]]:
+    """An argparse type: comma-separated positive integers (`1,100,1000`), each once; with
+    `whole`, `all` stands for the whole test set in one call (None)."""
+    expected = "positive integers separated by commas" + (" (or 'all': the whole set in one call)" if whole else "")
+
+    def parse(text: str) -> list[Any]:
+        values: list[Any] = []
+        for part in text.split(","):
+            part = part.strip()
+            if whole and part.lower() == "all":
+                value = None
+            else:
+                try:
+                    value = int(part)
+                except ValueError:
+                    raise argparse.ArgumentTypeError(f"expected {expected}, got {text!r}") from None
+                if value < 1:
+                    raise argparse.ArgumentTypeError(f"expected {expected}, got {part} in {text!r}")
+            if value in values:
+                raise argparse.ArgumentTypeError(f"{part} is given twice in {text!r}")
+            values.append(value)
+        return values
+
+    return parse
+
+
 _non_negative_int = _number(int, lambda v: v >= 0, "a whole number, 0 or more")
 _fraction = _number(float, lambda v: 0.0 < v < 1.0, "a fraction strictly between 0 and 1")
 _positive_seconds = _number(float, lambda v: v > 0, "a positive number of seconds")
@@ -141,9 +169,15 @@ def run_parser() -> argparse.ArgumentParser:
     parser.add_argument("--count", "-k", type=_positive_int, default=10, help="neighbours per query, k of recall@k (default 10)")
     parser.add_argument("--runs", type=_positive_int, default=3, help="timed repetitions per configuration, all kept (default 3)")
     parser.add_argument("--queries", type=_positive_int, default=None, help="use only the first N test queries")
-    parser.add_argument("--threads", type=_positive_int, default=1, help="threads for every library (default 1)")
+    parser.add_argument("--threads", type=_int_list(False), default=[1], metavar="N[,N...]",
+                        help="threads for every library (default 1); several (1,2): each count its own builds and records")
     parser.add_argument("--device", choices=("cpu", "cuda", "auto"), default="cpu", help="where adapters that can use a GPU run")
-    parser.add_argument("--mode", choices=("batch", "single"), default="batch", help="batch search, or one query at a time for latency percentiles")
+    parser.add_argument("--mode", choices=("batch", "single"), default="batch",
+                        help="batch search, or one query at a time for latency percentiles (the same as --batch-size 1)")
+    parser.add_argument("--batch-size", type=_int_list(True), default=None, metavar="B[,B...]",
+                        help="queries per timed search call: 1 is one query per call (as --mode single), B > 1 cuts the "
+                             "test set into consecutive batches of B (the last one shorter), 'all' the whole set in one "
+                             "call (the default); several (1,100,1000): each its own records")
     parser.add_argument("--seed", type=int, default=0, help="seed for every randomised build (default 0)")
     parser.add_argument("--force", action="store_true", help="recompute configurations that already have a record")
     parser.add_argument("--trust-ground-truth", action="store_true",

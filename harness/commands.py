@@ -582,7 +582,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     plugins = plugin_list(args.plugins)
     load_plugins(plugins)
     device = _resolve_device(args.device) if args.ray is None else args.device
-    set_threads(args.threads)
+    set_threads(args.threads[0])
     entries = _sweep_entries(args)
     dataset = open_dataset(  # a plan is only printed: nothing may be written for it
         args.dataset, args.data_dir, download=True, progress=args.progress, trust_ground_truth=args.trust_ground_truth,
@@ -610,7 +610,8 @@ def _run(args: argparse.Namespace, dataset: Any, configs: list[Any], notes: list
     they say Ray), then report what was done."""
     from harness.data.loader import DatasetRef
     from harness.measure.worker import seed_everything
-    from harness.plan.cost import probe
+    from harness.plan.axes import with_axes
+    from harness.plan.cost import probe_threads
     from harness.plan.options import RunOptions
     from harness.plan.plan import make_plan
     from harness.run.executors import run_sweep
@@ -618,17 +619,19 @@ def _run(args: argparse.Namespace, dataset: Any, configs: list[Any], notes: list
     from harness.run.runner import RunSummary, interrupt_code
 
     options = RunOptions.from_args(args, device, plugins)
+    configs = with_axes(configs, options)
     print(f"{dataset.name}: {dataset.n_train} train x {dataset.dimension} dims, {dataset.n_test} queries, "
-          f"{dataset.distance}; {len(configs)} index builds on {device}, {args.threads} thread(s), {_where(options, args)}")
+          f"{dataset.distance}; {len(configs)} index builds on {device}, {_axes_line(options)}, {_where(options, args)}")
     for note in notes:
         print(f"  note: {note}")
     # the cost model's units on this machine: about half a second, a sixth of that for a small
     # dataset (whose whole sweep takes minutes, so a rougher estimate costs little)
-    rates = probe(dataset.dimension, args.threads, seconds=0.6 if dataset.n_train * dataset.dimension >= 10**7 else 0.1)
+    rates = probe_threads(dataset.dimension, options.thread_axis(),
+                          seconds=0.6 if dataset.n_train * dataset.dimension >= 10**7 else 0.1)
     if args.plan_only:
         print("\n".join(make_plan(dataset, configs, options, rates).lines(dataset.n_test, dataset.dimension)))
         return 0
-    info = _provenance(options.isolation, args.threads, dataset)
+    info = _provenance(options.isolation, options.threads, dataset)
     if options.isolation == "process" and not options.ray:
         dataset = DatasetRef.of(dataset)  # children load the file themselves; free the arrays here
     elif not options.ray:
@@ -703,6 +706,16 @@ def _sweep_entries(args: argparse.Namespace) -> list[Any]:
         return sweeps.default_entries(names)
     entries = sweeps.read_sweep_file(args.sweep)
     return sweeps.select(entries, names) if names else entries
+
+
+def _axes_line(options: Any) -> str:
+    """The run's thread counts and batch sizes, as the run's first line says them."""
+    threads = options.thread_axis()
+    text = f"{','.join(map(str, threads))} thread(s)" if len(threads) > 1 else f"{threads[0]} thread(s)"
+    sizes = options.batch_axis()
+    if sizes != (None,):
+        text += ", batch size " + ",".join("all" if s is None else str(s) for s in sizes)
+    return text
 
 
 def _provenance(isolation: str, threads: int, dataset: Any) -> dict[str, Any]:

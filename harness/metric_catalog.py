@@ -128,6 +128,10 @@ CATALOGUE: tuple[MetricSpec, ...] = (
     _seconds("latency_p95_s", "Latency p95", "95th percentile of the single-query latencies (single-query mode)"),
     _seconds("latency_p99_s", "Latency p99", "99th percentile of the single-query latencies (single-query mode)"),
     _seconds("latency_p999_s", "Latency p99.9", "99.9th percentile of the single-query latencies (single-query mode)"),
+    _seconds("batch_latency_p50_s", "Batch latency p50", "median of the per-batch latencies (one search call of "
+             "--batch-size queries; runs cut into batches only)", csv=False),
+    _seconds("batch_latency_p99_s", "Batch latency p99", "99th percentile of the per-batch latencies (runs cut into "
+             "batches only)", csv=False),
     _seconds("build_s", "Build time", "wall time of the index's construction and fit"),
     _seconds("build_cpu_s", "Build CPU time", "CPU time (all threads) of the index's construction and fit", csv=False),
     _seconds("build_gpu_s", "Build GPU time", "GPU time of the index's construction and fit (GPU runs only)", csv=False),

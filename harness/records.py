@@ -26,7 +26,7 @@ from harness.files import atomic_write, sha256_file, write_bytes_durably
 SCHEMA_NAME = "gpnn-record"
 #: the version records are written with; older ones are migrated on read (MIGRATIONS), never
 #: recomputed or overwritten; newer ones (a newer harness wrote them) are left alone
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 SCHEMA = f"{SCHEMA_NAME}/{SCHEMA_VERSION}"
 #: the folder beside an algorithm's records where records made by code since changed are moved
 #: (`supersede`); no reader of records looks into it
@@ -63,7 +63,9 @@ FIELDS: tuple[Field, ...] = (
     Field("label", (str,), "a short label of the configuration"),
     Field("build_params", (dict,), "build parameters as the sweep chose them"),
     Field("query_params", (dict,), "query parameters, every value (defaults completed)"),
-    Field("mode", (str,), "batch or single"),
+    Field("mode", (str,), "batch or single (single: one query per call, the same as batch_size 1)"),
+    Field("batch_size", (int, _NONE), "queries per timed search call: the test set cut into consecutive batches of "
+          "this size (the last one shorter); 1 is single mode; null: the whole set in one call", None),
     Field("k", (int,), "k of recall@k"),
     Field("n_queries", (int,), "test queries measured (the first n)"),
     Field("n_queries_total", (int,), "test queries in the dataset"),
@@ -157,8 +159,16 @@ def _v3_to_v4(document: dict[str, Any]) -> dict[str, Any]:
     return document
 
 
+def _v4_to_v5(document: dict[str, Any]) -> dict[str, Any]:
+    """Version 5 added the batch size: a version-4 record searched the whole set in one call
+    (null) or, in single mode, one query per call (1)."""
+    document.setdefault("batch_size", 1 if document.get("mode") == "single" else None)
+    return document
+
+
 #: MIGRATIONS[v] turns a version-v document into a version v+1 one (as asv migrates its results)
-MIGRATIONS: dict[int, Callable[[dict[str, Any]], dict[str, Any]]] = {1: _v1_to_v2, 2: _v2_to_v3, 3: _v3_to_v4}
+MIGRATIONS: dict[int, Callable[[dict[str, Any]], dict[str, Any]]] = {1: _v1_to_v2, 2: _v2_to_v3, 3: _v3_to_v4,
+                                                                     4: _v4_to_v5}
 
 
 class UnknownSchema(Exception):
@@ -198,6 +208,7 @@ def record_key(
     device: str = "cpu",
     threads: int = 1,
     revision: int = 0,
+    batch_size: int | None = None,
 ) -> str:
     """A stable identity for a measurement: what decides whether a record can be reused.
 
@@ -207,10 +218,16 @@ def record_key(
     The revision separates meanings; a change of the code itself is caught by the record's
     `code_fingerprint` (algorithms/fingerprint.py), which is not part of the key: a record of
     changed code is stale and moved aside (`supersede`), not kept beside its replacement.
+
+    So is the batch size when it cuts the set (`batch_size` > 1): the whole set in one call
+    (None) and one query per call (1, which is `mode` "single") are told apart by `mode`
+    alone, so the keys of records made before batch sizes existed stay the same.
     """
+    if batch_size == 1 and mode != "single" or batch_size is not None and batch_size < 1:
+        raise ValueError(f"batch size {batch_size} with mode {mode!r}: 1 is single mode, larger cuts the set")
     identity = [algorithm, dict(build_params), dict(query_params), mode, k, n_queries, device, threads]
     payload = json.dumps(
-        identity + ([revision] if revision else []),
+        identity + ([revision] if revision else []) + ([{"batch_size": batch_size}] if batch_size and batch_size > 1 else []),
         sort_keys=True,
         default=str,
     )

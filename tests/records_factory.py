@@ -51,19 +51,22 @@ def make_document(
     iterations: np.ndarray | None = None,
     status: str = "ok",
     error: str | None = None,
+    threads: int = 1,
     **fields: Any,
 ) -> dict[str, Any]:
     """One record document, built through the record declaration (`harness.records.new_document`)
     as the runner builds its own; `write_record` adds `schema` and `arrays`. `fields` sets any
     other declared field (role, controls, ...)."""
-    key = record_key(algorithm, build_params, query_params, mode, k, n_queries, device)
+    fields.setdefault("batch_size", 1 if mode == "single" else None)
+    key = record_key(algorithm, build_params, query_params, mode, k, n_queries, device, threads,
+                     batch_size=fields["batch_size"])
     label = _label(algorithm, build_params, query_params)
     return new_document(
         status=status, error=error, dataset=dataset, distance="euclidean",
         algorithm=algorithm, adapter=f"{algorithm.replace('-', '_')}Adapter", label=label,
         build_params=dict(build_params), query_params=dict(query_params),
         mode=mode, k=k, n_queries=n_queries, n_queries_total=n_queries, n_train=10_000,
-        dimension=16, device=device, threads=2, seed=0, runs=3, isolation="process", executor="local", key=key,
+        dimension=16, device=device, threads=threads, seed=0, runs=3, isolation="process", executor="local", key=key,
         metrics={} if status != "ok" else _metrics(recall, qps, mode, device, build_s, index_bytes, iterations),
         provenance=provenance(dataset, gpu=device == "cuda"), **fields,
     )

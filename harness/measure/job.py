@@ -69,6 +69,9 @@ class BuildJob:
     parent_pid: int = field(default_factory=os.getpid)
     #: queries searched once before the timed runs (a few for a slow configuration)
     warmup_queries: int = 100
+    #: each query configuration's batch size, parallel to `query_params` (None: the whole test
+    #: set in one call; 1: one query per call, single mode); empty: every one `options.mode`'s
+    batch_sizes: list[int | None] = field(default_factory=list)
     #: when the job must be over (None: no budget bounds it)
     deadline: Deadline | None = None
     #: the folder of the dataset's cache files (the shared training copy) when it is not beside

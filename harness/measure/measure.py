@@ -100,8 +100,10 @@ def build_events(dataset: Dataset, spec: AlgorithmSpec, job: BuildJob, started: 
             yield QueryFailed(index, late, "skipped")
             continue
         began = time.monotonic()
+        batch_size = job.batch_sizes[index] if job.batch_sizes else default_batch(options)
         try:
-            document, arrays = run_query_config(dataset, adapter, params, options, n_queries, job.warmup_queries)
+            document, arrays = run_query_config(dataset, adapter, params, options, n_queries, job.warmup_queries,
+                                                batch_size)
         except Exception as exc:  # noqa: BLE001
             yield QueryFailed(index, reason_of(exc))
             continue
@@ -158,21 +160,40 @@ def build_index(
     }
 
 
+def default_batch(options: MeasureOptions) -> int | None:
+    """The batch size of a job that names none: 1 in single mode, else the whole set (None)."""
+    return 1 if options.mode == "single" else None
+
+
 def run_query_config(
     dataset: Dataset, adapter: Adapter, query_params: dict[str, Any], options: MeasureOptions, n_queries: int,
-    warmup_queries: int = WARMUP_QUERIES,
+    warmup_queries: int = WARMUP_QUERIES, batch_size: int | None | str = "mode",
 ) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
     """Warm up on the first `warmup_queries` queries (at least one), time `options.runs`
-    repetitions, score: the record's query part and its arrays."""
+    repetitions, score: the record's query part and its arrays.
+
+    `batch_size` is how many queries each timed search call gets: None the whole set in one
+    call, 1 one query per call (`search_each`, each query's latency timed alone), b > 1 the
+    set cut into consecutive batches of b (the last one shorter), each batch one `search`
+    call timed alone (its latency is the batch's). Default: `options.mode`'s (1 or None).
+    Q/s is always the queries over a repetition's whole wall time.
+    """
+    size = default_batch(options) if batch_size == "mode" else batch_size
     adapter.set_query_params(**query_params)
     Q = dataset.test[:n_queries]
     k = options.k
+    batch_latencies: list[np.ndarray] = []
 
     def search() -> tuple[list[Timing], np.ndarray, SearchStats, np.ndarray | None]:
         warmup = Q[: max(1, min(n_queries, warmup_queries))]
-        if options.mode == "single":
+        if size == 1:
             adapter.search_each(warmup, k, QUERY_CLOCK)  # warms the very path that is timed
             return _single_runs(adapter, Q, k, options.runs)
+        if size is not None and size < n_queries:
+            _search_batches(adapter, warmup, k, size)  # warms the very path that is timed
+            timings, ids, stats, took = _batched_runs(adapter, Q, k, options.runs, size)
+            batch_latencies.append(took)
+            return timings, ids, stats, None
         adapter.search(warmup, k)
         return (*_batch_runs(adapter, Q, k, options.runs), None)
 
@@ -193,16 +214,20 @@ def run_query_config(
         metrics.per_query_summary(stats.iterations, stats.dist_comps),
         _position_metrics(dataset, stats, true_ids, arrays),
         {"query_peak_rss_bytes": peak},
+        metrics.batch_latency_percentiles(batch_latencies[0] if batch_latencies else None),
     )
     if stats.scalars:
         scored["adapter_stats"] = dict(stats.scalars)
+    if batch_latencies:
+        arrays["batch_latencies"] = batch_latencies[0]
     for name, value in (("iterations", stats.iterations), ("dist_comps", stats.dist_comps), ("latencies", latencies)):
         if value is not None:
             arrays[name] = np.asarray(value)
     for name, value in stats.extra.items():
         if name != "positions":
             arrays[name] = np.asarray(value)
-    return {"query_params": adapter.query_values, **control_fields(adapter), "metrics": scored}, arrays
+    document = {"query_params": adapter.query_values, "batch_size": size, "mode": "single" if size == 1 else "batch"}
+    return {**document, **control_fields(adapter), "metrics": scored}, arrays
 
 
 def control_fields(adapter: Adapter) -> dict[str, Any]:
@@ -269,6 +294,48 @@ def _batch_runs(adapter: Adapter, Q: np.ndarray, k: int, runs: int) -> tuple[lis
         (ids, _), timing = timed(lambda: adapter.search(Q, k), adapter.device)
         timings.append(timing)
     return timings, ids, adapter.stats()
+
+
+def _search_batches(
+    adapter: Adapter, Q: np.ndarray, k: int, size: int, clock: Any = None,
+) -> tuple[np.ndarray, SearchStats, np.ndarray]:
+    """Search Q in consecutive batches of `size` rows (the last one shorter), one `search` call
+    each, each call alone between two readings of `clock` (QUERY_CLOCK units) when given.
+    Returns the ids of all rows in order, the stats of all batches as one search's, and each
+    batch's latency (int64 clock units; zeros without a clock)."""
+    starts = range(0, len(Q), size)
+    ids: list[np.ndarray] = []
+    parts: list[SearchStats] = []
+    took = np.zeros(len(starts), dtype=np.int64)
+    for i, start in enumerate(starts):
+        batch = Q[start:start + size]
+        if clock is not None:
+            began = clock()
+            found, _ = adapter.search(batch, k)
+            took[i] = clock() - began
+        else:
+            found, _ = adapter.search(batch, k)
+        ids.append(found)
+        parts.append(adapter.stats())
+    sizes = [min(size, len(Q) - start) for start in starts]
+    return np.concatenate(ids) if ids else np.empty((0, k), dtype=np.int64), SearchStats.concat(parts, sizes), took
+
+
+def _batched_runs(
+    adapter: Adapter, Q: np.ndarray, k: int, runs: int, size: int,
+) -> tuple[list[Timing], np.ndarray, SearchStats, np.ndarray]:
+    """`runs` repetitions of the set cut into batches of `size`: each repetition's whole loop is
+    timed with every clock (its wall time gives the q/s), each batch alone by `QUERY_CLOCK`
+    around its `search` call; batch latencies in seconds, runs x batches flattened."""
+    timings: list[Timing] = []
+    latencies: list[np.ndarray] = []
+    ids = np.empty((len(Q), k), dtype=np.int64)
+    stats = SearchStats()
+    for _ in range(runs):
+        (ids, stats, took), timing = timed(lambda: _search_batches(adapter, Q, k, size, QUERY_CLOCK), adapter.device)
+        timings.append(timing)
+        latencies.append(took * QUERY_CLOCK_S)
+    return timings, ids, stats, np.concatenate(latencies)
 
 
 def _single_runs(

@@ -116,6 +116,15 @@ def latency_percentiles(latencies: np.ndarray | None) -> dict[str, float | None]
     return {"latency_p50_s": float(p50), "latency_p95_s": float(p95), "latency_p99_s": float(p99), "latency_p999_s": float(p999)}
 
 
+def batch_latency_percentiles(latencies: np.ndarray | None) -> dict[str, float]:
+    """The median and 99th percentile of the per-batch latencies of a run cut into batches
+    (seconds per `search` call of one batch); nothing when the run was not cut."""
+    if latencies is None or len(latencies) == 0:
+        return {}
+    p50, p99 = np.percentile(np.asarray(latencies, dtype=np.float64), [50, 99])
+    return {"batch_latency_p50_s": float(p50), "batch_latency_p99_s": float(p99)}
+
+
 def per_query_summary(iterations: np.ndarray | None, dist_comps: np.ndarray | None) -> dict[str, float | None]:
     """Iteration statistics (mean, median, p95, max) and mean distance computations per query."""
     out: dict[str, float | None] = dict.fromkeys(

@@ -7,6 +7,7 @@ faiss create their thread pools, so `python -m harness` sets them before importi
 from __future__ import annotations
 
 import os
+import sys
 
 ENV_VARS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "NUMEXPR_NUM_THREADS", "VECLIB_MAXIMUM_THREADS")
 
@@ -28,3 +29,17 @@ def set_threads(threads: int) -> None:
     except ImportError:
         return
     faiss.omp_set_num_threads(threads)
+
+
+def set_job_threads(threads: int) -> None:
+    """Set the thread count of a build job's process: the environment (for libraries loaded
+    later, which size their pools from it) and torch and FAISS if they are loaded already (the
+    adapter's module has imported what it uses by now); a process that measures several thread
+    counts one job after another (`--workers 0`, a reused Ray worker) changes them per job."""
+    set_env_threads(threads)
+    torch = sys.modules.get("torch")
+    if torch is not None:
+        torch.set_num_threads(threads)
+    faiss = sys.modules.get("faiss")
+    if faiss is not None:
+        faiss.omp_set_num_threads(threads)

@@ -17,6 +17,7 @@ from harness.errors import ConfigError
 from harness.measure.measure import BuildFailed, Event, build_events, reason_of
 from harness.measure.job import BuildJob
 from harness.measure.plugins import PLUGINS_ENV, load_plugins
+from harness.measure.threads import set_job_threads
 
 
 def job_events(job: BuildJob, dataset: Dataset | None = None) -> Iterator[Event]:
@@ -33,6 +34,7 @@ def job_events(job: BuildJob, dataset: Dataset | None = None) -> Iterator[Event]
             dataset = load_file(Path(job.dataset_path), name=job.dataset_name, full_check=False,
                                 side_dir=Path(job.side_dir) if job.side_dir else None)
         seed_everything(job.options.seed)
+        set_job_threads(job.options.threads)  # per job: a run may measure several thread counts
     except Exception as exc:  # noqa: BLE001 - reported as the build's failure
         yield BuildFailed(f"child process could not start the build: {reason_of(exc)}")
         return

@@ -242,5 +242,15 @@ def stale_lines(allotments: Sequence[Allotment]) -> list[str]:
 
 
 def _name(item: Allotment) -> str:
+    """The configuration as the plan lists it: entry, build parameters, and the measurement axes
+    it runs at when they are not the default (`t=2`: its thread count; `b=1,100,all`: the batch
+    sizes of its query configurations)."""
     params = ",".join(f"{k}={v}" for k, v in item.config.build_params.items() if k != "potential")
-    return f"{item.config.entry}({params})" if params else item.config.entry
+    name = f"{item.config.entry}({params})" if params else item.config.entry
+    threads = getattr(item.config, "threads", None)
+    sizes = list(dict.fromkeys(getattr(item.config, "batch_sizes", None) or []))
+    if sizes and sizes != [None]:
+        name += " b=" + ",".join("all" if size is None else str(size) for size in sizes)
+    if threads is not None and threads != 1:
+        name += f" t={threads}"
+    return name

@@ -60,6 +60,8 @@ class Rates:
     threads: int = 1
     measured: bool = False
     probe_s: float = 0.0
+    #: the rates probed at other thread counts (`probe_threads`: a run measuring several)
+    others: tuple[tuple[int, Rates], ...] = ()
 
     def seconds(self, work: Mapping[str, float], dimension: int) -> float:
         return sum(self.by_kind(work, dimension).values())
@@ -74,9 +76,13 @@ class Rates:
 
     def describe(self, dimension: int) -> str:
         origin = f"probed in {self.probe_s:.1f} s" if self.measured else "defaults, not probed"
-        return (f"{self.matmul * dimension * 1e9:.1f} ns per distance in a matrix product, "
+        text = (f"{self.matmul * dimension * 1e9:.1f} ns per distance in a matrix product, "
                 f"{self.scan * dimension * 1e9:.0f} ns one at a time, {self.pointwise * 1e9:.2f} ns per "
                 f"element ({origin}, {self.threads} thread(s))")
+        for threads, other in self.others:
+            text += (f"; {threads} threads: {other.matmul * dimension * 1e9:.1f} ns, {other.scan * dimension * 1e9:.0f} ns, "
+                     f"{other.pointwise * 1e9:.2f} ns")
+        return text
 
 
 #: rates measured on the reference machine (2-core AMD EPYC VM, 1 thread, d = 128); used
@@ -105,6 +111,35 @@ def probe(dimension: int, threads: int = 1, seconds: float = 0.6) -> Rates:
     pointwise = _fastest(lambda: elements.mul(-2.0).exp_().add_(1.0).sqrt_(), budget) / (len(elements) * chain)
     return Rates(matmul=matmul, scan=scan, pointwise=pointwise, threads=threads, measured=True,
                  probe_s=time.perf_counter() - start)
+
+
+def probe_threads(dimension: int, counts: Sequence[int], seconds: float = 0.6) -> Rates:
+    """`probe` at each thread count of `counts` (torch set to it for the probe, restored
+    after): the first count's rates, the others' in `others` (`rates_for` picks them)."""
+    import torch
+
+    before = torch.get_num_threads()
+    probed = []
+    try:
+        for threads in dict.fromkeys(counts):
+            torch.set_num_threads(threads)
+            probed.append(probe(dimension, threads, seconds))
+    finally:
+        torch.set_num_threads(before)
+    return replace(probed[0], others=tuple((r.threads, r) for r in probed[1:]))
+
+
+def rates_for(rates: Rates, threads: int) -> Rates:
+    """The rates at `threads`: probed at that count when it was (`probe_threads`), else the
+    given ones scaled as `default_rates` scales them (products and elementwise work by the
+    thread count, memory-bound matrix-vector products not at all)."""
+    if threads == rates.threads:
+        return rates
+    for count, other in rates.others:
+        if count == threads:
+            return other
+    share = max(1, rates.threads) / max(1, threads)
+    return replace(rates, matmul=rates.matmul * share, pointwise=rates.pointwise * share, threads=threads, others=())
 
 
 def _fastest(call: Any, budget_s: float) -> float:
@@ -202,15 +237,35 @@ def _warn_faulty_hint(name: str, exc: BaseException) -> None:
                       "the plan uses the generic estimate (a brute-force pass per query) for it", stacklevel=2)
 
 
+def batched_work(work: Mapping[str, float], batch_size: int | None) -> dict[str, float]:
+    """One query's `work` when it is searched `batch_size` queries per call: a blocked product's
+    data are read once per call and shared by the call's queries, so of each distance of a
+    product, 1/b is charged at the scan rate (streaming the data) and the rest at the product
+    rate; b = 1 (single mode) is all scan, the whole set in one call (None) all product."""
+    out = dict(work)
+    if batch_size is None or "matmul" not in out:
+        return out
+    shared = out["matmul"] / max(1, batch_size)
+    out["matmul"] -= shared
+    out["scan"] = out.get("scan", 0.0) + shared
+    if not out["matmul"]:
+        del out["matmul"]
+    return out
+
+
 def estimate_config(
     config: Any, n_train: int, dimension: int, k: int, rates: Rates, isolated: bool = True, mode: str = "batch",
-    query_params: Sequence[Mapping[str, Any]] | None = None,
+    query_params: Sequence[Mapping[str, Any]] | None = None, batch_sizes: Sequence[int | None] | None = None,
 ) -> ConfigEstimate:
     """Estimate a build configuration (`harness.plan.sweeps.BuildConfig`) on a dataset of
-    `n_train` x `dimension` points. `isolated`: its own child process (start-up and dataset
-    load are paid per configuration). In single mode a query is one call: the products of a
-    batch become matrix-vector products, charged at the scan rate."""
+    `n_train` x `dimension` points, at `rates` (those of the configuration's thread count,
+    `rates_for`). `isolated`: its own child process (start-up and dataset load are paid per
+    configuration). `batch_sizes[i]` is query configuration i's batch size (`batched_work`;
+    default: `mode`'s, 1 in single mode, where the products of a batch become matrix-vector
+    products, charged at the scan rate, else the whole set)."""
     queries = list(config.query_params if query_params is None else query_params)
+    default_batch = 1 if mode == "single" else None
+    sizes = list(batch_sizes) if batch_sizes is not None else [default_batch] * len(queries)
     build: dict[str, float] = {}
     query: dict[str, float] = {}
     per_query, described = [], True
@@ -219,9 +274,7 @@ def estimate_config(
         described = described and own
         if index == 0:
             build = rates.by_kind(cost.build, dimension)
-        work = dict(cost.query)
-        if mode == "single":
-            work["scan"] = work.get("scan", 0.0) + work.pop("matmul", 0.0)
+        work = batched_work(cost.query, sizes[index] if index < len(sizes) else default_batch)
         seconds = rates.by_kind(work, dimension)
         for kind, amount in seconds.items():
             query[kind] = query.get(kind, 0.0) + amount
@@ -323,7 +376,7 @@ def format_duration(seconds: float) -> str:
 
 __all__ = [
     "CHILD_STARTUP_S", "ConfigEstimate", "DEFAULT_RATES", "Rates", "Sizing", "WARMUP_QUERIES", "adapter_cost",
-    "default_rates", "estimate_config", "format_duration", "generic_cost", "parse_duration", "probe",
+    "batched_work", "default_rates", "estimate_config", "probe_threads", "rates_for", "format_duration", "generic_cost", "parse_duration", "probe",
     "query_grid", "size_queries",
 ]
 

@@ -7,6 +7,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from harness.errors import ConfigError
+from harness.plan.axes import threads_of
 from harness.measure.job import BuildJob, Deadline, MeasureOptions
 
 if TYPE_CHECKING:
@@ -30,6 +32,12 @@ class RunOptions:
     Budgets (`harness.plan.budget`, seconds, None: unbounded): `config_budget` bounds one build
     configuration's estimated time, `budget` the whole run's; a configuration over its budget
     runs on fewer queries or is skipped with a note.
+
+    The measurement axes (`harness.plan.axes`): `thread_counts` lists the thread counts to
+    measure, each its own build job (empty: `threads` alone; `threads` is the first of them,
+    what this process runs with); `batch_sizes` the batch sizes, each query configuration
+    once per size (empty: `mode`'s: the whole set in one call, or 1 in single mode; None in
+    it: the whole set).
     """
 
     k: int = 10
@@ -54,14 +62,44 @@ class RunOptions:
     #: reuse records made by code that changed since (stale, `algorithms.fingerprint`) as if
     #: current, instead of recomputing them; the report marks them
     reuse_stale: bool = False
+    thread_counts: tuple[int, ...] = ()
+    batch_sizes: tuple[int | None, ...] = ()
+
+    def __post_init__(self) -> None:
+        sizes = self.batch_sizes
+        if any(size is not None and size < 1 for size in sizes):
+            raise ConfigError(f"--batch-size {_listed(sizes)}: a batch size must be >= 1",
+                              "give positive sizes, or 'all' for the whole set in one call")
+        if self.mode == "single" and sizes and tuple(sizes) != (1,):
+            raise ConfigError(f"--mode single is --batch-size 1, but --batch-size {_listed(sizes)} was given",
+                              "drop --mode single, or give --batch-size 1 (or 1 among the sizes without --mode)")
+        if self.mode not in ("batch", "single"):
+            raise ConfigError(f"mode {self.mode!r} is not known", "batch or single")
+        if len(set(sizes)) != len(sizes) or len(set(self.thread_counts)) != len(self.thread_counts):
+            raise ConfigError("a value of --batch-size or --threads is given twice",
+                              f"--batch-size {_listed(sizes)} --threads {_listed(self.thread_counts)}")
+
+    def thread_axis(self) -> tuple[int, ...]:
+        """The thread counts to measure (`--threads 1,2`: each its own records)."""
+        return tuple(self.thread_counts) or (self.threads,)
+
+    def batch_axis(self) -> tuple[int | None, ...]:
+        """The batch sizes to measure (None: the whole set in one call; 1: single mode)."""
+        if self.batch_sizes:
+            return tuple(self.batch_sizes)
+        return (1,) if self.mode == "single" else (None,)
 
     @classmethod
     def from_args(cls, args: Any, device: str, plugins: tuple[str, ...]) -> RunOptions:
         """The options of the command line's parsed arguments (`harness.cli.run_parser`), with
         the device and plugins as resolved for this run; `args.workers` and `args.ray` as the
         command resolved them from the flags (the deprecated ones included)."""
+        threads = list(args.threads) if isinstance(args.threads, (list, tuple)) else [args.threads]
+        sizes = getattr(args, "batch_size", None)
         return cls(
-            k=args.count, runs=args.runs, queries=args.queries, threads=args.threads, device=device, mode=args.mode,
+            thread_counts=tuple(threads) if len(threads) > 1 else (),
+            batch_sizes=tuple(sizes) if sizes else (),
+            k=args.count, runs=args.runs, queries=args.queries, threads=threads[0], device=device, mode=args.mode,
             seed=args.seed, force=args.force, results_dir=args.results_dir, progress=args.progress,
             workers=args.workers, ray=args.ray is not None, timeout=args.timeout, query_timeout=args.query_timeout,
             retry_failed=args.retry_failed, plugins=plugins, retries=args.retries, config_budget=args.config_budget,
@@ -85,9 +123,15 @@ class RunOptions:
         provenance `parallel`; on Ray, the cluster schedules its tasks itself: 1)."""
         return 1 if self.ray else max(1, self.workers)
 
-    def measuring(self) -> MeasureOptions:
-        """The part of these options that measuring a build configuration reads."""
-        return MeasureOptions(k=self.k, runs=self.runs, threads=self.threads, mode=self.mode, seed=self.seed)
+    def measuring(self, threads: int | None = None) -> MeasureOptions:
+        """The part of these options that measuring a build configuration reads (with `threads`,
+        the configuration's own count, when given)."""
+        return MeasureOptions(k=self.k, runs=self.runs, threads=self.threads if threads is None else threads,
+                              mode=self.mode, seed=self.seed)
+
+
+def _listed(values: Any) -> str:
+    return ",".join("all" if v is None else str(v) for v in values)
 
 
 def job_for(
@@ -99,13 +143,17 @@ def job_for(
     device: str,
     warmup_queries: int = 100,
     deadline: Deadline | None = None,
+    batch_sizes: list[int | None] | None = None,
 ) -> BuildJob:
-    """The job of `config`'s build and the given query configurations."""
+    """The job of `config`'s build and the given query configurations (`batch_sizes`: each
+    one's batch size, parallel to `query_params`; None: the options' default)."""
     adapter = config.spec.adapter
+    sizes = list(batch_sizes) if batch_sizes is not None else [options.batch_axis()[0]] * len(query_params)
     return BuildJob(
         dataset_path=str(Path(dataset.path).resolve()), dataset_name=dataset.name, entry=config.entry,
         algorithm=config.spec.name, adapter_module=adapter.__module__, adapter_qualname=adapter.__qualname__,
-        build_params=dict(config.build_params), query_params=list(query_params), options=options.measuring(),
+        build_params=dict(config.build_params), query_params=list(query_params), batch_sizes=sizes,
+        options=options.measuring(threads_of(config, options)),
         n_queries=n_queries, device=device, plugins=tuple(options.plugins), warmup_queries=warmup_queries,
         deadline=deadline, side_dir=str(dataset.side_dir) if getattr(dataset, "side_dir", None) else None,
     )

@@ -28,8 +28,9 @@ from typing import Any, Sequence
 from algorithms.fingerprint import code_fingerprint
 from harness import records
 from harness.data.loader import DatasetLike
+from harness.plan.axes import batch_at, mode_of, threads_of
 from harness.plan.budget import Allotment, Budget, allot, format_plan
-from harness.plan.cost import Rates, default_rates, estimate_config, query_grid
+from harness.plan.cost import Rates, default_rates, estimate_config, query_grid, rates_for
 from harness.plan.options import RunOptions
 
 log = logging.getLogger("harness")
@@ -43,6 +44,14 @@ class Query:
     key: str
     stem: str
     path: Path
+    #: queries per search call (None: the whole set; 1: single mode), `harness.plan.axes`
+    batch_size: int | None = None
+    #: the thread count it is measured with
+    threads: int = 1
+
+
+#: `batch` of `identity` and `choose` when not given: the options' default batch size
+OPTIONS_BATCH = "options"
 
 
 def query_count(dataset: DatasetLike, options: RunOptions, config: Any) -> int:
@@ -58,15 +67,21 @@ def device_for(config: Any, requested: str) -> str:
 
 
 def identity(dataset: DatasetLike, config: Any, params: dict[str, Any], options: RunOptions, n_queries: int,
-             device: str) -> Query:
-    """The record identity of one query configuration measured on `n_queries` queries."""
+             device: str, batch: Any = OPTIONS_BATCH) -> Query:
+    """The record identity of one query configuration measured on `n_queries` queries with
+    `batch` queries per call (default: the options'), at the configuration's thread count."""
+    batch = options.batch_axis()[0] if batch == OPTIONS_BATCH else batch
+    threads = threads_of(config, options)
     key = records.record_key(
-        config.entry, config.build_params, params, options.mode, options.k, n_queries, device, options.threads,
-        config.spec.adapter.revision,
+        config.entry, config.build_params, params, mode_of(batch), options.k, n_queries, device, threads,
+        config.spec.adapter.revision, batch,
     )
-    stem = records.record_stem(config.entry, config.build_params, params, key)
+    axes = {"b": batch} if batch is not None and batch > 1 else {}
+    if threads != 1:
+        axes["t"] = threads
+    stem = records.record_stem(config.entry, config.build_params, {**params, **axes}, key)
     directory = records.record_dir(options.results_dir, dataset.name, config.entry)
-    return Query(params, key, stem, directory / f"{stem}.json")
+    return Query(params, key, stem, directory / f"{stem}.json", batch, threads)
 
 
 @dataclass(frozen=True)
@@ -169,12 +184,13 @@ class Choice:
 
 
 def choose(dataset: DatasetLike, config: Any, params: dict[str, Any], options: RunOptions, n_queries: int,
-           at_least: int, n_max: int, device: str, fingerprint: str | None, seen: RecordsSeen | None = None) -> Choice:
+           at_least: int, n_max: int, device: str, fingerprint: str | None, seen: RecordsSeen | None = None,
+           batch: Any = OPTIONS_BATCH) -> Choice:
     """What to do with one query configuration measured on `n_queries` queries: the exact
     record's `decision`, else a whole ok record on more than `at_least` queries of the grid
     (the largest first). `seen` holds what the run has read already (default: read afresh)."""
     seen = seen if seen is not None else RecordsSeen()
-    query = identity(dataset, config, params, options, n_queries, device)
+    query = identity(dataset, config, params, options, n_queries, device, batch)
     found = seen.at(query.path)
     if options.force:  # computed again whatever is there; one of other code is moved aside all the same
         other_code = found.status == "ok" and fingerprint is not None and found.fingerprint != fingerprint
@@ -188,7 +204,7 @@ def choose(dataset: DatasetLike, config: Any, params: dict[str, Any], options: R
         return Choice(query, SKIP, reason=why)
     stale = [(query.path, found)] if verdict == STALE else []
     for count in reversed([c for c in query_grid(n_max) if c > at_least and c != n_queries]):
-        path = identity(dataset, config, params, options, count, device).path
+        path = identity(dataset, config, params, options, count, device, batch).path
         larger = seen.at(path)
         verdict = decision(larger, options, fingerprint)
         if verdict == REUSE:
@@ -199,7 +215,7 @@ def choose(dataset: DatasetLike, config: Any, params: dict[str, Any], options: R
         if verdict == STALE:
             stale.append((path, larger))
     for count in query_grid(n_max):  # stale ones on fewer queries go too: they would stand beside the new one
-        path = identity(dataset, config, params, options, count, device).path
+        path = identity(dataset, config, params, options, count, device, batch).path
         if count <= at_least and count != n_queries and path.exists():
             smaller = seen.at(path)
             if decision(smaller, options, fingerprint) == STALE:
@@ -257,10 +273,12 @@ def decide(dataset: DatasetLike, config: Any, options: RunOptions, allotment: Al
     fingerprint = current_fingerprint(config)
     full = n_max if n_max != n_queries else None
     choices = []
-    for params in config.query_params:
-        choice = choose(dataset, config, params, options, n_queries, at_least, n_max, device, fingerprint, seen)
+    for index, params in enumerate(config.query_params):
+        batch = batch_at(config, index, options)
+        choice = choose(dataset, config, params, options, n_queries, at_least, n_max, device, fingerprint, seen, batch)
         if choice.action == COMPUTE and not skipping:
-            path = choice.query.path if full is None else identity(dataset, config, params, options, full, device).path
+            path = (choice.query.path if full is None
+                    else identity(dataset, config, params, options, full, device, batch).path)
             if seen.at(path).status == "skipped":
                 choice.gives_way = path
         choices.append(choice)
@@ -315,7 +333,10 @@ def make_plan(dataset: DatasetLike, configs: Sequence[Any], options: RunOptions,
     isolated = options.isolation == "process" or options.executor == "ray"
     allotments = []
     for config in configs:
-        estimate = estimate_config(config, dataset.n_train, dataset.dimension, options.k, rates, isolated, options.mode)
+        sizes = [batch_at(config, index, options) for index in range(len(config.query_params))]
+        estimate = estimate_config(config, dataset.n_train, dataset.dimension, options.k,
+                                   rates_for(rates, threads_of(config, options)), isolated, options.mode,
+                                   batch_sizes=sizes)
         n_max = query_count(dataset, options, config)
         todo = list(range(len(config.query_params)))
         allotments.append(Allotment(config, estimate, n_max, todo, options.runs))

@@ -47,6 +47,12 @@ class BuildConfig:
     query_params: list[dict[str, Any]]
     max_queries: int | None = None
     source: str = ""
+    #: the threads this index is built and searched with (None: the run's `--threads`); set
+    #: when `--threads` lists several counts (`harness.plan.axes.with_axes`)
+    threads: int | None = None
+    #: each query configuration's batch size, parallel to `query_params` (empty: the run's
+    #: `--mode`/`--batch-size` default; None in it: the whole set in one call)
+    batch_sizes: list[int | None] = field(default_factory=list)
 
     @property
     def algorithm(self) -> str:

@@ -134,6 +134,7 @@ def plot_all(
         _finish_log_axes(ax)
         info.paths = save_figure(figure, out_dir, name)
         infos.append(info)
+    infos += plot_axes(ok, out_dir, dataset, names, caption)  # q/s against --batch-size / --threads
     return infos
 
 
@@ -595,3 +596,81 @@ def _apply_scale(ax: Axes, axis: str, scale: str, values: Sequence[float]) -> No
         target.set_major_locator(FixedLocator([t for t in LOGIT_TICKS if t >= low]))
         target.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
         target.set_minor_formatter(NullFormatter())
+
+
+# --- figures over the run's measurement axes ---------------------------------------------------
+
+#: q/s against a measurement axis (`--batch-size`, `--threads`): (file name, title, record field,
+#: x label); drawn only when the records hold more than one value of the field
+AXIS_FIGURES: tuple[tuple[str, str, str, str], ...] = (
+    ("qps-batch-size", "Queries per second against the batch size", "batch_size",
+     "Batch size (queries per search call; the whole set in one call at its size; log scale)"),
+    ("qps-threads", "Queries per second against the thread count", "threads", "Threads (log scale)"),
+)
+FIGURE_TITLES.update({name: title for name, title, _, _ in AXIS_FIGURES})
+
+
+def _axis_value(record: Record, field: str) -> float:
+    """A record's value on an axis; a batch size of null (the whole set) is its query count."""
+    value = record.get(field)
+    if field == "batch_size" and value is None:
+        value = record.get("n_queries")
+    return float(value) if isinstance(value, (int, float)) else math.nan
+
+
+def plot_axes(
+    records: Sequence[Record], out_dir: Path, dataset: str, names: Sequence[str] | None = None, caption: str = "",
+) -> list[FigureInfo]:
+    """The q/s-against-axis figures (`AXIS_FIGURES`) of the ok records of `dataset` that hold
+    more than one value of the axis; none otherwise. One line per configuration (every field but
+    the axis the same), coloured by its series; the legend names each series once."""
+    ok = [r for r in records if is_ok(r) and r.get("dataset", dataset) == dataset]
+    infos = []
+    for name, title, field_name, x_label in AXIS_FIGURES:
+        if names is not None and name not in names:
+            continue
+        if len({compact_json(r.get(field_name)) for r in ok}) < 2:
+            continue
+        lines: dict[str, list[Record]] = defaultdict(list)
+        for record in ok:
+            other = {key: record.get(key) for key in ("algorithm", "device", "mode", "batch_size", "threads", "role",
+                                                        "control_switch", "build_params", "query_params", "k")}
+            other.pop(field_name)
+            if field_name == "batch_size":
+                other.pop("mode")  # single mode is batch size 1: a point of the same line
+            lines[compact_json(other)].append(record)
+        figure = Figure(figsize=(8.5, 5.2), layout="constrained")
+        ax = figure.add_subplot()
+        info = FigureInfo(name=name, title=title, paths=[])
+        labelled: set[str] = set()
+        styles = _styles(ok)
+        for key in sorted(lines):
+            members = sorted(lines[key], key=lambda r: _axis_value(r, field_name))
+            points = [(_axis_value(r, field_name), metric(r, "qps")) for r in members]
+            points = [(x, y) for x, y in points if math.isfinite(x) and math.isfinite(y) and x > 0 and y > 0]
+            if not points:
+                continue
+            first = members[0]
+            series = series_name({**first, field_name: None if field_name == "batch_size" else 1,
+                                  "mode": "batch" if field_name == "batch_size" else first.get("mode")})
+            style = styles[str(first.get("algorithm"))]
+            ax.plot([x for x, _ in points], [y for _, y in points], color=style.colour, marker=style.marker,
+                    markersize=4, linewidth=1.0, alpha=0.8, linestyle=":" if is_control(first) else "-",
+                    label=None if series in labelled else series)
+            labelled.add(series)
+            info.n_points += len(points)
+        info.series = sorted(labelled)
+        info.algorithms = sorted({str(r.get("algorithm")) for r in ok})
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.set_xlabel(x_label)
+        ax.set_ylabel(axis_title(get_metric("qps"), "log"))
+        ax.grid(True, which="major", alpha=0.3)
+        figure.suptitle(f"{title}\n{caption}" if caption else title, fontsize=9)
+        if labelled:
+            ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0.0, fontsize=8,
+                      title="one line per configuration", title_fontsize=7)
+        info.x_label, info.y_label = ax.get_xlabel(), ax.get_ylabel()
+        info.paths = save_figure(figure, out_dir, name)
+        infos.append(info)
+    return infos

@@ -102,14 +102,21 @@ def metric(record: Mapping[str, Any], name: str) -> float:
     return float(value)
 
 
-def series_name(record: Mapping[str, Any]) -> str:
-    """The algorithm, tagged with device and mode when they are not the batch-CPU default."""
+def series_name(record: Mapping[str, Any], axes: bool = True) -> str:
+    """The algorithm, tagged with device and mode when they are not the batch-CPU default, and
+    (with `axes`) with the batch size when it cuts the set (`b=100`) and the thread count when
+    not 1 (`t=2`): each is its own trade-off, never one front."""
     name = str(record.get("algorithm", "?"))
     tags = []
     if record.get("device", "cpu") != "cpu":
         tags.append(str(record.get("device")))
-    if record.get("mode", "batch") != "batch":
+    if record.get("mode", "batch") != "batch" and axes:
         tags.append(str(record.get("mode")))
+    batch, threads = record.get("batch_size"), record.get("threads", 1)
+    if axes and isinstance(batch, int) and batch > 1:
+        tags.append(f"b={batch}")
+    if axes and threads not in (None, 1):
+        tags.append(f"t={threads}")
     if record.get("role") == "control":
         tags.append(str(record.get("control_switch") or "control"))
     return f"{name} [{', '.join(tags)}]" if tags else name

@@ -18,6 +18,7 @@ from typing import Any, Callable, Sequence
 from tqdm import tqdm
 
 from harness.data.loader import DatasetLike
+from harness.plan.axes import with_axes
 from harness.plan.cost import Rates
 from harness.plan.options import RunOptions
 from harness.plan.sweeps import BuildConfig
@@ -37,7 +38,10 @@ def run_sweep(
     """Run every build configuration where the options say; returns what was written, reused,
     failed, skipped. Pass `summary` to see what was done when interrupted, `rates` from
     `cost.probe` for estimates of this machine (default: the reference machine's). With
-    `options.ray`, this process must be connected to Ray (`ray_executor.ray_session`)."""
+    `options.ray`, this process must be connected to Ray (`ray_executor.ray_session`). Each
+    configuration is measured at each of the options' thread counts and batch sizes
+    (`harness.plan.axes.with_axes`; configurations that say theirs are kept as they are)."""
+    configs = with_axes(configs, options)
     context = RunContext(dataset, options, provenance, summary if summary is not None else RunSummary(), report, rates)
     if options.ray:
         import ray

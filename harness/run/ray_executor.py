@@ -234,16 +234,17 @@ def run_sweep_on_ray(ray: Any, context: RunContext, configs: Sequence[BuildConfi
 def task_slots(ray: Any, options: RunOptions) -> int:
     """How many tasks of `--threads` CPUs the cluster runs at once (at least one)."""
     cpus = sum(node["Resources"].get("CPU", 0) for node in _alive_nodes(ray))
-    return max(1, int(cpus // max(1, options.threads)))
+    return max(1, int(cpus // max(1, max(options.thread_axis()))))
 
 
 def _check_resources(ray: Any, planned: list[PlannedBuild], options: RunOptions) -> None:
     """Refuse up front a task no node can ever run: Ray would queue it forever."""
     nodes = _alive_nodes(ray)
     cpus = max((node["Resources"].get("CPU", 0) for node in nodes), default=0)
-    if options.threads > cpus:
+    most = max(options.thread_axis())
+    if most > cpus:
         raise HarnessError(
-            f"--threads {options.threads} asks each Ray task for {options.threads} CPUs, "
+            f"--threads {most} asks each Ray task for {most} CPUs, "
             f"but the largest node of the Ray cluster has {cpus:g}",
             f"use --threads {int(cpus)} or less, or add a node with more cores",
         )
@@ -291,7 +292,7 @@ class _Driver:
         planned = recorder.planned
         job = dataclasses.replace(planned.job(self.options, indexes), plugins=self.plugins)
         remote = self.remote.options(
-            num_cpus=self.options.threads,
+            num_cpus=job.options.threads,  # the configuration's own count (`--threads 1,2`)
             num_gpus=1 if planned.device == "cuda" else 0,
             max_retries=0,  # retried here instead, see the module docstring
             retry_exceptions=False,

@@ -25,6 +25,7 @@ from tqdm import tqdm
 
 from harness import records
 from harness.data.loader import DatasetLike
+from harness.plan.axes import axis_tags, mode_of, threads_of
 from harness.plan.budget import Allotment
 from harness.plan.cost import Rates
 from harness.measure.measure import WARMUP_QUERIES, BuildFailed, Built, Event, QueryDone, QueryFailed
@@ -118,7 +119,8 @@ class PlannedBuild:
         """The job of the query configurations at `positions` of `todo` (default: all)."""
         positions = range(len(self.todo)) if positions is None else positions
         return job_for(self.dataset, self.config, [self.todo[p].params for p in positions], options, self.n_queries,
-                       self.device, self.warmup, self.deadline(positions))
+                       self.device, self.warmup, self.deadline(positions),
+                       batch_sizes=[self.todo[p].batch_size for p in positions])
 
     def deadline(self, positions: Sequence[int]) -> Deadline | None:
         """When the job of `todo[positions]` must be over (None without a budget)."""
@@ -290,13 +292,14 @@ def _write_success(
     query: Query, base: dict[str, Any], build: dict[str, Any], event: QueryDone, summary: RunSummary,
     report: Callable[[str], None], timing: dict[str, Any] | None = None,
 ) -> None:
+    label = f"{event.label} {axis_tags(query.batch_size, query.threads)}".strip()
     document = records.new_document(**{
-        **base, **event.document, **(timing or {}), "key": query.key, "label": event.label,
+        **base, **event.document, **(timing or {}), **_axes(query), "key": query.key, "label": label,
         "metrics": {**build, **event.document["metrics"]}, "provenance": {**base["provenance"], "finished": now_iso()},
     })
     summary.written.append(records.write_record(query.path.parent, query.stem, document, event.arrays))
     m = document["metrics"]
-    report(f"  {event.label:<60} recall@1 {m['recall_at_1']:.4f}  {_speed(document['mode'], m)}")
+    report(f"  {label:<60} recall@1 {m['recall_at_1']:.4f}  {_speed(document['mode'], m)}")
 
 
 def _speed(mode: str, metrics: dict[str, Any]) -> str:
@@ -315,11 +318,17 @@ def _write_failure(
     query: Query, base: dict[str, Any], reason: str, status: str, summary: RunSummary, timing: dict[str, Any] | None = None,
 ) -> None:
     document = records.new_document(**{
-        **base, **(timing or {}), "status": status, "error": reason, "query_params": query.params, "key": query.key,
+        **base, **(timing or {}), **_axes(query), "status": status, "error": reason, "query_params": query.params,
+        "key": query.key,
         "provenance": {**base["provenance"], "finished": now_iso()},
     })
     target = summary.budget_skipped if status == "skipped" else summary.failed
     target.append(records.write_record(query.path.parent, query.stem, document, {}))
+
+
+def _axes(query: Query) -> dict[str, Any]:
+    """The record fields of a query configuration's axes (`harness.plan.axes`)."""
+    return {"batch_size": query.batch_size, "mode": mode_of(query.batch_size), "threads": query.threads}
 
 
 def _write_skipped(planned: PlannedBuild, summary: RunSummary, report: Callable[[str], None]) -> None:
@@ -353,7 +362,7 @@ def _base_document(
         "n_train": dataset.n_train,
         "dimension": dataset.dimension,
         "device": device,
-        "threads": options.threads,
+        "threads": threads_of(config, options),
         "seed": options.seed,
         "runs": options.runs,
         "isolation": options.isolation,
