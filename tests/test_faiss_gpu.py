@@ -77,7 +77,7 @@ def test_unavailable_with_the_reason_otherwise(fresh_discovery: Any, capsys: pyt
     fresh_discovery(gpu_build=gpu_build, gpus=gpus)
     assert not set(NAMES) & set(registry.all_algorithms())
     assert reason in registry.import_problems()[MODULE]
-    cmd_list(type("Args", (), {"plugins": None})())
+    cmd_list(type("Args", (), {"plugins": None, "name": None})())
     lines = [line for line in capsys.readouterr().out.splitlines() if line.startswith("unavailable:")]
     assert any(MODULE in line and reason in line for line in lines), lines
     with pytest.raises(ConfigError, match="(?s)unknown algorithm .faiss-gpu-flat.*" + reason):  # the unknown-name error says why
