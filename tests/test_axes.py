@@ -125,6 +125,7 @@ def test_batches_cut_the_set_and_answer_as_one_call(tiny):
     np.testing.assert_array_equal(cut_arrays["distances"], whole_arrays["distances"])
     assert cut_arrays["batch_latencies"].shape == (2 * 4,) and (cut_arrays["batch_latencies"] > 0).all()
     assert cut["metrics"]["batch_latency_p50_s"] > 0 and "batch_latencies" not in whole_arrays
+    assert whole["metrics"]["batch_latency_p50_s"] is None
     # the stats cover every query, each from its own batch
     np.testing.assert_array_equal(cut_arrays["iterations"], [7] * 21 + [4] * 4)
     # q/s is the queries over each run's whole wall time

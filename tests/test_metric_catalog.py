@@ -31,14 +31,16 @@ MEASURED = {
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("mode", ["batch", "single"])
-def test_every_metric_the_measuring_code_produces_is_declared_and_every_declared_one_is_produced(make_tiny_dataset, mode):
+@pytest.mark.parametrize("mode, batch_size", [("batch", "mode"), ("single", "mode"), ("batch", 7)])
+def test_every_metric_the_measuring_code_produces_is_declared_and_every_declared_one_is_produced(make_tiny_dataset, mode,
+                                                                                                  batch_size):
     dataset = open_dataset(str(make_tiny_dataset(n_train=400, n_test=N_QUERIES, dim=8)), progress=False)
     options = MeasureOptions(k=5, runs=2, mode=mode)
     produced: set[str] = set()
     for name, (build_params, query_params) in MEASURED.items():
         adapter, built = build_index(dataset, registry.get(name), dict(build_params), options, "cpu")
-        document, _ = run_query_config(dataset, adapter, dict(query_params), options, N_QUERIES, warmup_queries=2)
+        document, _ = run_query_config(dataset, adapter, dict(query_params), options, N_QUERIES, warmup_queries=2,
+                                       batch_size=batch_size)
         produced |= set(built) | set(document["metrics"])
     produced.discard("adapter_stats")  # the adapter's own counters, named by each adapter
     assert not produced - set(BY_NAME), f"produced but not declared in harness/metric_catalog.py: {sorted(produced - set(BY_NAME))}"

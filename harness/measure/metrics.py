@@ -116,11 +116,11 @@ def latency_percentiles(latencies: np.ndarray | None) -> dict[str, float | None]
     return {"latency_p50_s": float(p50), "latency_p95_s": float(p95), "latency_p99_s": float(p99), "latency_p999_s": float(p999)}
 
 
-def batch_latency_percentiles(latencies: np.ndarray | None) -> dict[str, float]:
+def batch_latency_percentiles(latencies: np.ndarray | None) -> dict[str, float | None]:
     """The median and 99th percentile of the per-batch latencies of a run cut into batches
-    (seconds per `search` call of one batch); nothing when the run was not cut."""
+    (seconds per `search` call of one batch); None when the run was not cut."""
     if latencies is None or len(latencies) == 0:
-        return {}
+        return {"batch_latency_p50_s": None, "batch_latency_p99_s": None}
     p50, p99 = np.percentile(np.asarray(latencies, dtype=np.float64), [50, 99])
     return {"batch_latency_p50_s": float(p50), "batch_latency_p99_s": float(p99)}
 

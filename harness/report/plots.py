@@ -655,7 +655,8 @@ def plot_axes(
                                   "mode": "batch" if field_name == "batch_size" else first.get("mode")})
             style = styles[str(first.get("algorithm"))]
             ax.plot([x for x, _ in points], [y for _, y in points], color=style.colour, marker=style.marker,
-                    markersize=4, linewidth=1.0, alpha=0.8, linestyle=":" if is_control(first) else "-",
+                    markersize=4, linewidth=1.0, alpha=0.8,
+                    linestyle=":" if is_control(first) else ("--" if first.get("threads", 1) != 1 else "-"),
                     label=None if series in labelled else series)
             labelled.add(series)
             info.n_points += len(points)
