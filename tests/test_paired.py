@@ -274,3 +274,11 @@ def test_end_to_end_a_potential_ivf_run_then_the_csv_summary_has_the_paired_colu
     assert controls, out.stdout
     for column in PAIRED:
         assert all(row[column] != "" for row in controls), (column, out.stdout)
+
+
+def test_a_method_pairs_with_its_control_at_the_same_batch_size_only(store):
+    records = load_records(store["results"], DATASET)
+    for record in records:
+        record["batch_size"] = 100 if record["role"] == "method" else 1000  # the controls ran at another batch size
+    rows = control_rows(records, _answers(store))
+    assert rows and all(row["control_recall_at_1"] is None for row in rows)  # q/s of other call shapes never pair

@@ -465,7 +465,7 @@ def is_control(record: Mapping[str, Any]) -> bool:
 def _pair_key(record: Mapping[str, Any], query_params: Any) -> str:
     """What a method record and its control share: everything but the query parameters they differ
     in (and the number of queries: a control run on other queries still stands beside, unpaired)."""
-    same = [record.get(f) for f in ("dataset", "algorithm", "k", "mode", "device", "threads")]
+    same = [record.get(f) for f in ("dataset", "algorithm", "k", "mode", "device", "threads", "batch_size")]
     return compact_json([same, record.get("build_params"), query_params])
 
 
