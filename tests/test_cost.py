@@ -344,20 +344,21 @@ def test_a_rerun_with_less_time_reuses_the_records_it_has(tiny, tmp_path):
     assert again.reused == first.written and not again.written
 
 
-@pytest.mark.slow  # sleeps 4 s in all
+@pytest.mark.slow  # sleeps 8 s in all
 def test_a_configuration_past_its_deadline_skips_what_it_cannot_finish_and_says_why(tiny, tmp_path, monkeypatch):
-    """The model says 1 ms a query; each search sleeps 0.5 s (warm-up + 1 run: 1 s a query
-    configuration). Under a 1 s budget the deadline is 1.5 s: after the first, the job knows it
-    is 12x slower than planned and does not start the other two. Without a budget all three run."""
+    """The model says 1 ms a query; each search sleeps 1 s (warm-up + 1 run: 2 s a query
+    configuration). Under a 2 s budget the deadline is 3 s: the first starts (the build and its
+    estimate fit, even on a loaded machine), and after it the job knows it is far slower than
+    planned and does not start the other two. Without a budget all three run."""
     monkeypatch.setattr(budget, "DEADLINE_MIN_SLACK_S", 0.0)
-    configs = _configs("test-slower", tiny.n_train, query={"work": [1.0], "sleep_s": [0.5, 0.5001, 0.5002]})
-    summary, lines = _sweep(tiny, tmp_path / "budgeted", configs, config_budget=1.0)
+    configs = _configs("test-slower", tiny.n_train, query={"work": [1.0], "sleep_s": [1.0, 1.0001, 1.0002]})
+    summary, lines = _sweep(tiny, tmp_path / "budgeted", configs, config_budget=2.0)
     assert len(summary.written) == 1 and len(summary.budget_skipped) == 2 and not summary.failed
     for path in summary.budget_skipped:
         document = records.read_record(path)
         assert document["status"] == "skipped" and document["estimated_s"] > 0
         assert document["error"].startswith("skipped at run time: ")
-        assert "past the configuration's deadline of 1.5 s (1.5 x the per-configuration budget (--config-budget) of 1.0 s)" \
+        assert "past the configuration's deadline of 3 s (1.5 x the per-configuration budget (--config-budget) of 2.0 s)" \
             in document["error"]
     assert sum("SKIPPED test-slower" in line for line in lines) == 2
     found = records.load_records(tmp_path / "budgeted", tiny.name)
