@@ -149,7 +149,7 @@ def run_dataset(spec: str, args: argparse.Namespace, argv: Sequence[str], root: 
             + ("" if size == args.queries else "; every method rerun on this subset"))
         harness(["--dataset", ALIASES.get(spec, spec), "--sweep", args.sweep.resolve(), "--algorithms", ",".join(names),
                  "--queries", size, "--runs", args.runs, "--threads", args.threads, "--results-dir", where, "--no-plots",
-                 "--isolation", "none", "--no-progress", *(["--data-dir", args.data_dir] if args.data_dir else [])], out)
+                 "--workers", "0", "--no-progress", *(["--data-dir", args.data_dir] if args.data_dir else [])], out)
         harness(["results", "--summary", "--results-dir", where, *(["--data-dir", args.data_dir] if args.data_dir else [])], out)
         records = load_records(where)
         out()

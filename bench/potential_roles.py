@@ -372,7 +372,7 @@ def run_dataset(spec: str, args: argparse.Namespace, argv: Sequence[str], root: 
     data_dir = ["--data-dir", args.data_dir] if args.data_dir else []
     started = time.perf_counter()
     harness(["--dataset", ALIASES.get(spec, spec), "--sweep", sweep, "--queries", size, "--runs", args.runs,
-             "--threads", args.threads, "--results-dir", where, "--no-plots", "--isolation", "none", "--no-progress",
+             "--threads", args.threads, "--results-dir", where, "--no-plots", "--workers", "0", "--no-progress",
              *data_dir], out)
     out(f"sweep took {time.perf_counter() - started:.0f} s\n")
     records = [r for r in load_records(where) if r.get("n_queries") == min(size, int(r.get("n_queries_total") or size))]
