@@ -36,6 +36,7 @@ examples:
 subcommands (python -m harness SUBCOMMAND --help):
   run --dataset X               measure a sweep (the default command: `run` may be left out)
   datasets list|download NAME   the registry of ann-benchmarks and generated datasets
+  datasets corrupt --base FILE  stored patterns and noisy copies of them as queries, one dataset per sigma
   list [NAME]                   registered algorithms (or one) and their build/query parameters
   results --dataset X           records as a table or CSV (--format), --summary for the best QPS
   plot --dataset X              Pareto figures from the records (never reruns anything)
@@ -228,10 +229,18 @@ def run_parser() -> argparse.ArgumentParser:
 
 def _sub_parsers() -> dict[str, argparse.ArgumentParser]:
     parsers = {}
-    p = argparse.ArgumentParser(prog="python -m harness datasets", description="List or download datasets.")
-    p.add_argument("action", choices=("list", "download"))
+    p = argparse.ArgumentParser(prog="python -m harness datasets",
+                                description="List or download datasets, or make corrupted-pattern datasets from a file.")
+    p.add_argument("action", choices=("list", "download", "corrupt"))
     p.add_argument("name", nargs="?", help="dataset to download")
-    p.add_argument("--force", action="store_true", help="download again even if the file is present")
+    p.add_argument("--force", action="store_true", help="download (or make) again even if the file is present")
+    p.add_argument("--base", type=Path, default=None,
+                   help="corrupt: a Euclidean dataset file whose train vectors are the stored patterns")
+    p.add_argument("--sigmas", default="0.5,1,2",
+                   help="corrupt: comma-separated noise lengths in units of the base's median nearest-neighbour spacing; "
+                   "one dataset each (default 0.5,1,2)")
+    p.add_argument("--queries", type=_positive_int, default=1000,
+                   help="corrupt: how many stored patterns get a corrupted copy as a query (default 1000, at most the train size)")
     _common(p)
     parsers["datasets"] = p
     p = argparse.ArgumentParser(prog="python -m harness list", description="Registered algorithms and their parameters.")

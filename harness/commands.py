@@ -460,6 +460,10 @@ def cmd_datasets(args: argparse.Namespace) -> int:
                   "the registry holds no exact sizes for these")
         print(f"data directory: {Path(data_dir).resolve()}")
         return 0
+    if args.action == "corrupt":
+        for path in corrupt_datasets(args, Path(data_dir)):
+            print(path)
+        return 0
     if not args.name:
         raise HarnessError("datasets download needs a dataset name", "see `python -m harness datasets list`")
     info = resolve(args.name)
@@ -468,6 +472,37 @@ def cmd_datasets(args: argparse.Namespace) -> int:
     path = obtain(info, Path(data_dir), force=args.force, progress=args.progress)
     print(path)
     return 0
+
+
+def corrupt_datasets(args: argparse.Namespace, data_dir: Path) -> list[Path]:
+    """`datasets corrupt --base FILE --sigmas 0.5,1,2`: one corrupted-pattern dataset per sigma in
+    the data directory (`corrupted-<base>-s<sigma>-euclidean.hdf5`), each with its exact ground
+    truth and each query's `source` pattern; a file already there is kept unless --force."""
+    from harness.data.generate import generate
+    from harness.data.registry import DatasetInfo
+
+    if args.base is None:
+        raise HarnessError("datasets corrupt needs --base FILE", "e.g. --base tests/data/siftsmall-128-euclidean.hdf5")
+    if not Path(args.base).is_file():
+        raise HarnessError(f"--base {args.base}: no such file", "give the path of a Euclidean dataset file")
+    try:
+        sigmas = [float(part) for part in args.sigmas.split(",") if part.strip()]
+    except ValueError:
+        sigmas = []
+    if not sigmas or not all(s > 0 for s in sigmas):
+        raise HarnessError(f"--sigmas {args.sigmas!r}: expected comma-separated positive numbers", "e.g. --sigmas 0.5,1,2")
+    made = []
+    for sigma in sigmas:
+        name = f"corrupted-{Path(args.base).stem.removesuffix('-euclidean')}-s{sigma:g}-euclidean"
+        path = data_dir / f"{name}.hdf5"
+        if path.is_file() and not args.force:
+            made.append(path)
+            continue
+        info = DatasetInfo(name=name, distance="euclidean", dimension=0, n_train=0, n_test=args.queries, generated=True,
+                           generator={"kind": "corrupted", "sigma": sigma, "n_queries": args.queries,
+                                      "base": str(Path(args.base).resolve())})
+        made.append(generate(info, path, progress=args.progress))
+    return made
 
 
 def _bytes(size: int) -> str:

@@ -64,3 +64,22 @@ def test_registry_entries_are_generated_from_a_generator_not_a_file() -> None:
         assert info.generated and info.distance == "euclidean" and info.generator is not None
         assert info.generator["kind"] == "corrupted" and info.generator["sigma"] == float(sigma)
         assert "base" not in info.generator and info.generator["base_generator"]["kind"] == "blobs"
+
+
+def test_the_datasets_command_makes_one_corrupted_dataset_per_sigma_from_a_file(tmp_path: Path, base: Path, capsys) -> None:
+    from harness.cli import main
+
+    argv = ["datasets", "corrupt", "--base", str(base), "--sigmas", "0.5,2", "--queries", "20", "--data-dir", str(tmp_path),
+            "--no-progress"]
+    assert main(argv) == 0
+    paths = [Path(line) for line in capsys.readouterr().out.split()]
+    assert [p.name for p in paths] == [f"corrupted-{base.stem.removesuffix('-euclidean')}-s{s}-euclidean.hdf5" for s in ("0.5", "2")]
+    with h5py.File(base) as handle:
+        stored = handle["train"][()]
+    for path, sigma in zip(paths, (0.5, 2.0)):
+        validate_file(path)
+        with h5py.File(path) as handle:
+            assert handle.attrs["corruption_sigma"] == sigma and len(handle["source"]) == 20
+            np.testing.assert_array_equal(handle["train"][()], stored)  # the stored patterns are the base's own
+    assert main(["datasets", "corrupt", "--base", str(tmp_path / "missing.hdf5"), "--data-dir", str(tmp_path)]) == 2
+    assert "no such file" in capsys.readouterr().err
