@@ -156,6 +156,8 @@ def cmd_results(args: argparse.Namespace) -> int:
 
     if args.tune_fraction is not None and not args.summary:
         raise HarnessError("--tune-fraction chooses the summary's configurations", "add --summary")
+    if args.columns is not None and not args.summary:
+        raise HarnessError("--columns shapes the summary's tables", "add --summary (`results --format csv` has every column)")
     dataset = _dataset_key(args.dataset) if args.dataset else None
     problems: list[str] = []
     found = load_records(args.results_dir, dataset, problems=problems)

@@ -3,6 +3,7 @@ own measurement and record (harness.plan.axes), measured as asked."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -104,6 +105,8 @@ def test_a_record_for_every_combination(tiny, tmp_path):
     for r in found:
         assert r["mode"] == ("single" if r["batch_size"] == 1 else "batch")
         assert ("b=7" in r["label"]) == (r["batch_size"] == 7) and ("t=2" in r["label"]) == (r["threads"] == 2)
+        # the thread count is in the key, not the file name: records made before it was an axis keep their paths
+        assert not any(part.startswith("t=") for part in Path(r["_path"]).stem.split("__")[0].split("_"))
     # the plan lists each build configuration at each thread count, with its batch sizes
     plan = [line for line in lines if "faiss-ivf(nlist=8)" in line and "25/25" in line]
     assert len(plan) == 2 and any("t=2" in line for line in plan) and all("b=1,7,all" in line for line in plan)

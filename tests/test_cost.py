@@ -455,3 +455,28 @@ def test_a_version_2_record_reads_with_no_estimate(tiny, tmp_path):
     path.write_text(json.dumps(document))
     migrated = records.read_record(path)
     assert migrated["schema"] == records.SCHEMA and migrated["estimated_s"] is None and migrated["budget_note"] is None
+
+
+def _one_minute_build(tiny, tmp_path):
+    """A configuration whose build the model prices at a minute, measured once without a budget."""
+    configs = _configs("test-costly", tiny.n_train, build={"build_work": [60_000.0]})
+    first, _ = _sweep(tiny, tmp_path, configs)
+    [path] = first.written
+    return configs, path
+
+
+def test_force_under_a_budget_keeps_a_whole_record_instead_of_a_skipped_placeholder(tiny, tmp_path):
+    configs, path = _one_minute_build(tiny, tmp_path)
+    again, _ = _sweep(tiny, tmp_path, configs, config_budget=10.0, force=True)
+    assert not again.written and records.read_record(path)["status"] == "ok"
+
+
+def test_stale_records_of_a_configuration_the_budget_skips_stay_where_they_are(tiny, tmp_path):
+    configs, path = _one_minute_build(tiny, tmp_path)
+    document = json.loads(path.read_text())
+    document["code_fingerprint"] = "code that has changed since"
+    path.write_text(json.dumps(document))
+    again, lines = _sweep(tiny, tmp_path, configs, config_budget=10.0)
+    assert not again.superseded and not any("superseded" in line for line in lines)
+    assert path.is_file() and not list(tmp_path.rglob("superseded/*.json"))  # not moved aside for nothing
+    assert any("1 stale, left as they are" in line for line in lines)

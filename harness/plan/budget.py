@@ -225,8 +225,11 @@ def stale_lines(allotments: Sequence[Allotment]) -> list[str]:
     how many per algorithm are recomputed or kept, and once, how many predate fingerprints."""
     stale: dict[str, int] = {}
     kept: dict[str, int] = {}
+    waiting: dict[str, int] = {}
     for item in allotments:
-        if item.stale:
+        if item.stale and item.skipped:  # not computed this run: its stale records stay as they are
+            waiting[item.config.entry] = waiting.get(item.config.entry, 0) + item.stale
+        elif item.stale:
             stale[item.config.entry] = stale.get(item.config.entry, 0) + item.stale
         if item.stale_kept:
             kept[item.config.entry] = kept.get(item.config.entry, 0) + item.stale_kept
@@ -234,6 +237,8 @@ def stale_lines(allotments: Sequence[Allotment]) -> list[str]:
              "move to superseded/ beside them)" for entry, n in stale.items()]
     lines += [f"  {n} stale kept (--reuse-stale): the code of {entry} changed since they were made; reused as "
               "they are, and the summary and report mark them" for entry, n in kept.items()]
+    lines += [f"  {n} stale, left as they are: the code of {entry} changed since they were made, but the budget "
+              "skips their configuration this run" for entry, n in waiting.items()]
     predating = sum(item.predating for item in allotments)
     if predating:
         lines.append(f"  note: {predating} of these record(s) predate code fingerprints (made by an older harness, "

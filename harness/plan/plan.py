@@ -76,9 +76,9 @@ def identity(dataset: DatasetLike, config: Any, params: dict[str, Any], options:
         config.entry, config.build_params, params, mode_of(batch), options.k, n_queries, device, threads,
         config.spec.adapter.revision, batch,
     )
+    # the thread count was always part of the key, never of the file name: a records directory
+    # written before threads became an axis keeps its paths (and so its reuse)
     axes = {"b": batch} if batch is not None and batch > 1 else {}
-    if threads != 1:
-        axes["t"] = threads
     stem = records.record_stem(config.entry, config.build_params, {**params, **axes}, key)
     directory = records.record_dir(options.results_dir, dataset.name, config.entry)
     return Query(params, key, stem, directory / f"{stem}.json", batch, threads)

@@ -106,9 +106,10 @@ class Answers:
     def terciles(self, record: Record) -> dict[str, np.ndarray] | None:
         """The difficulty tercile of every test query of `record`'s dataset file by each measure of
         `harness.report.difficulty` (0 easiest .. 2 hardest), cut over all the file's stored queries;
-        None without its ground truth."""
+        None without its ground truth, and for inner-product (`dot`) data, whose stored distances are
+        negative inner products: the ratios of distances these measures take mean nothing there."""
         truth = self.truth(record)
-        if truth is None:
+        if truth is None or record.get("distance") == "dot":
             return None
         checksum = str(record["provenance"]["dataset_sha256"])
         if checksum not in self._terciles:

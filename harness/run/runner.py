@@ -167,7 +167,7 @@ def plan_build_config(context: RunContext, config: BuildConfig) -> PlannedBuild 
             stale += choice.stale
         else:
             summary.skipped.append(choice.query.path)
-    if stale:
+    if stale and not skipping:  # a configuration the budget skips is not recomputed: its stale records stay
         _supersede(context, config, stale)
     if not todo:
         _drop_progress(context, allotment)
@@ -336,7 +336,22 @@ def _write_skipped(planned: PlannedBuild, summary: RunSummary, report: Callable[
     reason = planned.base.get("budget_note") or "skipped: does not fit the budget"
     report(f"  SKIPPED {planned.config.entry} {planned.config.build_params}: {reason}")
     for position, query in enumerate(planned.todo):
+        if _holds_a_result(query.path):  # --force under a budget: a whole record is kept, never replaced by a placeholder
+            continue
         _write_failure(query, planned.base, reason, "skipped", summary, {"estimated_s": planned.estimated_s(position)})
+
+
+def _holds_a_result(path: Path) -> bool:
+    """Whether `path` holds a record worth more than a `skipped` one: a whole ok record, or one
+    of a newer harness (left alone whatever happens)."""
+    if not path.exists():
+        return False
+    try:
+        return records.read_record(path, verify=False).get("status") == "ok"
+    except records.UnknownSchema:
+        return True
+    except records.IncompleteRecord:
+        return False
 
 
 def _base_document(
