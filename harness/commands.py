@@ -83,13 +83,13 @@ def plot_and_report(dataset: str, args: argparse.Namespace) -> None:
     judge_records(records, args)
     report_warnings(records, sys.stderr)
     figures = plot_figures(dataset, records, args)
-    tuning = _tuning(args)
-    answers = _answers(records, args)
-    page = write_report(records, args.plots_dir / dataset, dataset, figures, static=args.static,
-                        answers=answers, tuning=tuning)
-    print(f"report:  {page}")
     others = load_records(args.results_dir, other_than=dataset)  # this dataset's were read above
-    index = write_index(records + others, args.plots_dir, answers=_answers(records + others, args))
+    # one reading of every dataset's ground truth and every record's answers, for the page and the index
+    answers = _answers(records + others, args)
+    page = write_report(records, args.plots_dir / dataset, dataset, figures, static=args.static,
+                        answers=answers, tuning=_tuning(args))
+    print(f"report:  {page}")
+    index = write_index(records + others, args.plots_dir, answers=answers)
     print(f"index:   {index}  (every dataset with records)")
 
 
